@@ -1,0 +1,106 @@
+use async_trait::async_trait;
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::types::Tag;
+
+use super::{classify, error_code};
+use crate::ports::{PortError, PortResult, SecretDocument, SecretOwner, Secrets};
+
+/// `Secrets` over Secrets Manager: one secret per tenant, named `{prefix}/{space}/{tenant}`, so
+/// IAM can scope a function to `{prefix}/*` and an operator can find a tenant's secret by name.
+pub struct SecretsManagerSecrets {
+    client: Client,
+    prefix: String,
+    kms_key_id: Option<String>,
+}
+
+impl SecretsManagerSecrets {
+    pub fn new(client: Client, prefix: impl Into<String>, kms_key_id: Option<String>) -> Self {
+        SecretsManagerSecrets { client, prefix: prefix.into(), kms_key_id }
+    }
+
+    fn name(&self, owner: &SecretOwner) -> String {
+        format!("{}/{}/{}", self.prefix, owner.space, owner.tenant)
+    }
+
+    async fn create(&self, name: &str, owner: &SecretOwner, text: &str) -> Result<(), PortError> {
+        let request = self
+            .client
+            .create_secret()
+            .name(name)
+            .secret_string(text)
+            .description("Switchyard tenant credentials")
+            .set_kms_key_id(self.kms_key_id.clone())
+            .tags(Tag::builder().key("switchyard:space").value(&owner.space).build())
+            .tags(Tag::builder().key("switchyard:tenant").value(&owner.tenant).build());
+        match request.send().await {
+            Ok(_) => Ok(()),
+            // Another writer created it first; the caller overwrites it with PutSecretValue.
+            Err(e) if error_code(&e) == Some("ResourceExistsException") => Err(PortError::ConditionFailed),
+            Err(e) => Err(classify("CreateSecret", e)),
+        }
+    }
+
+    async fn put_value(&self, name: &str, text: &str) -> Result<bool, PortError> {
+        match self.client.put_secret_value().secret_id(name).secret_string(text).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(false),
+            // A deleted tenant's secret still in its recovery window: bring it back.
+            Err(e) if error_code(&e) == Some("InvalidRequestException") => {
+                self.client.restore_secret().secret_id(name).send().await.map_err(|e| classify("RestoreSecret", e))?;
+                self.client
+                    .put_secret_value()
+                    .secret_id(name)
+                    .secret_string(text)
+                    .send()
+                    .await
+                    .map_err(|e| classify("PutSecretValue", e))?;
+                Ok(true)
+            }
+            Err(e) => Err(classify("PutSecretValue", e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Secrets for SecretsManagerSecrets {
+    async fn get(&self, owner: &SecretOwner) -> PortResult<Option<SecretDocument>> {
+        match self.client.get_secret_value().secret_id(self.name(owner)).send().await {
+            Ok(out) => match out.secret_string.as_deref().map(serde_json::from_str::<serde_json::Value>) {
+                Some(Ok(serde_json::Value::Object(map))) => Ok(Some(SecretDocument(map))),
+                None => Ok(None),
+                // Never echo the content: it is a secret even when malformed.
+                Some(_) => Err(PortError::Rejected("tenant secret is not a JSON object".into())),
+            },
+            Err(e) if matches!(error_code(&e), Some("ResourceNotFoundException")) => Ok(None),
+            // Scheduled for deletion: the tenant has no credentials any more.
+            Err(e) if matches!(error_code(&e), Some("InvalidRequestException")) => Ok(None),
+            Err(e) => Err(classify("GetSecretValue", e)),
+        }
+    }
+
+    async fn put(&self, owner: &SecretOwner, document: &SecretDocument) -> PortResult<()> {
+        let name = self.name(owner);
+        let text = serde_json::Value::Object(document.0.clone()).to_string();
+        if self.put_value(&name, &text).await? {
+            return Ok(());
+        }
+        match self.create(&name, owner, &text).await {
+            Err(PortError::ConditionFailed) => {
+                if self.put_value(&name, &text).await? {
+                    Ok(())
+                } else {
+                    Err(PortError::Unavailable("secret disappeared while being written".into()))
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn delete(&self, owner: &SecretOwner) -> PortResult<()> {
+        match self.client.delete_secret().secret_id(self.name(owner)).recovery_window_in_days(7).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(error_code(&e), Some("ResourceNotFoundException" | "InvalidRequestException")) => Ok(()),
+            Err(e) => Err(classify("DeleteSecret", e)),
+        }
+    }
+}

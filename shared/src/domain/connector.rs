@@ -1,0 +1,443 @@
+//! The connector catalog: one declarative YAML file per connector in `shared/connectors/`,
+//! compiled into every binary and parsed once per container. The format is documented in
+//! `docs/connectors.md`; `Catalog::builtin()` validates every file (and a test calls it).
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::ids::ConnectorId;
+
+/// How a connector authenticates API calls with the tenant's credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuthSpec {
+    /// OAuth 2.0 authorization code (with PKCE when `pkce`), refreshed with the refresh token.
+    Oauth2 {
+        authorize_url: String,
+        token_url: String,
+        #[serde(default)]
+        scopes: Vec<String>,
+        #[serde(default = "yes")]
+        pkce: bool,
+        /// Separator of scopes in the authorize URL (space by default; some use commas).
+        #[serde(default = "space")]
+        scope_separator: String,
+        /// Extra authorize URL parameters (e.g. `access_type: offline`).
+        #[serde(default)]
+        authorize_params: BTreeMap<String, String>,
+    },
+    /// OAuth 2.0 client credentials: the tenant stores a client id and secret.
+    ClientCredentials {
+        token_url: String,
+        #[serde(default)]
+        scopes: Vec<String>,
+    },
+    /// A static key in a header or the query string.
+    ApiKey {
+        #[serde(rename = "in")]
+        location: KeyLocation,
+        name: String,
+        #[serde(default)]
+        prefix: String,
+    },
+    /// HTTP basic (username and password, or email and API token).
+    Basic,
+    /// A static bearer token.
+    Bearer,
+    /// No credentials.
+    None,
+}
+
+fn yes() -> bool {
+    true
+}
+fn space() -> String {
+    " ".to_string()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyLocation {
+    Header,
+    Query,
+}
+
+impl AuthSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuthSpec::Oauth2 { .. } => "oauth2",
+            AuthSpec::ClientCredentials { .. } => "client_credentials",
+            AuthSpec::ApiKey { .. } => "api_key",
+            AuthSpec::Basic => "basic",
+            AuthSpec::Bearer => "bearer",
+            AuthSpec::None => "none",
+        }
+    }
+}
+
+/// The signature scheme a provider signs its webhooks with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemeKind {
+    /// Standard Webhooks (and Svix, with `svix-*` headers).
+    StandardWebhooks,
+    Stripe,
+    Github,
+    Shopify,
+    Slack,
+    /// HMAC-SHA256 configured per connector or per tenant (see `HmacConfig`).
+    Hmac,
+}
+
+/// Settings of the generic HMAC scheme.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmacConfig {
+    /// Header carrying the signature.
+    pub header: String,
+    #[serde(default)]
+    pub encoding: SignatureEncoding,
+    /// Text before the signature in the header (`sha256=`).
+    #[serde(default)]
+    pub prefix: String,
+    /// Header carrying a Unix timestamp, checked against the tolerance window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_header: Option<String>,
+    /// What is signed: `{body}`, `{timestamp}` and `{header:Name}` are replaced;
+    /// `{body}` by default.
+    #[serde(default = "body_template")]
+    pub template: String,
+    /// Header carrying the delivery id, if the provider sends one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_header: Option<String>,
+}
+
+fn body_template() -> String {
+    "{body}".to_string()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureEncoding {
+    #[default]
+    Hex,
+    Base64,
+}
+
+/// Where an event's type is found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum EventTypeSource {
+    /// A request header.
+    Header(String),
+    /// A jq expression over the JSON body.
+    Body(String),
+    /// Always this type.
+    Fixed(String),
+}
+
+/// How a connector's webhooks are received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {
+    pub scheme: SchemeKind,
+    pub event_type: EventTypeSource,
+    /// Where the provider's own event id is (used as the delivery id when the scheme has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<EventTypeSource>,
+    /// Settings for the `hmac` scheme (tenants may override them in their connector settings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hmac: Option<HmacConfig>,
+    /// Event types the provider documents (informative; triggers may use others).
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Request headers copied into the event envelope (lower-cased on the way in).
+    #[serde(default)]
+    pub headers: Vec<String>,
+}
+
+/// A tenant-specific setting of a connector (Shopify shop domain, Zendesk subdomain...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingSpec {
+    pub name: String,
+    pub description: String,
+    #[serde(default)]
+    pub required: bool,
+    /// A regular-expression-free shape check: allowed characters (anchored, whole value).
+    #[serde(default = "setting_charset")]
+    pub charset: String,
+}
+
+fn setting_charset() -> String {
+    "a-z0-9-".to_string()
+}
+
+/// Hints for AI agents and UIs, mapped to MCP tool annotations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ActionHints {
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default)]
+    pub destructive: bool,
+    #[serde(default)]
+    pub idempotent: bool,
+}
+
+/// One API operation of a connector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionSpec {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub method: String,
+    /// Path under the base URL; `{name}` is replaced by the URL-encoded input field `name`.
+    pub path: String,
+    /// Query parameters: templates over `{input, settings}`; null values are left out.
+    #[serde(default)]
+    pub query: BTreeMap<String, Value>,
+    /// Body template over `{input, settings}`; JSON unless `form` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    /// Send the body as `application/x-www-form-urlencoded`.
+    #[serde(default)]
+    pub form: bool,
+    /// Extra request headers (templates).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Value>,
+    /// JSON Schema of the input.
+    pub input_schema: Value,
+    /// jq over `{status, headers, body}` giving the action's output; the body by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// JSON Schema of the output, when it is an object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<Value>,
+    #[serde(default)]
+    pub hints: ActionHints,
+    /// Header the provider reads an idempotency key from, if it supports one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_header: Option<String>,
+}
+
+/// How a list action pages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "style", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Pagination {
+    /// A cursor from the response (jq) sent back as a query parameter.
+    Cursor { cursor_path: String, param: String },
+    /// RFC 8288 `Link: <…>; rel="next"`.
+    LinkHeader,
+    /// Page numbers from 1 (or `start`).
+    Page { param: String, #[serde(default = "one")] start: u64 },
+    /// Offsets, advancing by the number of records returned.
+    Offset { param: String },
+    /// One page only.
+    None,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// A resource the poller can watch for changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceSpec {
+    pub id: String,
+    /// The action that lists records (its input is the tenant's poll input plus paging).
+    pub list_action: String,
+    /// jq over the action output giving the array of records.
+    pub records: String,
+    /// jq over a record giving its id.
+    pub id_path: String,
+    /// jq over a record giving when it last changed (optional: the hash decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at_path: Option<String>,
+    pub pagination: Pagination,
+}
+
+/// A mapping from a connector payload to a canonical entity (jq).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdmMapping {
+    pub entity: String,
+    /// What the input is (e.g. "a Shopify order webhook or REST order").
+    pub source: String,
+    pub expr: String,
+}
+
+/// One connector of the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorSpec {
+    pub id: ConnectorId,
+    pub name: String,
+    pub description: String,
+    pub docs_url: String,
+    /// Template over `{settings}` for the API base URL.
+    pub base_url: String,
+    pub auth: AuthSpec,
+    #[serde(default)]
+    pub settings: Vec<SettingSpec>,
+    /// Headers sent with every API call (e.g. API version pins).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookSpec>,
+    #[serde(default)]
+    pub actions: Vec<ActionSpec>,
+    #[serde(default)]
+    pub resources: Vec<ResourceSpec>,
+    #[serde(default)]
+    pub cdm: Vec<CdmMapping>,
+}
+
+impl ConnectorSpec {
+    pub fn action(&self, id: &str) -> Option<&ActionSpec> {
+        self.actions.iter().find(|a| a.id == id)
+    }
+    pub fn resource(&self, id: &str) -> Option<&ResourceSpec> {
+        self.resources.iter().find(|r| r.id == id)
+    }
+    pub fn cdm_mapping(&self, entity: &str) -> Option<&CdmMapping> {
+        self.cdm.iter().find(|m| m.entity == entity)
+    }
+}
+
+/// All connectors, by id.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    connectors: BTreeMap<ConnectorId, ConnectorSpec>,
+}
+
+/// The catalog files compiled into the binaries.
+const BUILTIN: &[(&str, &str)] = &[("github", include_str!("../../connectors/github.yaml"))];
+
+impl Catalog {
+    /// The built-in catalog, parsed and checked once per process. A broken catalog file is a
+    /// build defect caught by the test suite, so this panics rather than limping on.
+    pub fn builtin() -> &'static Catalog {
+        static CATALOG: OnceLock<Catalog> = OnceLock::new();
+        CATALOG.get_or_init(|| Catalog::from_files(BUILTIN).unwrap_or_else(|e| panic!("connector catalog: {e}")))
+    }
+
+    /// Parse and check catalog files (name, YAML text).
+    pub fn from_files(files: &[(&str, &str)]) -> Result<Catalog, String> {
+        let mut connectors = BTreeMap::new();
+        for (name, text) in files {
+            let spec: ConnectorSpec = serde_saphyr::from_str(text).map_err(|e| format!("{name}.yaml: {e}"))?;
+            if spec.id.as_str() != *name {
+                return Err(format!("{name}.yaml declares id {:?}", spec.id.as_str()));
+            }
+            check_spec(&spec).map_err(|e| format!("{name}.yaml: {e}"))?;
+            connectors.insert(spec.id.clone(), spec);
+        }
+        Ok(Catalog { connectors })
+    }
+
+    pub fn get(&self, id: &ConnectorId) -> Option<&ConnectorSpec> {
+        self.connectors.get(id)
+    }
+
+    /// Look up by an unparsed id (from a URL).
+    pub fn find(&self, id: &str) -> Option<&ConnectorSpec> {
+        ConnectorId::parse(id).ok().and_then(|id| self.connectors.get(&id))
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &ConnectorSpec> {
+        self.connectors.values()
+    }
+}
+
+/// Checks beyond the YAML shape: expressions compile, paths are relative, ids are unique.
+fn check_spec(spec: &ConnectorSpec) -> Result<(), String> {
+    use crate::engine::{expr::Expr, template};
+    let compile = |what: &str, source: &str| Expr::compile(source).map(|_| ()).map_err(|e| format!("{what}: {e}"));
+    template::check(&Value::String(spec.base_url.clone())).map_err(|e| format!("base_url: {e}"))?;
+    if !spec.base_url.starts_with("https://") {
+        return Err("base_url must be https".into());
+    }
+    let mut ids = std::collections::HashSet::new();
+    for action in &spec.actions {
+        if !ids.insert(&action.id) {
+            return Err(format!("duplicate action {:?}", action.id));
+        }
+        if !action.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+            return Err(format!("action id {:?} must be lower_snake_case", action.id));
+        }
+        if http::Method::from_bytes(action.method.as_bytes()).is_err() {
+            return Err(format!("action {}: bad method", action.id));
+        }
+        if !action.path.starts_with('/') {
+            return Err(format!("action {}: path must start with /", action.id));
+        }
+        if action.input_schema.get("type").and_then(Value::as_str) != Some("object") {
+            return Err(format!("action {}: input_schema must be an object schema", action.id));
+        }
+        if let Some(body) = &action.body {
+            template::check(body).map_err(|e| format!("action {} body: {e}", action.id))?;
+        }
+        for (k, v) in action.query.iter().chain(&action.headers) {
+            template::check(v).map_err(|e| format!("action {} {k}: {e}", action.id))?;
+        }
+        if let Some(output) = &action.output {
+            compile(&format!("action {} output", action.id), output)?;
+        }
+    }
+    if let Some(webhook) = &spec.webhook {
+        for source in [Some(&webhook.event_type), webhook.event_id.as_ref()].into_iter().flatten() {
+            if let EventTypeSource::Body(expr) = source {
+                compile("webhook event expression", expr)?;
+            }
+        }
+        if webhook.scheme == SchemeKind::Hmac && webhook.hmac.is_none() {
+            return Err("webhook scheme hmac needs an hmac section".into());
+        }
+    }
+    for resource in &spec.resources {
+        if spec.action(&resource.list_action).is_none() {
+            return Err(format!("resource {}: unknown list_action {:?}", resource.id, resource.list_action));
+        }
+        compile(&format!("resource {} records", resource.id), &resource.records)?;
+        compile(&format!("resource {} id_path", resource.id), &resource.id_path)?;
+        if let Some(p) = &resource.updated_at_path {
+            compile(&format!("resource {} updated_at_path", resource.id), p)?;
+        }
+    }
+    for mapping in &spec.cdm {
+        if !crate::domain::cdm::ENTITIES.contains(&mapping.entity.as_str()) {
+            return Err(format!("cdm mapping to unknown entity {:?}", mapping.entity));
+        }
+        compile(&format!("cdm {}", mapping.entity), &mapping.expr)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalog_parses_and_checks() {
+        let catalog = Catalog::builtin();
+        assert!(catalog.find("github").is_some());
+        assert!(catalog.find("nope").is_none());
+        assert!(catalog.find("GitHub").is_none());
+    }
+
+    #[test]
+    fn catalog_files_are_checked() {
+        let bad = "id: x\nname: X\ndescription: d\ndocs_url: https://x\nbase_url: http://x\nauth: {kind: none}\n";
+        assert!(Catalog::from_files(&[("x", bad)]).unwrap_err().contains("https"));
+        let mismatch = bad.replace("http://", "https://");
+        assert!(Catalog::from_files(&[("y", &mismatch)]).unwrap_err().contains("declares id"));
+        let unknown = format!("{mismatch}surprise: 1\n");
+        assert!(Catalog::from_files(&[("x", &unknown)]).is_err());
+    }
+}

@@ -1,0 +1,136 @@
+//! Every store key of the single-table design, in one place.
+//!
+//! | item                         | pk                              | sk                         |
+//! |------------------------------|---------------------------------|----------------------------|
+//! | space                        | `S#{space}`                     | `SPACE`                    |
+//! | tenant                       | `S#{space}`                     | `TENANT#{tenant}`          |
+//! | tenant → space index         | `TREF#{tenant}`                 | `TREF`                     |
+//! | API key (by hash)            | `KEY#{sha256}`                  | `KEY`                      |
+//! | API key listing              | `S#{space}`                     | `APIKEY#{key id}`          |
+//! | space-wide flow / versions   | `S#{space}`                     | `FLOW#{id}` / `FLOWV#{id}#{n}` |
+//! | tenant flow / versions       | `S#{space}#T#{tenant}`          | `FLOW#{id}` / `FLOWV#{id}#{n}` |
+//! | tenant connector settings    | `S#{space}#T#{tenant}`          | `CONN#{connector}`         |
+//! | execution                    | `S#{space}#T#{tenant}`          | `EX#{execution}`           |
+//! | run claim (exactly-once)     | `S#{space}#T#{tenant}`          | `RUN#{run key}`            |
+//! | webhook delivery (dedup)     | `S#{space}#T#{tenant}`          | `WH#{connector}#{delivery}`|
+//! | received event log           | `S#{space}#T#{tenant}`          | `EV#{ulid}`                |
+//! | quota counter                | `S#{space}#T#{tenant}`          | `Q#{dimension}#{window}`   |
+//! | lease                        | `S#{space}#T#{tenant}`          | `LEASE#{name}`             |
+//! | execution steps              | `S#{space}#T#{tenant}#X#{exec}` | `STEP#{step}`              |
+//!
+//! Every tenant-owned item's partition key is `S#{space}#T#{tenant}` exactly or starts with
+//! `S#{space}#T#{tenant}#`, so an IAM policy can confine a principal to one tenant with
+//! `dynamodb:LeadingKeys` matching those two patterns (the `#` after the tenant id keeps
+//! tenant `ten1` from matching `ten10`).
+
+use super::ids::{ApiKeyId, ConnectorId, ExecutionId, FlowId, SpaceId, StepId, TenantId};
+use crate::ports::Key;
+
+pub fn space_pk(space: &SpaceId) -> String {
+    format!("S#{space}")
+}
+
+pub fn tenant_pk(space: &SpaceId, tenant: &TenantId) -> String {
+    format!("S#{space}#T#{tenant}")
+}
+
+pub fn space(space: &SpaceId) -> Key {
+    Key::new(space_pk(space), "SPACE")
+}
+
+pub fn tenant(space: &SpaceId, tenant: &TenantId) -> Key {
+    Key::new(space_pk(space), format!("TENANT#{tenant}"))
+}
+
+pub const TENANT_PREFIX: &str = "TENANT#";
+
+pub fn tenant_ref(tenant: &TenantId) -> Key {
+    Key::new(format!("TREF#{tenant}"), "TREF")
+}
+
+pub fn api_key_by_hash(hash_hex: &str) -> Key {
+    Key::new(format!("KEY#{hash_hex}"), "KEY")
+}
+
+pub fn api_key_listing(space: &SpaceId, id: &ApiKeyId) -> Key {
+    Key::new(space_pk(space), format!("APIKEY#{id}"))
+}
+
+pub const API_KEY_PREFIX: &str = "APIKEY#";
+
+/// Where a flow lives: shared by every tenant of the space, or owned by one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "scope", rename_all = "snake_case")]
+pub enum FlowOwner {
+    Space { space: SpaceId },
+    Tenant { space: SpaceId, tenant: TenantId },
+}
+
+impl FlowOwner {
+    pub fn pk(&self) -> String {
+        match self {
+            FlowOwner::Space { space } => space_pk(space),
+            FlowOwner::Tenant { space, tenant } => tenant_pk(space, tenant),
+        }
+    }
+    pub fn space(&self) -> &SpaceId {
+        match self {
+            FlowOwner::Space { space } | FlowOwner::Tenant { space, .. } => space,
+        }
+    }
+}
+
+pub fn flow(owner: &FlowOwner, id: &FlowId) -> Key {
+    Key::new(owner.pk(), format!("FLOW#{id}"))
+}
+
+pub const FLOW_PREFIX: &str = "FLOW#";
+
+pub fn flow_version(owner: &FlowOwner, id: &FlowId, version: u32) -> Key {
+    // Zero-padded so versions sort numerically.
+    Key::new(owner.pk(), format!("FLOWV#{id}#{version:08}"))
+}
+
+pub fn connector_settings(space: &SpaceId, tenant: &TenantId, connector: &ConnectorId) -> Key {
+    Key::new(tenant_pk(space, tenant), format!("CONN#{connector}"))
+}
+
+pub const CONNECTOR_PREFIX: &str = "CONN#";
+
+pub fn execution(space: &SpaceId, tenant: &TenantId, id: &ExecutionId) -> Key {
+    Key::new(tenant_pk(space, tenant), format!("EX#{id}"))
+}
+
+pub const EXECUTION_PREFIX: &str = "EX#";
+
+pub fn run_claim(space: &SpaceId, tenant: &TenantId, run_key: &str) -> Key {
+    Key::new(tenant_pk(space, tenant), format!("RUN#{run_key}"))
+}
+
+pub fn execution_steps_pk(space: &SpaceId, tenant: &TenantId, id: &ExecutionId) -> String {
+    format!("{}#X#{id}", tenant_pk(space, tenant))
+}
+
+pub fn execution_step(space: &SpaceId, tenant: &TenantId, id: &ExecutionId, step: &StepId) -> Key {
+    Key::new(execution_steps_pk(space, tenant, id), format!("STEP#{step}"))
+}
+
+pub const STEP_PREFIX: &str = "STEP#";
+
+pub fn webhook_delivery(space: &SpaceId, tenant: &TenantId, connector: &ConnectorId, delivery_hash: &str) -> Key {
+    Key::new(tenant_pk(space, tenant), format!("WH#{connector}#{delivery_hash}"))
+}
+
+pub fn received_event(space: &SpaceId, tenant: &TenantId, event_id: &str) -> Key {
+    Key::new(tenant_pk(space, tenant), format!("EV#{event_id}"))
+}
+
+pub const RECEIVED_EVENT_PREFIX: &str = "EV#";
+
+pub fn quota_counter(space: &SpaceId, tenant: &TenantId, dimension: &str, window: &str) -> Key {
+    Key::new(tenant_pk(space, tenant), format!("Q#{dimension}#{window}"))
+}
+
+pub fn lease(space: &SpaceId, tenant: &TenantId, name: &str) -> Key {
+    Key::new(tenant_pk(space, tenant), format!("LEASE#{name}"))
+}

@@ -1,0 +1,108 @@
+//! Normalization: every verified webhook becomes one envelope, whatever the provider.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::signature::VerifiedWebhook;
+use crate::domain::connector::{EventTypeSource, WebhookSpec};
+use crate::domain::ids::{ConnectorId, SpaceId, TenantId};
+use crate::engine::expr::Expr;
+
+/// The normalized event: what flows see as `.trigger`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventEnvelope {
+    /// The delivery id: the provider's, or the SHA-256 of the body when it sends none.
+    pub id: String,
+    pub space: SpaceId,
+    pub tenant: TenantId,
+    pub connector: ConnectorId,
+    pub event_type: String,
+    /// Epoch milliseconds.
+    pub received_at: i64,
+    /// The headers the catalog selects, lower-cased.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub payload: Value,
+}
+
+/// Event type used when the provider's cannot be found.
+pub const UNKNOWN_EVENT_TYPE: &str = "unknown";
+
+/// Parse the body by content type: JSON, form fields (Slack commands), or text.
+/// A body that claims to be JSON but is not is malformed.
+pub fn parse_payload(content_type: Option<&str>, body: &[u8]) -> Result<Value, String> {
+    let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if media == "application/x-www-form-urlencoded" {
+        let mut fields = serde_json::Map::new();
+        for (k, v) in url::form_urlencoded::parse(body) {
+            // Slack interactivity sends JSON inside a `payload` field.
+            let value = match (k.as_ref(), serde_json::from_str::<Value>(&v)) {
+                ("payload", Ok(parsed)) => parsed,
+                _ => Value::String(v.into_owned()),
+            };
+            fields.insert(k.into_owned(), value);
+        }
+        return Ok(Value::Object(fields));
+    }
+    let looks_json = media.is_empty() || media == "application/json" || media.ends_with("+json");
+    if looks_json {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return if media.is_empty() { Ok(Value::Null) } else { Err("empty JSON body".into()) };
+        }
+        return serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"));
+    }
+    match std::str::from_utf8(body) {
+        Ok(text) => Ok(Value::String(text.to_string())),
+        Err(_) => Err("body is neither JSON nor UTF-8 text".into()),
+    }
+}
+
+fn extract(source: &EventTypeSource, webhook: &VerifiedWebhook, payload: &Value) -> Option<String> {
+    match source {
+        EventTypeSource::Header(name) => webhook.header(&name.to_ascii_lowercase()).map(str::to_string),
+        EventTypeSource::Fixed(value) => Some(value.clone()),
+        EventTypeSource::Body(expr) => match Expr::compile(expr).and_then(|e| e.eval(payload)) {
+            Ok(Value::String(s)) if !s.is_empty() => Some(s),
+            Ok(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        },
+    }
+}
+
+/// The event type, per the catalog (`unknown` when absent, so the event is still recorded and
+/// `*` triggers still run).
+pub fn event_type(spec: &WebhookSpec, webhook: &VerifiedWebhook, payload: &Value) -> String {
+    extract(&spec.event_type, webhook, payload)
+        .map(|t| t.chars().take(200).collect())
+        .unwrap_or_else(|| UNKNOWN_EVENT_TYPE.to_string())
+}
+
+/// The delivery id: the scheme's, else the provider's event id per the catalog, else the
+/// SHA-256 of the body (so an identical redelivery is still recognised).
+pub fn delivery_id(spec: &WebhookSpec, webhook: &VerifiedWebhook, payload: &Value) -> String {
+    webhook
+        .scheme_delivery_id()
+        .map(str::to_string)
+        .or_else(|| spec.event_id.as_ref().and_then(|s| extract(s, webhook, payload)))
+        .map(|id| id.chars().take(200).collect())
+        .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(webhook.body()))))
+}
+
+/// The key under which a delivery is deduplicated: fixed length, safe in a store key.
+pub fn delivery_key(delivery_id: &str) -> String {
+    hex::encode(&Sha256::digest(delivery_id.as_bytes())[..16])
+}
+
+/// The headers the catalog selects.
+pub fn selected_headers(spec: &WebhookSpec, webhook: &VerifiedWebhook) -> BTreeMap<String, String> {
+    spec.headers
+        .iter()
+        .filter_map(|name| {
+            let lower = name.to_ascii_lowercase();
+            webhook.header(&lower).map(|v| (lower, v.chars().take(1024).collect()))
+        })
+        .collect()
+}
