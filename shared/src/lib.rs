@@ -14,3 +14,6 @@ pub mod ports;
 pub mod secrets_cache;
 pub mod store_limits;
 pub mod webhook;
+pub mod outbound;
+pub mod lambda;
+pub mod platform;

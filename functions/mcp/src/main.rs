@@ -1,1 +1,10 @@
-fn main() {}
+//! Lambda entrypoint of the MCP endpoint (API Gateway HTTP API, `POST /mcp`).
+
+use switchyard::{lambda, platform::Platform};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda::init_logging();
+    let platform: &'static Platform = Box::leak(Box::new(Platform::from_env().await?));
+    lambda::serve_http(|req| switchyard_mcp::handle(platform, req)).await
+}

@@ -1,1 +1,274 @@
+//! The webhook receiver: `POST /webhooks/{tenant}/{connector}`.
+//!
+//! Verify the signature with the tenant's secret, drop duplicates, normalize, find the flows
+//! the event triggers, queue one run per flow, record the delivery, answer.
+//!
+//! Ordering, so that no accepted event is lost and no duplicate runs twice:
+//! 1. Look up the delivery record. Present: a duplicate, answer 200, queue nothing.
+//! 2. Queue the runs. Each carries a run key derived from (tenant, connector, delivery, flow).
+//!    If this fails nothing was recorded: answer 503 and the provider's retry goes through.
+//! 3. Record the delivery (one conditional write). If this fails the runs are already queued,
+//!    so the event is accepted (202); should the provider deliver it again anyway, step 1 lets
+//!    it through and the runs are queued again, but the executor starts a run only once per
+//!    run key, so nothing runs twice.
+//!
+//! Per accepted event: one delivery lookup, one quota counter update (plans with a daily
+//! limit), one queue call, one conditional write. Tenant, connector settings, flows and
+//! secrets come from per-container caches.
 
+use std::time::Instant;
+
+use http::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use switchyard::domain::connector::ConnectorSpec;
+use switchyard::domain::execution::{FlowRef, RunMessage, TriggerInfo, run_key};
+use switchyard::domain::ids::{ConnectorId, ExecutionId, FlowId, TenantId, ulid_at};
+use switchyard::domain::keys;
+use switchyard::domain::tenancy::TenantStatus;
+use switchyard::platform::error::AppError;
+use switchyard::platform::http::{Request, Response, error, header, json as json_response, segments};
+use switchyard::platform::tenancy::ResolvedTenant;
+use switchyard::platform::{Platform, connections, flows, quotas, tenancy};
+use switchyard::ports::{Condition, Item, OutgoingMessage, PortError, QueueId, WriteOp};
+use switchyard::webhook::envelope::{self, EventEnvelope};
+use switchyard::webhook::signature::{UnverifiedWebhook, VerifyError, VerifyOptions};
+
+/// How long the log of received events is kept.
+pub const EVENT_LOG_TTL_SECS: i64 = 7 * 86_400;
+
+/// A received event as listed over the API: metadata only, never the payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReceivedEvent {
+    pub id: String,
+    pub delivery_id: String,
+    pub connector: ConnectorId,
+    pub event_type: String,
+    pub received_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    pub size: usize,
+    pub payload_sha256: String,
+    pub flows: Vec<FlowId>,
+    pub executions: Vec<ExecutionId>,
+}
+
+/// What the receiver did, for the log line and the response.
+enum Outcome {
+    Accepted { delivery_id: String, event_type: String, runs: Vec<(FlowId, ExecutionId)> },
+    Duplicate { delivery_id: String },
+    Challenge(String),
+}
+
+/// Handle one HTTP request to the webhook function.
+pub async fn handle(p: &Platform, req: Request) -> Response {
+    let started = Instant::now();
+    let path = segments(&req);
+    let (tenant, connector) = (path.get(1).cloned().unwrap_or_default(), path.get(2).cloned().unwrap_or_default());
+    let result = receive(p, req, &path).await;
+    let latency_us = started.elapsed().as_micros() as u64;
+    match result {
+        Ok(Outcome::Accepted { delivery_id, event_type, runs }) => {
+            tracing::info!(%tenant, %connector, %delivery_id, %event_type, runs = runs.len(), outcome = "accepted", latency_us);
+            let runs: Vec<Value> = runs.iter().map(|(f, e)| json!({"flow_id": f, "execution_id": e})).collect();
+            json_response(202, &json!({"status": "accepted", "delivery_id": delivery_id, "event_type": event_type, "runs": runs}))
+        }
+        Ok(Outcome::Duplicate { delivery_id }) => {
+            tracing::info!(%tenant, %connector, %delivery_id, outcome = "duplicate", latency_us);
+            json_response(200, &json!({"status": "duplicate", "delivery_id": delivery_id}))
+        }
+        Ok(Outcome::Challenge(challenge)) => {
+            tracing::info!(%tenant, %connector, outcome = "challenge", latency_us);
+            json_response(200, &json!({"challenge": challenge}))
+        }
+        Err(e) => {
+            tracing::info!(%tenant, %connector, outcome = e.code(), status = e.status(), latency_us, reason = %e);
+            error(&e)
+        }
+    }
+}
+
+fn not_found() -> AppError {
+    // Same answer for an unknown tenant and a connector it has not enabled: no probing.
+    AppError::not_found("unknown tenant or connector")
+}
+
+fn unauthorized(e: VerifyError) -> AppError {
+    AppError::Unauthorized(format!("webhook signature rejected: {e}"))
+}
+
+async fn receive(p: &Platform, req: Request, path: &[String]) -> Result<Outcome, AppError> {
+    let [root, tenant, connector] = path else { return Err(not_found()) };
+    if root != "webhooks" {
+        return Err(not_found());
+    }
+    if req.method() != Method::POST {
+        return Err(AppError::MethodNotAllowed("webhooks are delivered with POST".into()));
+    }
+    let limit = p.settings.webhook.max_body_bytes;
+    if req.body().len() > limit {
+        return Err(AppError::PayloadTooLarge(format!("body larger than {limit} bytes")));
+    }
+    let tenant_id = TenantId::parse(tenant.as_str()).map_err(|_| not_found())?;
+    let spec = p.catalog.find(connector).filter(|s| s.webhook.is_some()).ok_or_else(not_found)?;
+    let resolved = tenancy::resolve_tenant(p, &tenant_id).await?.ok_or_else(not_found)?;
+    if resolved.tenant.status != TenantStatus::Active {
+        return Err(not_found());
+    }
+    let (space_id, connector_id) = (&resolved.space.id, &spec.id);
+    let settings = connections::cached_settings(p, space_id, &tenant_id, connector_id)
+        .await?
+        .filter(|s| s.enabled)
+        .ok_or_else(not_found)?;
+    let secrets = connections::webhook_secrets(p, space_id, &tenant_id, connector_id).await?;
+    let webhook_spec = spec.webhook.as_ref().ok_or_else(not_found)?;
+    let hmac = settings.hmac.as_ref().or(webhook_spec.hmac.as_ref());
+    let mut options = VerifyOptions::at(p.clock.now_secs());
+    options.tolerance_secs = p.settings.webhook.tolerance_secs;
+    let content_type = header(&req, "content-type").map(str::to_string);
+    let (parts, body) = req.into_parts();
+    let verified = UnverifiedWebhook::new(parts.headers, body)
+        .verify(webhook_spec.scheme, hmac, &secrets, &options)
+        .map_err(unauthorized)?;
+    let payload = envelope::parse_payload(content_type.as_deref(), verified.body())
+        .map_err(|m| AppError::invalid("malformed_payload", m, Value::Null))?;
+    // Slack checks the endpoint with a signed challenge before sending events.
+    if payload.get("type").and_then(Value::as_str) == Some("url_verification") {
+        if let Some(challenge) = payload.get("challenge").and_then(Value::as_str) {
+            return Ok(Outcome::Challenge(challenge.to_string()));
+        }
+    }
+    let event_type = envelope::event_type(webhook_spec, &verified, &payload);
+    let delivery_id = envelope::delivery_id(webhook_spec, &verified, &payload);
+    let delivery_key = keys::webhook_delivery(space_id, &tenant_id, connector_id, &envelope::delivery_key(&delivery_id));
+    if p.store.get(&delivery_key).await?.is_some() {
+        return Ok(Outcome::Duplicate { delivery_id });
+    }
+    let reservation = quotas::reserve_event(p, &resolved).await?;
+    let now = p.now_ms();
+    let event = EventEnvelope {
+        id: delivery_id.clone(),
+        space: space_id.clone(),
+        tenant: tenant_id.clone(),
+        connector: connector_id.clone(),
+        event_type: event_type.clone(),
+        received_at: now,
+        headers: envelope::selected_headers(webhook_spec, &verified),
+        payload,
+    };
+    let matched = flows::flows_for_webhook(p, &resolved, connector_id, &event_type).await;
+    let matched = match matched {
+        Ok(m) => m,
+        Err(e) => {
+            if let Some(r) = reservation {
+                r.refund(p).await;
+            }
+            return Err(e);
+        }
+    };
+    let (messages, runs) = run_messages(&resolved, spec, &event, &matched, now);
+    if !messages.is_empty() {
+        if let Err(e) = p.queue.send(QueueId::Runs, &messages).await {
+            if let Some(r) = reservation {
+                r.refund(p).await;
+            }
+            return Err(match e {
+                PortError::Rejected(_) => AppError::PayloadTooLarge("event too large to queue".into()),
+                other => other.into(),
+            });
+        }
+    }
+    record_delivery(p, &event, delivery_key, content_type, verified.body(), &runs).await;
+    Ok(Outcome::Accepted { delivery_id, event_type, runs })
+}
+
+/// One start message per matched flow, with a run key that makes duplicates harmless.
+pub fn run_messages(
+    tenant: &ResolvedTenant,
+    spec: &ConnectorSpec,
+    event: &EventEnvelope,
+    matched: &[flows::FlowRecord],
+    now: i64,
+) -> (Vec<OutgoingMessage>, Vec<(FlowId, ExecutionId)>) {
+    let input = serde_json::to_value(event).unwrap_or(Value::Null);
+    let mut messages = Vec::with_capacity(matched.len());
+    let mut runs = Vec::with_capacity(matched.len());
+    for flow in matched {
+        let execution_id = ExecutionId::generate(now);
+        let key = run_key(&[
+            "webhook",
+            tenant.space.id.as_str(),
+            tenant.tenant.id.as_str(),
+            spec.id.as_str(),
+            &event.id,
+            &flow.owner.pk(),
+            flow.id.as_str(),
+        ]);
+        let message = RunMessage::Start {
+            space: tenant.space.id.clone(),
+            tenant: tenant.tenant.id.clone(),
+            execution_id: execution_id.clone(),
+            run_key: key,
+            flow: FlowRef { owner: flow.owner.clone(), id: flow.id.clone(), version: flow.version },
+            trigger: TriggerInfo {
+                kind: "webhook".into(),
+                connector: Some(spec.id.clone()),
+                event_type: Some(event.event_type.clone()),
+                event_id: Some(event.id.clone()),
+            },
+            input: input.clone(),
+            enqueued_at: now,
+        };
+        if let Ok(body) = serde_json::to_string(&message) {
+            messages.push(OutgoingMessage::new(body));
+            runs.push((flow.id.clone(), execution_id));
+        }
+    }
+    (messages, runs)
+}
+
+/// Write the dedup record and the event log entry in one conditional write. The runs are
+/// already queued, so a failure here is logged, not returned.
+async fn record_delivery(
+    p: &Platform,
+    event: &EventEnvelope,
+    delivery_key: switchyard::ports::Key,
+    content_type: Option<String>,
+    body: &[u8],
+    runs: &[(FlowId, ExecutionId)],
+) {
+    use sha2::Digest;
+    let now_secs = p.clock.now_secs();
+    let log_id = ulid_at(event.received_at).to_string();
+    let record = ReceivedEvent {
+        id: log_id.clone(),
+        delivery_id: event.id.clone(),
+        connector: event.connector.clone(),
+        event_type: event.event_type.clone(),
+        received_at: event.received_at,
+        content_type,
+        size: body.len(),
+        payload_sha256: hex::encode(sha2::Sha256::digest(body)),
+        flows: runs.iter().map(|(f, _)| f.clone()).collect(),
+        executions: runs.iter().map(|(_, e)| e.clone()).collect(),
+    };
+    let value = serde_json::to_value(&record).unwrap_or(Value::Null);
+    let ops = vec![
+        WriteOp::Put {
+            item: Item::new(delivery_key, json!({"event": log_id, "received_at": event.received_at}))
+                .expiring_at(now_secs + p.settings.webhook.dedup_ttl_secs),
+            condition: Condition::IfAbsent,
+        },
+        WriteOp::Put {
+            item: Item::new(keys::received_event(&event.space, &event.tenant, &log_id), value).expiring_at(now_secs + EVENT_LOG_TTL_SECS),
+            condition: Condition::None,
+        },
+    ];
+    match p.store.transact(ops).await {
+        Ok(()) => {}
+        Err(PortError::TransactionCancelled { .. }) => {
+            tracing::info!(delivery_id = %event.id, "concurrent duplicate delivery; the executor starts its runs once");
+        }
+        Err(e) => tracing::warn!(delivery_id = %event.id, error = %e, "delivery record not written; runs are queued"),
+    }
+}

@@ -1,1 +1,11 @@
-fn main() {}
+//! Lambda entrypoint of the webhook receiver (API Gateway HTTP API).
+
+use switchyard::{lambda, platform::Platform};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda::init_logging();
+    // Built once per container; lives as long as the process.
+    let platform: &'static Platform = Box::leak(Box::new(Platform::from_env().await?));
+    lambda::serve_http(|req| switchyard_webhook::handle(platform, req)).await
+}

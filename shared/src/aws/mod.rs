@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 pub use dynamodb::DynamoStore;
 pub use eventbridge::EventBridgeBus;
-pub use secretsmanager::SecretsManagerSecrets;
+pub use secretsmanager::{SecretsManagerSecrets, read_secret_string};
 pub use sqs::{QueueUrls, SqsQueue};
 
 use crate::ports::PortError;

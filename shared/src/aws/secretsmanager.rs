@@ -104,3 +104,12 @@ impl Secrets for SecretsManagerSecrets {
         }
     }
 }
+
+/// Read a plain secret string by id (the admin key secret the SAM template creates).
+pub async fn read_secret_string(client: &Client, id: &str) -> PortResult<Option<String>> {
+    match client.get_secret_value().secret_id(id).send().await {
+        Ok(out) => Ok(out.secret_string),
+        Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(None),
+        Err(e) => Err(classify("GetSecretValue", e)),
+    }
+}

@@ -141,6 +141,10 @@ pub struct Execution {
     /// Set when a cancel was requested; the executor stops at the next step boundary.
     #[serde(default)]
     pub cancel_requested: bool,
+    /// The token of the one resume message allowed to continue this execution (see
+    /// `engine::run`); `None` while an invocation is driving it or once it is final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_token: Option<String>,
 }
 
 impl Execution {
@@ -206,14 +210,15 @@ pub enum RunMessage {
         input: Value,
         enqueued_at: i64,
     },
-    /// Continue an execution that already exists (continuation, retry, end of a delay).
-    Resume { space: SpaceId, tenant: TenantId, execution_id: ExecutionId },
+    /// Continue an execution that already exists (continuation, retry, end of a delay). Only
+    /// the message whose `token` is the execution's current `wake_token` may drive it.
+    Resume { space: SpaceId, tenant: TenantId, execution_id: ExecutionId, token: String },
 }
 
 impl RunMessage {
     pub fn execution(&self) -> (&SpaceId, &TenantId, &ExecutionId) {
         match self {
-            RunMessage::Start { space, tenant, execution_id, .. } | RunMessage::Resume { space, tenant, execution_id } => {
+            RunMessage::Start { space, tenant, execution_id, .. } | RunMessage::Resume { space, tenant, execution_id, .. } => {
                 (space, tenant, execution_id)
             }
         }

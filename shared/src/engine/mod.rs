@@ -1,4 +1,7 @@
-//! Flow execution: expressions, templates, planning and step runners.
+//! Flow execution: expressions, templates, planning, step runners and the durable driver.
 
 pub mod expr;
+pub mod plan;
+pub mod run;
+pub mod steps;
 pub mod template;

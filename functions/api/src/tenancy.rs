@@ -1,0 +1,154 @@
+//! Spaces, API keys and tenants.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchyard::domain::access::{Permission, Role};
+use switchyard::domain::ids::{ApiKeyId, SpaceId, TenantId};
+use switchyard::domain::tenancy::{Plan, TenantStatus, parse_name};
+use switchyard::platform::error::AppError;
+use switchyard::platform::http::{Response, json as json_response};
+use switchyard::platform::tenancy as repo;
+
+use crate::{Call, Named, page_response, require};
+
+fn parse<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, AppError> {
+    r.map_err(|e| AppError::bad_request(e.to_string()))
+}
+
+fn name_or(name: Option<String>, id: &str) -> Result<String, AppError> {
+    parse_name(name.as_deref().unwrap_or(id)).map_err(|m| AppError::bad_request(format!("name {m}")))
+}
+
+/// The space in the path must be the caller's (the admin key may name any).
+fn own_space(call: &Call<'_>, id: &str) -> Result<SpaceId, AppError> {
+    let id = parse(SpaceId::parse(id))?;
+    if call.who.role != Role::PlatformAdmin && call.who.space.as_ref() != Some(&id) {
+        return Err(AppError::not_found(format!("space {id} not found")));
+    }
+    Ok(id)
+}
+
+pub async fn create_space(call: &Call<'_>) -> Result<Response, AppError> {
+    require(call, Permission::SpacesCreate)?;
+    let body: Named = call.body()?;
+    let id = parse(SpaceId::parse(&body.id))?;
+    let name = name_or(body.name, &body.id)?;
+    let space = repo::create_space(call.p, id, name, body.plan.unwrap_or_default()).await?;
+    Ok(json_response(201, &json!(space)))
+}
+
+pub async fn get_space(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
+    require(call, Permission::SpaceRead)?;
+    let id = own_space(call, id)?;
+    let space = repo::require_space(call.p, &id).await?;
+    Ok(json_response(200, &json!({"space": space, "quotas": space.plan.quotas()})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpacePatch {
+    plan: Plan,
+}
+
+pub async fn update_space(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
+    // Plans are the operator's to set, not the customer's.
+    require(call, Permission::SpacesCreate)?;
+    let id = own_space(call, id)?;
+    let patch: SpacePatch = call.body()?;
+    Ok(json_response(200, &json!(repo::update_space_plan(call.p, &id, patch.plan).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    name: String,
+    role: Role,
+    #[serde(default)]
+    tenant: Option<String>,
+    #[serde(default)]
+    tools: Option<Vec<String>>,
+}
+
+fn key_json(record: &switchyard::domain::access::ApiKeyRecord) -> Value {
+    let mut v = json!(record);
+    if let Value::Object(m) = &mut v {
+        m.remove("key_hash");
+    }
+    v
+}
+
+pub async fn create_key(call: &Call<'_>) -> Result<Response, AppError> {
+    require(call, Permission::KeysManage)?;
+    let body: NewKey = call.body()?;
+    if !call.who.role.may_grant(body.role) {
+        return Err(AppError::Forbidden(format!("this API key may not create keys with role {:?}", body.role)));
+    }
+    let space = call.space()?;
+    let name = name_or(Some(body.name), "")?;
+    let tenant = body.tenant.map(|t| parse(TenantId::parse(t))).transpose()?;
+    if let Some(tools) = &body.tools {
+        if tools.len() > 500 || tools.iter().any(|t| t.is_empty() || t.len() > 128) {
+            return Err(AppError::bad_request("tools: up to 500 tool names of 1 to 128 characters"));
+        }
+    }
+    let (record, key) = repo::create_api_key(call.p, &space, name, body.role, tenant, body.tools).await?;
+    let mut out = key_json(&record);
+    // The only time the key is ever shown.
+    out["key"] = json!(key);
+    Ok(json_response(201, &out))
+}
+
+pub async fn list_keys(call: &Call<'_>) -> Result<Response, AppError> {
+    require(call, Permission::KeysRead)?;
+    let keys = repo::list_api_keys(call.p, &call.space()?).await?;
+    Ok(page_response(keys.iter().map(key_json).collect(), None))
+}
+
+pub async fn revoke_key(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
+    require(call, Permission::KeysManage)?;
+    let id = parse(ApiKeyId::parse(id))?;
+    repo::revoke_api_key(call.p, &call.space()?, &id).await?;
+    Ok(switchyard::platform::http::empty(204))
+}
+
+pub async fn create_tenant(call: &Call<'_>) -> Result<Response, AppError> {
+    require(call, Permission::TenantsWrite)?;
+    let body: Named = call.body()?;
+    let id = parse(TenantId::parse(&body.id))?;
+    let name = name_or(body.name, &body.id)?;
+    let tenant = repo::create_tenant(call.p, &call.space()?, id, name, body.plan).await?;
+    Ok(json_response(201, &json!(tenant)))
+}
+
+pub async fn list_tenants(call: &Call<'_>) -> Result<Response, AppError> {
+    require(call, Permission::TenantsRead)?;
+    let space = call.space()?;
+    if call.who.role == Role::Tenant {
+        // A tenant key sees its own tenant only.
+        let own = call.who.tenant.clone().ok_or_else(|| AppError::Forbidden("tenant key without tenant".into()))?;
+        let tenant = repo::require_tenant(call.p, &space, &own).await?;
+        return Ok(page_response(vec![json!(tenant)], None));
+    }
+    let (limit, cursor) = call.page()?;
+    let (tenants, next) = repo::list_tenants(call.p, &space, limit, cursor).await?;
+    Ok(page_response(tenants.iter().map(|t| json!(t)).collect(), next))
+}
+
+pub async fn get_tenant(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
+    require(call, Permission::TenantsRead)?;
+    let (space, tenant) = call.tenant(id).await?;
+    Ok(json_response(200, &json!(repo::require_tenant(call.p, &space, &tenant).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantPatch {
+    status: TenantStatus,
+}
+
+pub async fn update_tenant(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
+    require(call, Permission::TenantsWrite)?;
+    let (space, tenant) = call.tenant(id).await?;
+    let patch: TenantPatch = call.body()?;
+    Ok(json_response(200, &json!(repo::set_tenant_status(call.p, &space, &tenant, patch.status).await?)))
+}

@@ -1,0 +1,248 @@
+//! The dev server: every function in one process, around the very same handler code.
+//!
+//! - Plays API Gateway: `/webhooks/...`, `/api/v1/...` and `/mcp` are converted to the
+//!   handlers' `http::Request<Bytes>` exactly as the Lambda entrypoints do.
+//! - Plays the SQS event source mapping: consumers receive batches of up to 10 from the runs
+//!   queue with a visibility timeout, call the executor handler with an `SqsEvent`, and delete
+//!   what it did not report as failed; the queue redrives to the DLQ after the max receives.
+//! - Plays the EventBridge schedules: the scheduler and the poller get a `Scheduled Event`
+//!   every minute.
+
+pub mod demo;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use axum::extract::State;
+use bytes::Bytes;
+use serde_json::{Value, json};
+use switchyard::engine::run::Budget;
+use switchyard::platform::Platform;
+use switchyard::platform::http::{Request, Response, json as json_response};
+use switchyard::ports::{PortResult, QueueId};
+
+/// API Gateway's HTTP API payload limit.
+pub const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
+
+/// How the dev server runs.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// Concurrent batch consumers of the runs queue.
+    pub consumers: usize,
+    /// Visibility timeout of received batches (SQS: six times the function timeout).
+    pub visibility: Duration,
+    /// Time an executor invocation may take (the Lambda timeout).
+    pub budget: Duration,
+    /// Interval of the scheduler/poller events.
+    pub tick: Duration,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        LocalConfig {
+            consumers: 4,
+            visibility: Duration::from_secs(720),
+            budget: Duration::from_secs(120),
+            tick: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The HTTP front door.
+pub fn router(platform: Arc<Platform>) -> axum::Router {
+    axum::Router::new().fallback(dispatch).with_state(platform)
+}
+
+async fn dispatch(State(p): State<Arc<Platform>>, req: axum::extract::Request) -> axum::response::Response {
+    let (parts, body) = req.into_parts();
+    let response = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
+        Ok(bytes) => route(&p, http::Request::from_parts(parts, bytes)).await,
+        Err(_) => json_response(413, &json!({"error": {"code": "payload_too_large", "message": "request body over 10 MiB"}})),
+    };
+    response.map(axum::body::Body::from)
+}
+
+/// Send a request to the function API Gateway would route it to.
+pub async fn route(p: &Platform, req: Request) -> Response {
+    let path = req.uri().path();
+    if path == "/webhooks" || path.starts_with("/webhooks/") {
+        switchyard_webhook::handle(p, req).await
+    } else if path == "/api/v1" || path.starts_with("/api/v1/") {
+        switchyard_api::handle(p, req).await
+    } else if path == "/mcp" {
+        switchyard_mcp::handle(p, req).await
+    } else if path == demo::ECHO_PATH {
+        demo::echo(&req)
+    } else {
+        json_response(404, &json!({"error": {"code": "not_found", "message": "no such route"}}))
+    }
+}
+
+/// An SQS event, as the event source mapping builds it, from received messages.
+pub fn sqs_event(queue: QueueId, messages: &[switchyard::ports::ReceivedMessage]) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages
+        .iter()
+        .map(|m| {
+            let mut record = SqsMessage::default();
+            record.message_id = Some(m.message_id.clone());
+            record.receipt_handle = Some(m.receipt_handle.clone());
+            record.body = Some(m.body.clone());
+            record.attributes.insert("ApproximateReceiveCount".into(), m.receive_count.to_string());
+            record.attributes.insert("SentTimestamp".into(), m.sent_at_ms.to_string());
+            record.event_source = Some("aws:sqs".into());
+            record.event_source_arn = Some(format!("arn:aws:sqs:local:000000000000:switchyard-{}", queue.name()));
+            record
+        })
+        .collect();
+    event
+}
+
+/// Receive one batch from the runs queue, run the executor on it, delete what succeeded.
+/// Returns how many messages were received.
+pub async fn consume_runs_once(p: &Platform, config: &LocalConfig, wait: Duration) -> PortResult<usize> {
+    let messages = p.queue.receive(QueueId::Runs, 10, config.visibility, wait).await?;
+    if messages.is_empty() {
+        return Ok(0);
+    }
+    let budget = Budget::until(tokio::time::Instant::now() + config.budget);
+    let response = switchyard_executor::handle(p, sqs_event(QueueId::Runs, &messages), budget).await;
+    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    let deletes = messages
+        .iter()
+        .filter(|m| !failed.contains(&m.message_id.as_str()))
+        .map(|m| p.queue.delete(QueueId::Runs, &m.receipt_handle));
+    for result in futures::future::join_all(deletes).await {
+        if let Err(e) = result {
+            // Not deleted means redelivered: the executor's idempotency makes that harmless.
+            tracing::warn!(error = %e, "delete after processing failed");
+        }
+    }
+    Ok(messages.len())
+}
+
+/// The event EventBridge sends on a schedule.
+pub fn scheduled_event(rule: &str) -> EventBridgeEvent {
+    let mut event = EventBridgeEvent::default();
+    event.detail_type = "Scheduled Event".into();
+    event.source = "aws.events".into();
+    event.id = Some(switchyard::domain::ids::ulid_at(chrono::Utc::now().timestamp_millis()).to_string());
+    event.time = Some(chrono::Utc::now());
+    event.resources = Some(vec![format!("arn:aws:events:local:000000000000:rule/{rule}")]);
+    event.detail = json!({});
+    event
+}
+
+/// One round of the minute schedules.
+pub async fn tick(p: &Platform) {
+    match switchyard_scheduler::handle(p, scheduled_event("switchyard-scheduler")).await {
+        Ok(summary) => tracing::debug!(?summary, "scheduler tick"),
+        Err(e) => tracing::warn!(error = %e, "scheduler tick failed"),
+    }
+    match switchyard_poller::handle(p, scheduled_event("switchyard-poller")).await {
+        Ok(summary) => tracing::debug!(?summary, "poller tick"),
+        Err(e) => tracing::warn!(error = %e, "poller tick failed"),
+    }
+    if let Some(db) = &p.database {
+        if let Err(e) = db.sweep_expired(p.clock.now_secs()) {
+            tracing::warn!(error = %e, "expired item sweep failed");
+        }
+    }
+}
+
+/// Run the dev server until `shutdown` resolves.
+pub async fn serve(
+    platform: Arc<Platform>,
+    listener: tokio::net::TcpListener,
+    config: LocalConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    for _ in 0..config.consumers.max(1) {
+        let (p, config, mut stop) = (platform.clone(), config.clone(), stop_rx.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    result = consume_runs_once(&p, &config, Duration::from_secs(1)) => {
+                        if let Err(e) = result {
+                            tracing::warn!(error = %e, "runs queue unavailable; retrying in 1s");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    let (p, every, mut stop) = (platform.clone(), config.tick, stop_rx.clone());
+    workers.push(tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = interval.tick() => tick(&p).await,
+            }
+        }
+    }));
+    let result = axum::serve(listener, router(platform).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let _ = stop_tx.send(true);
+    for w in workers {
+        let _ = w.await;
+    }
+    result
+}
+
+/// Body of a JSON response, for callers that route in-process.
+pub fn body_json(response: &Response) -> Value {
+    serde_json::from_slice(response.body()).unwrap_or(Value::Null)
+}
+
+/// A request for in-process routing (tests, benchmarks).
+pub fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Request {
+    let mut builder = http::Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    builder.body(body.into()).unwrap_or_else(|_| http::Request::new(Bytes::new()))
+}
+
+impl LocalConfig {
+    /// Defaults, with `SWITCHYARD_LOCAL_CONSUMERS` and `SWITCHYARD_LOCAL_TICK_SECONDS` applied.
+    pub fn from_env() -> Result<LocalConfig, String> {
+        let mut config = LocalConfig::default();
+        if let Ok(v) = std::env::var("SWITCHYARD_LOCAL_CONSUMERS") {
+            config.consumers = v.parse().map_err(|_| format!("SWITCHYARD_LOCAL_CONSUMERS={v:?} is not a number"))?;
+        }
+        if let Ok(v) = std::env::var("SWITCHYARD_LOCAL_TICK_SECONDS") {
+            let secs: u64 = v.parse().map_err(|_| format!("SWITCHYARD_LOCAL_TICK_SECONDS={v:?} is not a number"))?;
+            config.tick = Duration::from_secs(secs.max(1));
+        }
+        Ok(config)
+    }
+}
+
+/// Outside AWS the dev server may call loopback (the demo's echo endpoint, local mocks)
+/// unless `SWITCHYARD_OUTBOUND_ALLOW` says otherwise. Never applies inside Lambda.
+pub fn local_settings() -> Result<switchyard::platform::Settings, switchyard::platform::ConfigError> {
+    let mut settings = switchyard::platform::Settings::from_env()?;
+    if std::env::var_os("SWITCHYARD_OUTBOUND_ALLOW").is_none() && !settings.in_lambda {
+        settings.outbound = switchyard::outbound::ssrf::AddressPolicy::from_allow_list("127.0.0.0/8,::1")
+            .map_err(switchyard::platform::ConfigError)?;
+    }
+    Ok(settings)
+}
+
+/// One line about the backend, for the banner.
+pub fn describe(p: &Platform) -> String {
+    match &p.settings.backend {
+        switchyard::platform::Backend::Embedded { path } => format!("embedded backend at {path}"),
+        switchyard::platform::Backend::Aws => format!("AWS backend, table {}", p.settings.table),
+    }
+}

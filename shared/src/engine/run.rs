@@ -1,0 +1,491 @@
+//! Driving an execution from a run message: the durable part of the workflow runtime.
+//!
+//! Protocol (at-least-once messages, exactly-once starts, no completed step re-run):
+//! 1. `Start` claims its run key and creates the execution in one transaction. A second
+//!    message for the same run (the producer sent it twice) finds the claim held by another
+//!    execution id and is dropped; a redelivery of the same message finds its own claim and
+//!    carries on with the existing execution.
+//! 2. Every step attempt is checkpointed; a step with a final checkpoint never runs again.
+//! 3. To wait (retry backoff, delay step, out of time), the driver first enqueues a `Resume`
+//!    carrying a fresh token, then saves the execution with that token as `wake_token`. Only a
+//!    `Resume` whose token matches may drive the execution, so however the two writes are
+//!    split by failures, exactly one resume chain survives: if the save fails the original
+//!    message is retried and the new `Resume` is dropped as stale; if the enqueue fails nothing
+//!    was saved and the original message is retried.
+//! 4. The final state is written after the platform event is published, so events are
+//!    at-least-once (consumers dedupe on `execution_id`).
+//!
+//! Writes on the happy path: one transaction to start, one checkpoint per step, one final
+//! write.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use super::plan::{self, Plan};
+use super::steps::{self, StepOutcome, StepRun};
+use crate::domain::execution::{
+    Execution, ExecutionError, ExecutionStatus, RunMessage, StepRecord, StepStatus, StepSummary, Transition,
+};
+use crate::domain::flow::{FlowDefinition, RetryPolicy, StepDef};
+use crate::domain::ids::StepId;
+use crate::domain::keys;
+use crate::platform::Platform;
+use crate::platform::executions::{StoredExecution, get_execution, get_steps};
+use crate::platform::flows::get_flow_version;
+use crate::ports::{Condition, Item, OutgoingMessage, PlatformEvent, PortError, QueueId, WriteOp, sqs_limits};
+
+/// What to do with the message that was processed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Its effects are durable: delete it.
+    Done,
+    /// Leave it to be redelivered (and, after the max receive count, dead-lettered).
+    Retry(String),
+}
+
+/// How long this invocation may keep going.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    deadline: Option<tokio::time::Instant>,
+}
+
+/// Time kept in hand for the checkpoint and the continuation message.
+const SAFETY_MARGIN: Duration = Duration::from_secs(5);
+/// How long run claims are kept: longer than any message can live in the queue (14 days).
+const CLAIM_TTL_SECS: i64 = 15 * 86_400;
+
+impl Budget {
+    pub fn unlimited() -> Self {
+        Budget { deadline: None }
+    }
+    pub fn until(deadline: tokio::time::Instant) -> Self {
+        Budget { deadline: Some(deadline) }
+    }
+    /// Whether there is time for another round of steps that may take `longest`.
+    fn allows(&self, longest: Duration) -> bool {
+        self.deadline.is_none_or(|d| tokio::time::Instant::now() + longest + SAFETY_MARGIN < d)
+    }
+}
+
+/// Process one runs-queue message body.
+pub async fn process(p: &Platform, body: &str, budget: Budget) -> Disposition {
+    let message: RunMessage = match serde_json::from_str(body) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "malformed run message; it will be dead-lettered");
+            return Disposition::Retry(format!("malformed run message: {e}"));
+        }
+    };
+    let (space, tenant, execution_id) = message.execution();
+    let span = tracing::info_span!("run", space = %space, tenant = %tenant, execution = %execution_id);
+    let _entered = span.enter();
+    match drive(p, message.clone(), budget).await {
+        Ok(disposition) => disposition,
+        Err(e) if e.is_retryable() => {
+            tracing::warn!(error = %e, "dependency unavailable; the run will be retried");
+            Disposition::Retry(e.to_string())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "run message cannot be processed");
+            Disposition::Retry(e.to_string())
+        }
+    }
+}
+
+fn event_for(e: &Execution) -> PlatformEvent {
+    PlatformEvent {
+        detail_type: format!("execution.{}", e.status.as_str()),
+        detail: json!({
+            "space": e.space, "tenant": e.tenant, "execution_id": e.id, "flow_id": e.flow.id,
+            "flow_version": e.flow.version, "status": e.status, "error": e.error,
+            "trigger": e.trigger, "duration_ms": e.finished_at.map(|f| f - e.created_at),
+        }),
+    }
+}
+
+fn item(e: &Execution, version: u64) -> Item {
+    Item::new(keys::execution(&e.space, &e.tenant, &e.id), serde_json::to_value(e).unwrap_or(Value::Null)).with_version(version)
+}
+
+/// Load or create the execution a message is about; `None` means drop the message.
+async fn take(p: &Platform, message: RunMessage) -> Result<Option<StoredExecution>, PortError> {
+    let now = p.now_ms();
+    match message {
+        RunMessage::Start { space, tenant, execution_id, run_key, flow, trigger, input, enqueued_at } => {
+            let flow_name = match get_flow_version(p, &flow.owner, &flow.id, flow.version).await.map_err(app_to_port)? {
+                Some(v) => v.parse_definition().map_err(app_to_port)?.name,
+                None => return Err(PortError::Rejected(format!("flow {} version {} does not exist", flow.id, flow.version))),
+            };
+            let execution = Execution {
+                id: execution_id.clone(),
+                space: space.clone(),
+                tenant: tenant.clone(),
+                flow,
+                flow_name,
+                status: ExecutionStatus::Running,
+                trigger,
+                run_key: run_key.clone(),
+                created_at: execution_id.created_at_ms().unwrap_or(now),
+                updated_at: now,
+                finished_at: None,
+                transitions: vec![
+                    Transition { status: ExecutionStatus::Queued, at: enqueued_at },
+                    Transition { status: ExecutionStatus::Running, at: now },
+                ],
+                error: None,
+                steps: Vec::new(),
+                invocations: 1,
+                input,
+                cancel_requested: false,
+                wake_token: None,
+            };
+            let claim = Item::new(keys::run_claim(&space, &tenant, &run_key), json!({"execution_id": execution_id}))
+                .expiring_at(now / 1000 + CLAIM_TTL_SECS);
+            let created = p
+                .store
+                .transact(vec![
+                    WriteOp::Put { item: claim, condition: Condition::IfAbsent },
+                    WriteOp::Put { item: item(&execution, 1), condition: Condition::IfAbsent },
+                ])
+                .await;
+            match created {
+                Ok(()) => Ok(Some(StoredExecution { execution, version: 1 })),
+                Err(PortError::TransactionCancelled { .. }) => {
+                    let holder = p.store.get(&keys::run_claim(&space, &tenant, &run_key)).await?;
+                    let held_by = holder.as_ref().and_then(|c| c.data.get("execution_id")).and_then(Value::as_str);
+                    if held_by.is_some_and(|h| h != execution_id.as_str()) {
+                        tracing::info!(run_key, held_by, "duplicate run dropped: another execution already started it");
+                        return Ok(None);
+                    }
+                    // Our own claim: a redelivery. Carry on unless a resume chain owns it now.
+                    match get_execution(p, &space, &tenant, &execution_id).await.map_err(app_to_port)? {
+                        Some(stored) if stored.execution.wake_token.is_none() => Ok(Some(stored)),
+                        Some(_) => Ok(None),
+                        None => Err(PortError::Unavailable("run claimed but execution not yet visible".into())),
+                    }
+                }
+                Err(e) => Err(e),
+            }
+        }
+        RunMessage::Resume { space, tenant, execution_id, token } => {
+            let Some(mut stored) = get_execution(p, &space, &tenant, &execution_id).await.map_err(app_to_port)? else {
+                return Err(PortError::Rejected(format!("execution {execution_id} does not exist")));
+            };
+            if stored.execution.wake_token.as_deref() != Some(token.as_str()) {
+                tracing::info!("stale resume message dropped");
+                return Ok(None);
+            }
+            let e = &mut stored.execution;
+            e.wake_token = None;
+            e.invocations += 1;
+            if !e.status.is_terminal() {
+                e.transition(ExecutionStatus::Running, now);
+            }
+            match p.store.put(item(e, stored.version + 1), Condition::IfVersion(stored.version)).await {
+                Ok(()) => {
+                    stored.version += 1;
+                    Ok(Some(stored))
+                }
+                Err(PortError::ConditionFailed) => {
+                    tracing::info!("execution changed while resuming; message dropped");
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+fn app_to_port(e: crate::platform::error::AppError) -> PortError {
+    use crate::platform::error::AppError;
+    match e {
+        AppError::Unavailable { detail } => PortError::Unavailable(detail),
+        other => PortError::Rejected(other.to_string()),
+    }
+}
+
+/// The context expressions see.
+fn context(e: &Execution, def: &FlowDefinition, records: &HashMap<StepId, StepRecord>) -> Value {
+    let steps: Map<String, Value> = records
+        .values()
+        .map(|r| (r.id.to_string(), json!({"status": r.status, "output": r.output.clone().unwrap_or(Value::Null)})))
+        .collect();
+    json!({
+        "trigger": e.input,
+        "steps": steps,
+        "vars": def.vars,
+        "config": def.config,
+        "execution": {"id": e.id, "flow_id": e.flow.id, "flow_version": e.flow.version, "space": e.space, "tenant": e.tenant},
+    })
+}
+
+/// The retry policy of a step: its own, else the flow's `config.retry`, else the default.
+fn retry_policy(step: &StepDef, def: &FlowDefinition) -> RetryPolicy {
+    step.retry
+        .or_else(|| def.config.get("retry").and_then(|r| serde_json::from_value(r.clone()).ok()))
+        .unwrap_or_default()
+}
+
+async fn drive(p: &Platform, message: RunMessage, budget: Budget) -> Result<Disposition, PortError> {
+    let Some(StoredExecution { execution: mut exec, mut version }) = take(p, message).await? else {
+        return Ok(Disposition::Done);
+    };
+    if exec.status.is_terminal() {
+        return Ok(Disposition::Done);
+    }
+    let flow = get_flow_version(p, &exec.flow.owner, &exec.flow.id, exec.flow.version)
+        .await
+        .map_err(app_to_port)?
+        .ok_or_else(|| PortError::Rejected(format!("flow {} version {} does not exist", exec.flow.id, exec.flow.version)))?;
+    let def = flow.parse_definition().map_err(app_to_port)?;
+    let mut records: HashMap<StepId, StepRecord> =
+        get_steps(p, &exec.space, &exec.tenant, &exec.id).await.map_err(app_to_port)?.into_iter().map(|r| (r.id.clone(), r)).collect();
+    let by_id: HashMap<&StepId, &StepDef> = def.steps.iter().map(|s| (&s.id, s)).collect();
+    let longest = def.steps.iter().map(|s| s.timeout_ms.map(Duration::from_millis).unwrap_or(steps::DEFAULT_STEP_TIMEOUT)).max().unwrap_or_default();
+    let mut rounds = 0u32;
+    loop {
+        if exec.cancel_requested {
+            return finish(p, exec, version, &records, ExecutionStatus::Cancelled).await;
+        }
+        let now = p.now_ms();
+        let Plan { run, skip, wake_at, blocked: _ } = plan::plan(&def.steps, &records, now);
+        if !skip.is_empty() {
+            let skipped: Vec<StepRecord> = skip
+                .iter()
+                .map(|id| StepRecord {
+                    id: id.clone(),
+                    kind: by_id.get(id).map(|s| s.kind.name().to_string()).unwrap_or_default(),
+                    status: StepStatus::Skipped,
+                    attempt: 0,
+                    started_at: now,
+                    finished_at: now,
+                    duration_ms: 0,
+                    input: None,
+                    output: None,
+                    output_spilled: false,
+                    error: None,
+                    resume_at: None,
+                })
+                .collect();
+            checkpoint(p, &exec, skipped, &mut records).await?;
+            continue;
+        }
+        if run.is_empty() {
+            if let Some(at) = wake_at {
+                return park(p, exec, version, &records, at).await;
+            }
+            let failed = records.values().any(|r| r.status == StepStatus::Failed);
+            let status = if failed { ExecutionStatus::Failed } else { ExecutionStatus::Succeeded };
+            return finish(p, exec, version, &records, status).await;
+        }
+        if rounds > 0 && !budget.allows(longest) {
+            return park(p, exec, version, &records, now).await;
+        }
+        if rounds > 0 {
+            // Between rounds, notice a cancel request without waiting for the final write.
+            if let Some(fresh) = get_execution(p, &exec.space, &exec.tenant, &exec.id).await.map_err(app_to_port)? {
+                if fresh.execution.cancel_requested {
+                    exec.cancel_requested = true;
+                    version = fresh.version;
+                    continue;
+                }
+            }
+        }
+        rounds += 1;
+        let ctx = context(&exec, &def, &records);
+        let attempts = run.iter().map(|id| {
+            let step = by_id[id];
+            let attempt = records.get(id).map(|r| r.attempt).unwrap_or(0) + 1;
+            let ctx = &ctx;
+            let exec = &exec;
+            async move {
+                let started = p.now_ms();
+                let outcome = steps::run(StepRun { platform: p, execution: exec, step, attempt, context: ctx }).await;
+                (step, attempt, started, outcome)
+            }
+        });
+        let outcomes = futures::future::join_all(attempts).await;
+        let finished = p.now_ms();
+        let new_records = outcomes
+            .into_iter()
+            .map(|(step, attempt, started, outcome)| record_outcome(step, &def, attempt, started, finished, outcome))
+            .collect();
+        checkpoint(p, &exec, new_records, &mut records).await?;
+    }
+}
+
+fn record_outcome(step: &StepDef, def: &FlowDefinition, attempt: u32, started: i64, finished: i64, outcome: StepOutcome) -> StepRecord {
+    let mut record = StepRecord {
+        id: step.id.clone(),
+        kind: step.kind.name().to_string(),
+        status: StepStatus::Succeeded,
+        attempt,
+        started_at: started,
+        finished_at: finished,
+        duration_ms: finished - started,
+        input: None,
+        output: None,
+        output_spilled: false,
+        error: None,
+        resume_at: None,
+    };
+    match outcome {
+        StepOutcome::Done { input, output } => {
+            record.input = input;
+            record.output = Some(output);
+        }
+        StepOutcome::Failed { input, error, retry_after } => {
+            record.input = input;
+            let policy = retry_policy(step, def);
+            if error.retryable && attempt < policy.max_attempts {
+                record.status = StepStatus::Retrying;
+                record.resume_at = Some(finished + steps::backoff(&policy, attempt, retry_after).as_millis() as i64);
+            } else {
+                record.status = StepStatus::Failed;
+            }
+            record.error = Some(error);
+        }
+        StepOutcome::Wait { until_ms } => {
+            if until_ms > finished {
+                record.status = StepStatus::Waiting;
+                record.resume_at = Some(until_ms);
+            } else {
+                record.output = Some(json!({"waited_until": until_ms}));
+            }
+        }
+    }
+    record
+}
+
+/// Write step checkpoints (concurrently) and fold them into `records`.
+async fn checkpoint(
+    p: &Platform,
+    exec: &Execution,
+    new: Vec<StepRecord>,
+    records: &mut HashMap<StepId, StepRecord>,
+) -> Result<(), PortError> {
+    let writes = new.into_iter().map(|record| async move {
+        let key = keys::execution_step(&exec.space, &exec.tenant, &exec.id, &record.id);
+        let value = serde_json::to_value(&record).unwrap_or(Value::Null);
+        match p.store.put(Item::new(key.clone(), value), Condition::None).await {
+            Ok(()) => Ok(record),
+            // Too large to store: keep the outcome visible, fail the step instead of the run.
+            Err(PortError::Rejected(detail)) => {
+                tracing::warn!(step = %record.id, %detail, "step record rejected; storing without output");
+                let mut trimmed = record;
+                trimmed.output = None;
+                trimmed.input = None;
+                trimmed.status = StepStatus::Failed;
+                trimmed.error = Some(crate::domain::execution::StepError {
+                    message: "step output too large to store".into(),
+                    retryable: false,
+                    status: None,
+                });
+                let value = serde_json::to_value(&trimmed).unwrap_or(Value::Null);
+                p.store.put(Item::new(key, value), Condition::None).await.map(|()| trimmed)
+            }
+            Err(e) => Err(e),
+        }
+    });
+    for record in futures::future::try_join_all(writes).await? {
+        records.insert(record.id.clone(), record);
+    }
+    Ok(())
+}
+
+fn summaries(def_order: &HashMap<StepId, StepRecord>) -> Vec<StepSummary> {
+    let mut list: Vec<StepSummary> = def_order
+        .values()
+        .map(|r| StepSummary {
+            id: r.id.clone(),
+            status: r.status,
+            attempts: r.attempt,
+            duration_ms: (r.status != StepStatus::Skipped).then_some(r.duration_ms),
+        })
+        .collect();
+    list.sort_by_key(|s| def_order.get(&s.id).map(|r| (r.started_at, r.id.clone())));
+    list
+}
+
+async fn finish(
+    p: &Platform,
+    mut exec: Execution,
+    version: u64,
+    records: &HashMap<StepId, StepRecord>,
+    status: ExecutionStatus,
+) -> Result<Disposition, PortError> {
+    let now = p.now_ms();
+    exec.steps = summaries(records);
+    exec.wake_token = None;
+    exec.error = match status {
+        ExecutionStatus::Failed => {
+            let failed = records.values().filter(|r| r.status == StepStatus::Failed).min_by_key(|r| r.finished_at);
+            Some(ExecutionError {
+                step: failed.map(|r| r.id.clone()),
+                message: failed.and_then(|r| r.error.as_ref()).map(|e| e.message.clone()).unwrap_or_else(|| "failed".into()),
+            })
+        }
+        ExecutionStatus::Cancelled => Some(ExecutionError { step: None, message: "cancelled".into() }),
+        _ => None,
+    };
+    exec.transition(status, now);
+    p.bus.publish(&[event_for(&exec)]).await?;
+    match p.store.put(item(&exec, version + 1), Condition::IfVersion(version)).await {
+        Ok(()) => {
+            tracing::info!(status = status.as_str(), steps = exec.steps.len(), "execution finished");
+            Ok(Disposition::Done)
+        }
+        // A cancel request landed meanwhile: record the cancellation instead.
+        Err(PortError::ConditionFailed) => {
+            let Some(fresh) = get_execution(p, &exec.space, &exec.tenant, &exec.id).await.map_err(app_to_port)? else {
+                return Ok(Disposition::Done);
+            };
+            if fresh.execution.status.is_terminal() {
+                return Ok(Disposition::Done);
+            }
+            let final_status = if fresh.execution.cancel_requested { ExecutionStatus::Cancelled } else { status };
+            let mut merged = fresh.execution;
+            merged.steps = exec.steps;
+            merged.error = if final_status == status { exec.error } else { Some(ExecutionError { step: None, message: "cancelled".into() }) };
+            merged.wake_token = None;
+            merged.transition(final_status, now);
+            if final_status != status {
+                p.bus.publish(&[event_for(&merged)]).await?;
+            }
+            p.store.put(item(&merged, fresh.version + 1), Condition::IfVersion(fresh.version)).await?;
+            Ok(Disposition::Done)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Stop here and come back at `wake_at` (now, for a continuation).
+async fn park(
+    p: &Platform,
+    mut exec: Execution,
+    version: u64,
+    records: &HashMap<StepId, StepRecord>,
+    wake_at: i64,
+) -> Result<Disposition, PortError> {
+    let now = p.now_ms();
+    let token = format!("{:016x}", rand::random::<u64>());
+    let delay_secs = ((wake_at - now).max(0) as u64).div_ceil(1000).min(u64::from(sqs_limits::MAX_DELAY_SECONDS)) as u32;
+    let resume = RunMessage::Resume { space: exec.space.clone(), tenant: exec.tenant.clone(), execution_id: exec.id.clone(), token: token.clone() };
+    let body = serde_json::to_string(&resume).map_err(|e| PortError::Rejected(e.to_string()))?;
+    p.queue.send(QueueId::Runs, &[OutgoingMessage::new(body).delayed(delay_secs)]).await?;
+    exec.steps = summaries(records);
+    exec.wake_token = Some(token);
+    let status = if delay_secs == 0 { ExecutionStatus::Running } else { ExecutionStatus::Waiting };
+    exec.transition(status, now);
+    match p.store.put(item(&exec, version + 1), Condition::IfVersion(version)).await {
+        Ok(()) => {
+            tracing::info!(delay_secs, "execution parked");
+            Ok(Disposition::Done)
+        }
+        // Changed meanwhile (a cancel request): the new resume message is stale; run again.
+        Err(PortError::ConditionFailed) => Ok(Disposition::Retry("execution changed while parking".into())),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,69 @@
+//! Glue between the Lambda runtime and the handlers: request/response conversion and logging.
+
+use std::future::Future;
+
+use bytes::Bytes;
+use lambda_http::Body;
+
+use crate::platform::http::{Request, Response};
+
+/// Serve an HTTP handler behind API Gateway (HTTP API, payload v2). lambda_http has already
+/// decoded a base64-encoded body, so handlers always see the raw bytes.
+pub async fn serve_http<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(Request) -> Fut + Send + Sync,
+    Fut: Future<Output = Response> + Send,
+{
+    let handler = &handler;
+    lambda_http::run(lambda_http::service_fn(move |req: lambda_http::Request| async move {
+        let (parts, body) = req.into_parts();
+        let bytes = match body {
+            Body::Empty => Bytes::new(),
+            Body::Text(text) => Bytes::from(text),
+            Body::Binary(data) => Bytes::from(data),
+            _ => Bytes::new(),
+        };
+        let response = handler(http::Request::from_parts(parts, bytes)).await;
+        Ok::<_, std::convert::Infallible>(into_lambda_response(response))
+    }))
+    .await
+}
+
+fn into_lambda_response(response: Response) -> http::Response<Body> {
+    let (parts, bytes) = response.into_parts();
+    let body = if bytes.is_empty() {
+        Body::Empty
+    } else {
+        match String::from_utf8(bytes.to_vec()) {
+            Ok(text) => Body::Text(text),
+            Err(e) => Body::Binary(e.into_bytes()),
+        }
+    };
+    http::Response::from_parts(parts, body)
+}
+
+/// Logging: JSON lines in Lambda (what the function's LoggingConfig expects), readable text
+/// elsewhere. `RUST_LOG` filters as usual (default `info`).
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok() || std::env::var("SWITCHYARD_LOG_JSON").is_ok();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let result = if json {
+        builder.json().flatten_event(true).with_current_span(false).without_time().try_init()
+    } else {
+        builder.compact().try_init()
+    };
+    // Already initialised (tests, or the dev server calling twice): keep the first.
+    let _ = result;
+}
+
+/// The invocation deadline (epoch ms from the Lambda context) as a tokio instant.
+pub fn deadline(deadline_epoch_ms: u64) -> tokio::time::Instant {
+    let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    tokio::time::Instant::now() + std::time::Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms))
+}

@@ -1,0 +1,278 @@
+//! A tenant's connectors: which are enabled, their settings, and the secrets behind them
+//! (webhook signing secrets now; API credentials through `credentials`).
+//!
+//! Secrets live in the tenant's one secret document:
+//! `{"connectors": {"<id>": {"webhook": {"current", "previous", "previous_until"}, ...}}}`.
+//! Every write to it happens under the tenant's secrets lease, so concurrent writers (two
+//! rotations, an OAuth refresh) never lose each other's updates.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::error::AppError;
+use super::{Platform, lease};
+use crate::domain::connector::{ConnectorSpec, HmacConfig};
+use crate::domain::ids::{ConnectorId, SpaceId, TenantId};
+use crate::domain::keys;
+use crate::ports::{Condition, Item, PortError, Query, SecretDocument, SecretOwner, Secrets, query_all};
+use crate::webhook::signature::SigningSecret;
+
+/// How long a secrets lease may be held before it expires on its own.
+const LEASE_TTL: Duration = Duration::from_secs(30);
+/// How long a writer waits for the lease.
+const LEASE_WAIT: Duration = Duration::from_secs(10);
+
+/// A tenant's settings for one connector (no secrets in here: this is returned by the API).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectorSettings {
+    pub connector: ConnectorId,
+    pub enabled: bool,
+    #[serde(default)]
+    pub settings: Map<String, Value>,
+    /// Generic HMAC scheme settings chosen by the tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hmac: Option<HmacConfig>,
+    #[serde(default)]
+    pub webhook_secret_set: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_rotated_at: Option<i64>,
+    /// Credentials status, maintained by the credentials module.
+    #[serde(default)]
+    pub credentials: CredentialStatus,
+    pub updated_at: i64,
+}
+
+/// What the API may say about credentials: presence, kind and expiry, never the values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct CredentialStatus {
+    #[serde(default)]
+    pub connected: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// A refresh failed for good: the tenant must connect again.
+    #[serde(default)]
+    pub needs_reauthorization: bool,
+}
+
+pub fn owner(space: &SpaceId, tenant: &TenantId) -> SecretOwner {
+    SecretOwner { space: space.to_string(), tenant: tenant.to_string() }
+}
+
+pub async fn get_settings(
+    p: &Platform,
+    space: &SpaceId,
+    tenant: &TenantId,
+    connector: &ConnectorId,
+) -> Result<Option<ConnectorSettings>, AppError> {
+    Ok(p.store.get(&keys::connector_settings(space, tenant, connector)).await?.map(|i| i.parse()).transpose()?)
+}
+
+/// The settings, cached per container for `CACHE_TTL` (the webhook hot path reads them for
+/// every delivery).
+pub async fn cached_settings(
+    p: &Platform,
+    space: &SpaceId,
+    tenant: &TenantId,
+    connector: &ConnectorId,
+) -> Result<Option<ConnectorSettings>, AppError> {
+    let key = (keys::tenant_pk(space, tenant), connector.to_string());
+    if let Some(found) = p.caches.connector_settings.get(&key) {
+        return Ok(found);
+    }
+    let settings = get_settings(p, space, tenant, connector).await?;
+    p.caches.connector_settings.put(key, settings.clone());
+    Ok(settings)
+}
+
+pub async fn list_settings(p: &Platform, space: &SpaceId, tenant: &TenantId) -> Result<Vec<ConnectorSettings>, AppError> {
+    let items = query_all(p.store.as_ref(), Query::prefix(keys::tenant_pk(space, tenant), keys::CONNECTOR_PREFIX), 500).await?;
+    Ok(items.iter().map(|i| i.parse()).collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Read-modify-write the settings item with optimistic concurrency (retried on conflict).
+pub async fn update_settings(
+    p: &Platform,
+    space: &SpaceId,
+    tenant: &TenantId,
+    connector: &ConnectorId,
+    change: impl Fn(&mut ConnectorSettings),
+) -> Result<ConnectorSettings, AppError> {
+    let key = keys::connector_settings(space, tenant, connector);
+    for _ in 0..5 {
+        let existing = p.store.get(&key).await?;
+        let (mut settings, condition, version) = match &existing {
+            Some(item) => (item.parse::<ConnectorSettings>()?, Condition::IfVersion(item.version), item.version + 1),
+            None => (
+                ConnectorSettings {
+                    connector: connector.clone(),
+                    enabled: true,
+                    settings: Map::new(),
+                    hmac: None,
+                    webhook_secret_set: false,
+                    webhook_secret_rotated_at: None,
+                    credentials: CredentialStatus::default(),
+                    updated_at: 0,
+                },
+                Condition::IfAbsent,
+                1,
+            ),
+        };
+        change(&mut settings);
+        settings.updated_at = p.now_ms();
+        let value = serde_json::to_value(&settings).unwrap_or(Value::Null);
+        match p.store.put(Item::new(key.clone(), value).with_version(version), condition).await {
+            Ok(()) => {
+                p.caches.connector_settings.remove(&(keys::tenant_pk(space, tenant), connector.to_string()));
+                return Ok(settings);
+            }
+            Err(PortError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(AppError::Conflict("connector settings are being changed concurrently; retry".into()))
+}
+
+/// Check tenant settings against the connector's declared settings: known names, allowed
+/// characters only (they end up in URLs), required ones present.
+pub fn validate_settings(spec: &ConnectorSpec, settings: &Map<String, Value>) -> Result<(), AppError> {
+    for (name, value) in settings {
+        let declared = spec
+            .settings
+            .iter()
+            .find(|s| &s.name == name)
+            .ok_or_else(|| AppError::bad_request(format!("connector {} has no setting {name:?}", spec.id)))?;
+        let text = value.as_str().ok_or_else(|| AppError::bad_request(format!("setting {name:?} must be a string")))?;
+        if text.is_empty() || text.len() > 253 || !text.chars().all(|c| charset_allows(&declared.charset, c)) {
+            return Err(AppError::bad_request(format!(
+                "setting {name:?} may only contain the characters [{}]",
+                declared.charset
+            )));
+        }
+    }
+    for declared in spec.settings.iter().filter(|s| s.required) {
+        if !settings.contains_key(&declared.name) {
+            return Err(AppError::bad_request(format!("connector {} needs the setting {:?}", spec.id, declared.name)));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `c` is in a charset written like a regex class body: `a-z0-9-.`.
+fn charset_allows(charset: &str, c: char) -> bool {
+    let chars: Vec<char> = charset.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if i + 2 < chars.len() && chars[i + 1] == '-' {
+            if (chars[i]..=chars[i + 2]).contains(&c) {
+                return true;
+            }
+            i += 3;
+        } else {
+            if chars[i] == c {
+                return true;
+            }
+            i += 1;
+        }
+    }
+    false
+}
+
+/// Read-modify-write the tenant's secret document under the tenant's secrets lease.
+pub async fn modify_secret_document<T>(
+    p: &Platform,
+    space: &SpaceId,
+    tenant: &TenantId,
+    change: impl FnOnce(&mut SecretDocument) -> Result<T, AppError>,
+) -> Result<T, AppError> {
+    let who = owner(space, tenant);
+    lease::with_lease(p, keys::lease(space, tenant, "secrets"), LEASE_TTL, LEASE_WAIT, || async {
+        let mut document = p.secrets.get_fresh(&who).await?.unwrap_or_default();
+        let result = change(&mut document)?;
+        p.secrets.put(&who, &document).await?;
+        Ok::<T, AppError>(result)
+    })
+    .await
+}
+
+/// The part of the secret document for one connector, created if missing.
+pub fn connector_entry<'d>(document: &'d mut SecretDocument, connector: &ConnectorId) -> &'d mut Map<String, Value> {
+    let connectors = document.0.entry("connectors").or_insert_with(|| json!({}));
+    if !connectors.is_object() {
+        *connectors = json!({});
+    }
+    let Value::Object(connectors) = connectors else { unreachable!("made an object above") };
+    let entry = connectors.entry(connector.to_string()).or_insert_with(|| json!({}));
+    if !entry.is_object() {
+        *entry = json!({});
+    }
+    let Value::Object(entry) = entry else { unreachable!("made an object above") };
+    entry
+}
+
+/// The read-only view of a connector's part of the document.
+pub fn connector_view<'d>(document: &'d SecretDocument, connector: &ConnectorId) -> Option<&'d Map<String, Value>> {
+    document.0.get("connectors")?.get(connector.as_str())?.as_object()
+}
+
+/// Set (or rotate) a connector's webhook signing secret. The replaced secret keeps verifying
+/// for the rotation window, so deliveries signed just before the switch still go through.
+pub async fn set_webhook_secret(
+    p: &Platform,
+    space: &SpaceId,
+    tenant: &TenantId,
+    connector: &ConnectorId,
+    secret: &str,
+) -> Result<ConnectorSettings, AppError> {
+    if secret.len() < 8 || secret.len() > 1024 {
+        return Err(AppError::bad_request("a webhook secret must be 8 to 1024 characters"));
+    }
+    let now = p.now_ms();
+    let until = now + p.settings.webhook.rotation_window_secs * 1000;
+    let rotated = modify_secret_document(p, space, tenant, |document| {
+        let entry = connector_entry(document, connector);
+        let previous = entry.get("webhook").and_then(|w| w.get("current")).and_then(Value::as_str).map(str::to_string);
+        let rotated = previous.is_some();
+        let mut webhook = json!({"current": secret});
+        if let Some(previous) = previous.filter(|prev| prev != secret) {
+            webhook["previous"] = json!(previous);
+            webhook["previous_until"] = json!(until);
+        }
+        entry.insert("webhook".into(), webhook);
+        Ok(rotated)
+    })
+    .await?;
+    update_settings(p, space, tenant, connector, |s| {
+        s.webhook_secret_set = true;
+        if rotated {
+            s.webhook_secret_rotated_at = Some(now);
+        }
+    })
+    .await
+}
+
+/// The secrets that may verify a delivery now: the current one and, during a rotation window,
+/// the previous one.
+pub async fn webhook_secrets(
+    p: &Platform,
+    space: &SpaceId,
+    tenant: &TenantId,
+    connector: &ConnectorId,
+) -> Result<Vec<SigningSecret>, AppError> {
+    let Some(document) = p.secrets.get(&owner(space, tenant)).await? else { return Ok(Vec::new()) };
+    let Some(webhook) = connector_view(&document, connector).and_then(|c| c.get("webhook")) else { return Ok(Vec::new()) };
+    let mut secrets = Vec::new();
+    if let Some(current) = webhook.get("current").and_then(Value::as_str) {
+        secrets.push(SigningSecret::new(current));
+    }
+    let until = webhook.get("previous_until").and_then(Value::as_i64).unwrap_or(0);
+    if let Some(previous) = webhook.get("previous").and_then(Value::as_str) {
+        if until > p.now_ms() {
+            secrets.push(SigningSecret::new(previous));
+        }
+    }
+    Ok(secrets)
+}

@@ -1,0 +1,117 @@
+//! Executions and their step checkpoints in the store.
+
+use serde_json::Value;
+
+use super::Platform;
+use super::error::AppError;
+use crate::domain::execution::{Execution, ExecutionStatus, StepRecord};
+use crate::domain::ids::{ExecutionId, FlowId, SpaceId, TenantId};
+use crate::domain::keys;
+use crate::ports::{Item, Query, cursor, query_all};
+
+/// An execution with the version of its stored item (for optimistic updates).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredExecution {
+    pub execution: Execution,
+    pub version: u64,
+}
+
+pub async fn get_execution(
+    p: &Platform,
+    space: &SpaceId,
+    tenant: &TenantId,
+    id: &ExecutionId,
+) -> Result<Option<StoredExecution>, AppError> {
+    Ok(p.store
+        .get(&keys::execution(space, tenant, id))
+        .await?
+        .map(|item: Item| Ok::<_, AppError>(StoredExecution { execution: item.parse()?, version: item.version }))
+        .transpose()?)
+}
+
+/// Step checkpoints of an execution, in step-id order.
+pub async fn get_steps(p: &Platform, space: &SpaceId, tenant: &TenantId, id: &ExecutionId) -> Result<Vec<StepRecord>, AppError> {
+    let items = query_all(p.store.as_ref(), Query::prefix(keys::execution_steps_pk(space, tenant, id), keys::STEP_PREFIX), 2000).await?;
+    Ok(items.iter().map(|i| i.parse()).collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Filters of the execution listing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExecutionFilter {
+    pub flow: Option<FlowId>,
+    pub status: Option<ExecutionStatus>,
+    /// Created at or after (epoch ms).
+    pub since: Option<i64>,
+    /// Created before (epoch ms).
+    pub until: Option<i64>,
+}
+
+impl ExecutionFilter {
+    fn matches(&self, e: &Execution) -> bool {
+        self.flow.as_ref().is_none_or(|f| f == &e.flow.id)
+            && self.status.is_none_or(|s| s == e.status)
+            && self.since.is_none_or(|t| e.created_at >= t)
+            && self.until.is_none_or(|t| e.created_at < t)
+    }
+}
+
+/// Most items examined for one page of a filtered listing; past it the page ends early with a
+/// cursor, so a rare filter never turns into an unbounded scan.
+const MAX_SCANNED: usize = 2000;
+
+/// Executions, newest first. Execution ids are ULIDs, so the sort key order is time order and
+/// `until` becomes the starting point of the scan and `since` its end.
+pub async fn list_executions(
+    p: &Platform,
+    space: &SpaceId,
+    tenant: &TenantId,
+    filter: &ExecutionFilter,
+    limit: u32,
+    after: Option<String>,
+) -> Result<(Vec<Execution>, Option<String>), AppError> {
+    let limit = limit.clamp(1, 200) as usize;
+    let mut next = match (after, filter.until) {
+        (Some(c), _) => Some(c),
+        (None, Some(until)) => {
+            // The smallest id at `until`: everything before it was created earlier.
+            let bound = ulid::Ulid::from_parts(until.max(0) as u64, 0);
+            Some(cursor::encode(&format!("{}ex_{bound}", keys::EXECUTION_PREFIX)))
+        }
+        (None, None) => None,
+    };
+    let mut found = Vec::new();
+    let mut scanned = 0;
+    loop {
+        let query = Query::prefix(keys::tenant_pk(space, tenant), keys::EXECUTION_PREFIX).descending().limit(100).after(next.take());
+        let page = p.store.query(&query).await?;
+        for item in &page.items {
+            scanned += 1;
+            let execution: Execution = item.parse()?;
+            if filter.since.is_some_and(|t| execution.created_at < t) {
+                return Ok((found, None));
+            }
+            if filter.matches(&execution) {
+                found.push(execution);
+                if found.len() == limit {
+                    return Ok((found, Some(cursor::encode(&item.key.sk))));
+                }
+            }
+            if scanned >= MAX_SCANNED {
+                return Ok((found, Some(cursor::encode(&item.key.sk))));
+            }
+        }
+        match page.next {
+            Some(n) => next = Some(n),
+            None => return Ok((found, None)),
+        }
+    }
+}
+
+/// The API view of an execution: everything but the (possibly large) input.
+pub fn summary_json(e: &Execution) -> Value {
+    let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut v {
+        map.remove("input");
+    }
+    v
+}
