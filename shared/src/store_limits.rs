@@ -14,7 +14,10 @@ const ATTRIBUTE_OVERHEAD: usize = 64;
 pub fn check_size(key: &Key, document_bytes: usize) -> PortResult<()> {
     let size = key.pk.len() + key.sk.len() + document_bytes + ATTRIBUTE_OVERHEAD;
     if size > MAX_ITEM_BYTES {
-        return Err(PortError::Rejected(format!("item {}/{} of {size} bytes exceeds {MAX_ITEM_BYTES} bytes", key.pk, key.sk)));
+        return Err(PortError::Rejected(format!(
+            "item {}/{} of {size} bytes exceeds {MAX_ITEM_BYTES} bytes",
+            key.pk, key.sk
+        )));
     }
     Ok(())
 }
@@ -25,12 +28,19 @@ pub fn check_transaction(ops: &[WriteOp]) -> PortResult<()> {
         return Err(PortError::Rejected("empty transaction".into()));
     }
     if ops.len() > MAX_TRANSACTION_OPS {
-        return Err(PortError::Rejected(format!("transaction of {} operations exceeds {MAX_TRANSACTION_OPS}", ops.len())));
+        return Err(PortError::Rejected(format!(
+            "transaction of {} operations exceeds {MAX_TRANSACTION_OPS}",
+            ops.len()
+        )));
     }
     let mut seen = HashSet::new();
     for op in ops {
         if !seen.insert(op.key()) {
-            return Err(PortError::Rejected(format!("transaction touches {}/{} more than once", op.key().pk, op.key().sk)));
+            return Err(PortError::Rejected(format!(
+                "transaction touches {}/{} more than once",
+                op.key().pk,
+                op.key().sk
+            )));
         }
     }
     Ok(())

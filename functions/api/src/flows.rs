@@ -19,7 +19,9 @@ async fn owner(call: &Call<'_>, tenant: Option<&str>) -> Result<FlowOwner, AppEr
             let (space, tenant) = call.tenant(t).await?;
             Ok(FlowOwner::Tenant { space, tenant })
         }
-        None => Ok(FlowOwner::Space { space: call.space()? }),
+        None => Ok(FlowOwner::Space {
+            space: call.space()?,
+        }),
     }
 }
 
@@ -29,14 +31,29 @@ fn flow_id(id: &str) -> Result<FlowId, AppError> {
 
 /// The definition in the body: JSON, or YAML with a YAML content type.
 fn definition_body(call: &Call<'_>) -> Result<Value, AppError> {
-    let media = header(&call.req, "content-type").unwrap_or("application/json").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if matches!(media.as_str(), "application/yaml" | "application/x-yaml" | "text/yaml") {
+    let media = header(&call.req, "content-type")
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if matches!(
+        media.as_str(),
+        "application/yaml" | "application/x-yaml" | "text/yaml"
+    ) {
         if call.req.body().len() > switchyard::platform::http::MAX_JSON_BODY {
             return Err(AppError::PayloadTooLarge("definition too large".into()));
         }
-        let text = std::str::from_utf8(call.req.body()).map_err(|_| AppError::bad_request("YAML body is not UTF-8"))?;
-        return serde_saphyr::from_str::<Value>(text)
-            .map_err(|e| AppError::invalid("invalid_body", format!("invalid YAML body: {}", first_line(&e.to_string())), Value::Null));
+        let text = std::str::from_utf8(call.req.body())
+            .map_err(|_| AppError::bad_request("YAML body is not UTF-8"))?;
+        return serde_saphyr::from_str::<Value>(text).map_err(|e| {
+            AppError::invalid(
+                "invalid_body",
+                format!("invalid YAML body: {}", first_line(&e.to_string())),
+                Value::Null,
+            )
+        });
     }
     call.body()
 }
@@ -45,14 +62,22 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
 
-fn parse_definition(call: &Call<'_>, mut value: Value) -> Result<(Option<FlowId>, FlowDefinition), AppError> {
+fn parse_definition(
+    call: &Call<'_>,
+    mut value: Value,
+) -> Result<(Option<FlowId>, FlowDefinition), AppError> {
     let id = match value.as_object_mut().and_then(|m| m.remove("id")) {
         None => None,
         Some(Value::String(s)) => Some(flow_id(&s)?),
         Some(_) => return Err(AppError::bad_request("id must be a string")),
     };
-    let definition = FlowDefinition::parse(&value, call.p.catalog)
-        .map_err(|e| AppError::invalid("invalid_flow", e.to_string(), json!({"step": e.step, "field": e.field})))?;
+    let definition = FlowDefinition::parse(&value, call.p.catalog).map_err(|e| {
+        AppError::invalid(
+            "invalid_flow",
+            e.to_string(),
+            json!({"step": e.step, "field": e.field}),
+        )
+    })?;
     Ok((id, definition))
 }
 
@@ -63,7 +88,8 @@ pub async fn create(call: &Call<'_>, tenant: Option<&str>) -> Result<Response, A
     let limit = match &owner {
         FlowOwner::Tenant { space, tenant } => {
             let space = switchyard::platform::tenancy::require_space(call.p, space).await?;
-            let tenant = switchyard::platform::tenancy::require_tenant(call.p, &space.id, tenant).await?;
+            let tenant =
+                switchyard::platform::tenancy::require_tenant(call.p, &space.id, tenant).await?;
             tenant.plan.unwrap_or(space.plan).quotas().flows_per_tenant
         }
         FlowOwner::Space { .. } => None,
@@ -77,14 +103,19 @@ pub async fn list(call: &Call<'_>, tenant: Option<&str>) -> Result<Response, App
     let owner = owner(call, tenant).await?;
     let (limit, cursor) = call.page()?;
     let (flows, next) = repo::list_flows(call.p, &owner, limit, cursor).await?;
-    Ok(page_response(flows.iter().map(|f| json!(f)).collect(), next))
+    Ok(page_response(
+        flows.iter().map(|f| json!(f)).collect(),
+        next,
+    ))
 }
 
 pub async fn get(call: &Call<'_>, tenant: Option<&str>, id: &str) -> Result<Response, AppError> {
     require(call, Permission::FlowsRead)?;
     let owner = owner(call, tenant).await?;
     let id = flow_id(id)?;
-    let flow = repo::get_flow(call.p, &owner, &id).await?.ok_or_else(|| AppError::not_found(format!("flow {id} not found")))?;
+    let flow = repo::get_flow(call.p, &owner, &id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("flow {id} not found")))?;
     Ok(json_response(200, &json!(flow)))
 }
 
@@ -95,7 +126,11 @@ pub async fn update(call: &Call<'_>, tenant: Option<&str>, id: &str) -> Result<R
     let (_, definition) = parse_definition(call, definition_body(call)?)?;
     // `If-Match: <version>` makes the update conditional on the version the caller read.
     let expected = header(&call.req, "if-match")
-        .map(|v| v.trim_matches('"').parse::<u32>().map_err(|_| AppError::bad_request("If-Match must be a flow version number")))
+        .map(|v| {
+            v.trim_matches('"')
+                .parse::<u32>()
+                .map_err(|_| AppError::bad_request("If-Match must be a flow version number"))
+        })
         .transpose()?;
     let record = repo::update_flow(call.p, &owner, &id, &definition, expected).await?;
     Ok(json_response(200, &json!(record)))
@@ -107,12 +142,19 @@ struct StatusPatch {
     status: FlowStatus,
 }
 
-pub async fn set_status(call: &Call<'_>, tenant: Option<&str>, id: &str) -> Result<Response, AppError> {
+pub async fn set_status(
+    call: &Call<'_>,
+    tenant: Option<&str>,
+    id: &str,
+) -> Result<Response, AppError> {
     require(call, Permission::FlowsWrite)?;
     let owner = owner(call, tenant).await?;
     let id = flow_id(id)?;
     let patch: StatusPatch = call.body()?;
-    Ok(json_response(200, &json!(repo::set_flow_status(call.p, &owner, &id, patch.status).await?)))
+    Ok(json_response(
+        200,
+        &json!(repo::set_flow_status(call.p, &owner, &id, patch.status).await?),
+    ))
 }
 
 pub async fn delete(call: &Call<'_>, tenant: Option<&str>, id: &str) -> Result<Response, AppError> {

@@ -19,7 +19,9 @@ use switchyard::domain::ids::{SpaceId, TenantId};
 use switchyard::platform::Platform;
 use switchyard::platform::auth::{self, Principal};
 use switchyard::platform::error::AppError;
-use switchyard::platform::http::{Request, Response, error, json as json_response, query, segments};
+use switchyard::platform::http::{
+    Request, Response, error, json as json_response, query, segments,
+};
 
 pub use openapi::document as openapi_document;
 
@@ -56,9 +58,13 @@ impl Call<'_> {
         let q = self.query();
         let limit = match q.get("limit") {
             None => 50,
-            Some(l) => l.parse::<u32>().ok().filter(|l| (1..=200).contains(l)).ok_or_else(|| {
-                AppError::bad_request("limit must be an integer between 1 and 200")
-            })?,
+            Some(l) => l
+                .parse::<u32>()
+                .ok()
+                .filter(|l| (1..=200).contains(l))
+                .ok_or_else(|| {
+                    AppError::bad_request("limit must be an integer between 1 and 200")
+                })?,
         };
         Ok((limit, q.get("cursor").cloned()))
     }
@@ -121,7 +127,9 @@ async fn route(p: &Platform, req: Request) -> Result<Response, AppError> {
         ["tenants", t, "connectors"] if m == Method::GET => connectors::list(&call, t).await,
         ["tenants", t, "connectors", c] if m == Method::GET => connectors::get(&call, t, c).await,
         ["tenants", t, "connectors", c] if m == Method::PUT => connectors::put(&call, t, c).await,
-        ["tenants", t, "connectors", c, "webhook-secret"] if m == Method::PUT => connectors::put_webhook_secret(&call, t, c).await,
+        ["tenants", t, "connectors", c, "webhook-secret"] if m == Method::PUT => {
+            connectors::put_webhook_secret(&call, t, c).await
+        }
 
         ["workflows"] if m == Method::POST => flows::create(&call, None).await,
         ["workflows"] if m == Method::GET => flows::list(&call, None).await,
@@ -132,9 +140,15 @@ async fn route(p: &Platform, req: Request) -> Result<Response, AppError> {
         ["tenants", t, "workflows"] if m == Method::POST => flows::create(&call, Some(t)).await,
         ["tenants", t, "workflows"] if m == Method::GET => flows::list(&call, Some(t)).await,
         ["tenants", t, "workflows", f] if m == Method::GET => flows::get(&call, Some(t), f).await,
-        ["tenants", t, "workflows", f] if m == Method::PUT => flows::update(&call, Some(t), f).await,
-        ["tenants", t, "workflows", f] if m == Method::PATCH => flows::set_status(&call, Some(t), f).await,
-        ["tenants", t, "workflows", f] if m == Method::DELETE => flows::delete(&call, Some(t), f).await,
+        ["tenants", t, "workflows", f] if m == Method::PUT => {
+            flows::update(&call, Some(t), f).await
+        }
+        ["tenants", t, "workflows", f] if m == Method::PATCH => {
+            flows::set_status(&call, Some(t), f).await
+        }
+        ["tenants", t, "workflows", f] if m == Method::DELETE => {
+            flows::delete(&call, Some(t), f).await
+        }
 
         ["tenants", t, "executions"] if m == Method::GET => executions::list(&call, t).await,
         ["tenants", t, "executions", e] if m == Method::GET => executions::get(&call, t, e).await,

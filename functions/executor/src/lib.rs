@@ -10,17 +10,31 @@ use switchyard::engine::run::{self, Budget, Disposition};
 use switchyard::platform::Platform;
 use switchyard::ports::QueueId;
 
-/// How long a failed message stays hidden before its next attempt: doubling from 5 s per
-/// receive, capped at 5 minutes (without this it would wait out the whole visibility timeout,
-/// six times the function timeout).
-pub fn retry_delay(receive_count: u32) -> Duration {
-    Duration::from_secs((5u64 << receive_count.saturating_sub(1).min(6)).min(300))
+/// How long a failed message stays hidden before its next attempt: doubling from the base
+/// (5 s by default) per receive, capped at 5 minutes. Without this it would wait out the whole
+/// visibility timeout, six times the function timeout.
+pub fn retry_delay(base_secs: u64, receive_count: u32) -> Duration {
+    Duration::from_secs((base_secs.max(1) << receive_count.saturating_sub(1).min(6)).min(300))
 }
 
 async fn delay_retry(p: &Platform, message: &SqsMessage) {
-    let Some(receipt) = message.receipt_handle.as_deref() else { return };
-    let count = message.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
-    if let Err(e) = p.queue.change_visibility(QueueId::Runs, receipt, retry_delay(count)).await {
+    let Some(receipt) = message.receipt_handle.as_deref() else {
+        return;
+    };
+    let count = message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1);
+    if let Err(e) = p
+        .queue
+        .change_visibility(
+            QueueId::Runs,
+            receipt,
+            retry_delay(p.settings.retry_base_secs, count),
+        )
+        .await
+    {
         tracing::warn!(error = %e, "could not shorten the retry delay; the visibility timeout applies");
     }
 }
@@ -47,7 +61,9 @@ pub async fn handle(p: &Platform, event: SqsEvent, budget: Budget) -> SqsBatchRe
                     failure.item_identifier = id;
                     response.batch_item_failures.push(failure);
                 }
-                None => tracing::error!(%reason, "failed message has no id; SQS will redeliver the batch"),
+                None => {
+                    tracing::error!(%reason, "failed message has no id; SQS will redeliver the batch")
+                }
             }
         }
     }

@@ -80,19 +80,35 @@ pub async fn ensure(p: &Platform, base_url: &str, state_dir: &Path) -> Result<De
         connections::set_webhook_secret(p, &space, &tenant, &github, WEBHOOK_SECRET).await?;
         let definition = FlowDefinition::parse(&flow_definition(base_url), p.catalog)
             .map_err(|e| AppError::bad_request(e.to_string()))?;
-        flows::create_flow(p, FlowOwner::Space { space: space.clone() }, Some(id(FlowId::parse(FLOW))?), &definition, None).await?;
+        flows::create_flow(
+            p,
+            FlowOwner::Space {
+                space: space.clone(),
+            },
+            Some(id(FlowId::parse(FLOW))?),
+            &definition,
+            None,
+        )
+        .await?;
     }
-    let api_key = match std::fs::read_to_string(&key_file).ok().map(|k| k.trim().to_string()).filter(|k| !k.is_empty()) {
+    let api_key = match std::fs::read_to_string(&key_file)
+        .ok()
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+    {
         Some(key) if tenancy::find_api_key(p, &key).await?.is_some() => key,
         _ => {
-            let (_, key) = tenancy::create_api_key(p, &space, "demo".into(), Role::Admin, None, None).await?;
+            let (_, key) =
+                tenancy::create_api_key(p, &space, "demo".into(), Role::Admin, None, None).await?;
             write_private(&key_file, &key)?;
             key
         }
     };
     let body = serde_json::to_vec_pretty(&push_payload()).unwrap_or_default();
     let payload_file = state_dir.join("demo-github-push.json");
-    std::fs::write(&payload_file, &body).map_err(|e| AppError::Unavailable { detail: format!("write {}: {e}", payload_file.display()) })?;
+    std::fs::write(&payload_file, &body).map_err(|e| AppError::Unavailable {
+        detail: format!("write {}: {e}", payload_file.display()),
+    })?;
     Ok(Demo {
         api_key,
         signature: sign::github(WEBHOOK_SECRET, &body),
@@ -102,7 +118,9 @@ pub async fn ensure(p: &Platform, base_url: &str, state_dir: &Path) -> Result<De
 }
 
 fn write_private(path: &Path, content: &str) -> Result<(), AppError> {
-    let fail = |e: std::io::Error| AppError::Unavailable { detail: format!("write {}: {e}", path.display()) };
+    let fail = |e: std::io::Error| AppError::Unavailable {
+        detail: format!("write {}: {e}", path.display()),
+    };
     std::fs::write(path, content).map_err(fail)?;
     #[cfg(unix)]
     {
@@ -145,5 +163,8 @@ Sending the same delivery again answers 200 "duplicate" and runs nothing.
 pub fn echo(req: &Request) -> Response {
     let body: Value = serde_json::from_slice(req.body())
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(req.body()).into_owned()));
-    json_response(200, &json!({"method": req.method().as_str(), "received": body}))
+    json_response(
+        200,
+        &json!({"method": req.method().as_str(), "received": body}),
+    )
 }

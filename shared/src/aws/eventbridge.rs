@@ -16,7 +16,10 @@ pub struct EventBridgeBus {
 
 impl EventBridgeBus {
     pub fn new(client: Client, bus_name: impl Into<String>) -> Self {
-        EventBridgeBus { client, bus_name: bus_name.into() }
+        EventBridgeBus {
+            client,
+            bus_name: bus_name.into(),
+        }
     }
 }
 
@@ -58,11 +61,18 @@ impl EventBus for EventBridgeBus {
                     .filter(|(_, r)| r.is_none_or(|r| r.error_code.is_some()))
                     .map(|(e, _)| e)
                     .collect();
-                tracing::warn!(failed = pending.len(), attempt, "PutEvents partially failed, retrying");
+                tracing::warn!(
+                    failed = pending.len(),
+                    attempt,
+                    "PutEvents partially failed, retrying"
+                );
                 batch_backoff(attempt).await;
             }
             if !pending.is_empty() {
-                return Err(PortError::Unavailable(format!("{} platform events could not be published", pending.len())));
+                return Err(PortError::Unavailable(format!(
+                    "{} platform events could not be published",
+                    pending.len()
+                )));
             }
         }
         Ok(())

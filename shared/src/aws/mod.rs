@@ -6,6 +6,7 @@
 
 mod dynamodb;
 mod eventbridge;
+pub mod provision;
 mod secretsmanager;
 mod sqs;
 
@@ -27,7 +28,10 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
         .operation_attempt_timeout(Duration::from_secs(10))
         .operation_timeout(Duration::from_secs(25))
         .build();
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await
 }
 
 /// Map an SDK failure to a port error. Codes that mean "this request can never succeed" become
@@ -44,20 +48,32 @@ where
             let code = err.code().unwrap_or("Unknown");
             let message = err.message().unwrap_or("");
             match code {
-                "ValidationException" | "InvalidParameterValue" | "InvalidParameterException"
-                | "InvalidRequestException" | "MessageTooLong" | "InvalidMessageContents"
-                | "AWS.SimpleQueueService.BatchEntryIdsNotDistinct" | "BatchEntryIdsNotDistinct"
-                | "TooManyEntriesInBatchRequest" | "AWS.SimpleQueueService.TooManyEntriesInBatchRequest"
+                "ValidationException"
+                | "InvalidParameterValue"
+                | "InvalidParameterException"
+                | "InvalidRequestException"
+                | "MessageTooLong"
+                | "InvalidMessageContents"
+                | "AWS.SimpleQueueService.BatchEntryIdsNotDistinct"
+                | "BatchEntryIdsNotDistinct"
+                | "TooManyEntriesInBatchRequest"
+                | "AWS.SimpleQueueService.TooManyEntriesInBatchRequest"
                 | "ItemCollectionSizeLimitExceededException" => {
                     PortError::Rejected(format!("{operation}: {code}: {message}"))
                 }
                 _ => PortError::Unavailable(format!("{operation}: {code}: {message}")),
             }
         }
-        SdkError::ConstructionFailure(_) => PortError::Rejected(format!("{operation}: request could not be built")),
+        SdkError::ConstructionFailure(_) => {
+            PortError::Rejected(format!("{operation}: request could not be built"))
+        }
         SdkError::TimeoutError(_) => PortError::Unavailable(format!("{operation}: timed out")),
-        SdkError::DispatchFailure(_) => PortError::Unavailable(format!("{operation}: could not reach the service")),
-        SdkError::ResponseError(_) => PortError::Unavailable(format!("{operation}: unreadable response")),
+        SdkError::DispatchFailure(_) => {
+            PortError::Unavailable(format!("{operation}: could not reach the service"))
+        }
+        SdkError::ResponseError(_) => {
+            PortError::Unavailable(format!("{operation}: unreadable response"))
+        }
         _ => PortError::Unavailable(format!("{operation}: {error}")),
     }
 }

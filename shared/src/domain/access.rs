@@ -56,20 +56,47 @@ impl Role {
             Role::PlatformAdmin => true,
             Role::Owner => permission != SpacesCreate,
             Role::Admin => !matches!(permission, SpacesCreate | SpaceManage),
-            Role::Developer => !matches!(permission, SpacesCreate | SpaceManage | KeysManage | TenantsDelete | DlqReplay),
+            Role::Developer => !matches!(
+                permission,
+                SpacesCreate | SpaceManage | KeysManage | TenantsDelete | DlqReplay
+            ),
             Role::Operator => matches!(
                 permission,
-                SpaceRead | TenantsRead | FlowsRead | FlowsRun | ExecutionsRead | ExecutionsManage | ConnectorsRead
-                    | DlqRead | DlqReplay | ConfigRead | QuotasRead | McpUse
+                SpaceRead
+                    | TenantsRead
+                    | FlowsRead
+                    | FlowsRun
+                    | ExecutionsRead
+                    | ExecutionsManage
+                    | ConnectorsRead
+                    | DlqRead
+                    | DlqReplay
+                    | ConfigRead
+                    | QuotasRead
+                    | McpUse
             ),
             Role::Viewer => matches!(
                 permission,
-                SpaceRead | TenantsRead | FlowsRead | ExecutionsRead | ConnectorsRead | DlqRead | ConfigRead | QuotasRead
+                SpaceRead
+                    | TenantsRead
+                    | FlowsRead
+                    | ExecutionsRead
+                    | ConnectorsRead
+                    | DlqRead
+                    | ConfigRead
+                    | QuotasRead
             ),
             Role::Tenant => matches!(
                 permission,
-                TenantsRead | FlowsRead | FlowsRun | ExecutionsRead | ConnectorsRead | ConnectorsWrite
-                    | CredentialsWrite | QuotasRead | McpUse
+                TenantsRead
+                    | FlowsRead
+                    | FlowsRun
+                    | ExecutionsRead
+                    | ConnectorsRead
+                    | ConnectorsWrite
+                    | CredentialsWrite
+                    | QuotasRead
+                    | McpUse
             ),
         }
     }
@@ -85,7 +112,9 @@ impl Role {
             Role::Viewer => 1,
             Role::Tenant => 1,
         };
-        other != Role::PlatformAdmin && rank(self) >= rank(other) && self.allows(Permission::KeysManage)
+        other != Role::PlatformAdmin
+            && rank(self) >= rank(other)
+            && self.allows(Permission::KeysManage)
     }
 }
 
@@ -116,7 +145,10 @@ pub const API_KEY_PREFIX: &str = "swy_";
 pub fn generate_api_key() -> String {
     use base64::Engine;
     let bytes: [u8; 32] = rand::random();
-    format!("{API_KEY_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    format!(
+        "{API_KEY_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
 }
 
 /// The lookup hash of an API key. Keys have 256 bits of entropy, so a fast hash is enough.

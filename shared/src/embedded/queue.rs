@@ -37,8 +37,17 @@ pub struct EmbeddedQueue {
 
 impl EmbeddedQueue {
     pub fn new(db: Arc<Database>, clock: Arc<dyn Clock>) -> Self {
-        let policies = [(QueueId::Runs, QueuePolicy::default()), (QueueId::Polls, QueuePolicy::default())].into();
-        EmbeddedQueue { db, clock, policies, arrived: Notify::new() }
+        let policies = [
+            (QueueId::Runs, QueuePolicy::default()),
+            (QueueId::Polls, QueuePolicy::default()),
+        ]
+        .into();
+        EmbeddedQueue {
+            db,
+            clock,
+            policies,
+            arrived: Notify::new(),
+        }
     }
 
     pub fn with_policy(mut self, queue: QueueId, policy: QueuePolicy) -> Self {
@@ -47,11 +56,19 @@ impl EmbeddedQueue {
     }
 
     /// Receive without waiting; also returns when the next hidden message becomes visible.
-    fn try_receive(&self, queue: QueueId, max: u32, visibility: Duration) -> PortResult<(Vec<ReceivedMessage>, Option<i64>)> {
+    fn try_receive(
+        &self,
+        queue: QueueId,
+        max: u32,
+        visibility: Duration,
+    ) -> PortResult<(Vec<ReceivedMessage>, Option<i64>)> {
         let now = self.clock.now_ms();
         let max_receives = self.policies.get(&queue).map(|p| p.max_receives);
         let dlq = queue.dead_letter();
-        let visibility_ms = visibility.as_millis().min(u128::from(sqs_limits::MAX_VISIBILITY_SECONDS) * 1000) as i64;
+        let visibility_ms = visibility
+            .as_millis()
+            .min(u128::from(sqs_limits::MAX_VISIBILITY_SECONDS) * 1000)
+            as i64;
         self.db.transaction(|tx| {
             let mut received = Vec::new();
             // Candidates beyond `max` are needed when some of them move to the DLQ instead.
@@ -114,7 +131,13 @@ impl Queue for EmbeddedQueue {
             )?;
             for m in messages {
                 let id = crate::domain::ids::ulid_at(now).to_string();
-                stmt.execute(params![id, queue.name(), m.body, now, now + i64::from(m.delay_seconds) * 1000])?;
+                stmt.execute(params![
+                    id,
+                    queue.name(),
+                    m.body,
+                    now,
+                    now + i64::from(m.delay_seconds) * 1000
+                ])?;
             }
             Ok(())
         })?;
@@ -159,11 +182,18 @@ impl Queue for EmbeddedQueue {
         })
     }
 
-    async fn change_visibility(&self, queue: QueueId, receipt_handle: &str, visibility: Duration) -> PortResult<()> {
+    async fn change_visibility(
+        &self,
+        queue: QueueId,
+        receipt_handle: &str,
+        visibility: Duration,
+    ) -> PortResult<()> {
         let visible_at = self.clock.now_ms() + visibility.as_millis() as i64;
         self.db.transaction(|tx| {
-            tx.prepare_cached("UPDATE queue_messages SET visible_at = ?3 WHERE queue = ?1 AND receipt = ?2")?
-                .execute(params![queue.name(), receipt_handle, visible_at])?;
+            tx.prepare_cached(
+                "UPDATE queue_messages SET visible_at = ?3 WHERE queue = ?1 AND receipt = ?2",
+            )?
+            .execute(params![queue.name(), receipt_handle, visible_at])?;
             Ok(())
         })?;
         if visibility.is_zero() {

@@ -25,14 +25,35 @@ pub async fn get_execution(
     Ok(p.store
         .get(&keys::execution(space, tenant, id))
         .await?
-        .map(|item: Item| Ok::<_, AppError>(StoredExecution { execution: item.parse()?, version: item.version }))
+        .map(|item: Item| {
+            Ok::<_, AppError>(StoredExecution {
+                execution: item.parse()?,
+                version: item.version,
+            })
+        })
         .transpose()?)
 }
 
 /// Step checkpoints of an execution, in step-id order.
-pub async fn get_steps(p: &Platform, space: &SpaceId, tenant: &TenantId, id: &ExecutionId) -> Result<Vec<StepRecord>, AppError> {
-    let items = query_all(p.store.as_ref(), Query::prefix(keys::execution_steps_pk(space, tenant, id), keys::STEP_PREFIX), 2000).await?;
-    Ok(items.iter().map(|i| i.parse()).collect::<Result<Vec<_>, _>>()?)
+pub async fn get_steps(
+    p: &Platform,
+    space: &SpaceId,
+    tenant: &TenantId,
+    id: &ExecutionId,
+) -> Result<Vec<StepRecord>, AppError> {
+    let items = query_all(
+        p.store.as_ref(),
+        Query::prefix(
+            keys::execution_steps_pk(space, tenant, id),
+            keys::STEP_PREFIX,
+        ),
+        2000,
+    )
+    .await?;
+    Ok(items
+        .iter()
+        .map(|i| i.parse())
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Filters of the execution listing.
@@ -75,14 +96,20 @@ pub async fn list_executions(
         (None, Some(until)) => {
             // The smallest id at `until`: everything before it was created earlier.
             let bound = ulid::Ulid::from_parts(until.max(0) as u64, 0);
-            Some(cursor::encode(&format!("{}ex_{bound}", keys::EXECUTION_PREFIX)))
+            Some(cursor::encode(&format!(
+                "{}ex_{bound}",
+                keys::EXECUTION_PREFIX
+            )))
         }
         (None, None) => None,
     };
     let mut found = Vec::new();
     let mut scanned = 0;
     loop {
-        let query = Query::prefix(keys::tenant_pk(space, tenant), keys::EXECUTION_PREFIX).descending().limit(100).after(next.take());
+        let query = Query::prefix(keys::tenant_pk(space, tenant), keys::EXECUTION_PREFIX)
+            .descending()
+            .limit(100)
+            .after(next.take());
         let page = p.store.query(&query).await?;
         for item in &page.items {
             scanned += 1;

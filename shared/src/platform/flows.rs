@@ -50,8 +50,9 @@ pub struct FlowVersion {
 
 impl FlowVersion {
     pub fn parse_definition(&self) -> Result<FlowDefinition, AppError> {
-        FlowDefinition::from_stored(&self.definition)
-            .map_err(|e| AppError::Unavailable { detail: format!("stored flow {} v{} unreadable: {e}", self.id, self.version) })
+        FlowDefinition::from_stored(&self.definition).map_err(|e| AppError::Unavailable {
+            detail: format!("stored flow {} v{} unreadable: {e}", self.id, self.version),
+        })
     }
 }
 
@@ -67,7 +68,13 @@ fn invalidate(p: &Platform, owner: &FlowOwner) {
 const MAX_FLOWS_PER_OWNER: usize = 1000;
 
 async fn count_flows(p: &Platform, owner: &FlowOwner) -> Result<usize, AppError> {
-    Ok(query_all(p.store.as_ref(), Query::prefix(owner.pk(), keys::FLOW_PREFIX), MAX_FLOWS_PER_OWNER + 1).await?.len())
+    Ok(query_all(
+        p.store.as_ref(),
+        Query::prefix(owner.pk(), keys::FLOW_PREFIX),
+        MAX_FLOWS_PER_OWNER + 1,
+    )
+    .await?
+    .len())
 }
 
 /// Create a flow from a validated definition. `limit` is the plan's flows-per-tenant quota.
@@ -79,7 +86,10 @@ pub async fn create_flow(
     limit: Option<u64>,
 ) -> Result<FlowRecord, AppError> {
     let count = count_flows(p, &owner).await?;
-    let max = limit.map(|l| l as usize).unwrap_or(MAX_FLOWS_PER_OWNER).min(MAX_FLOWS_PER_OWNER);
+    let max = limit
+        .map(|l| l as usize)
+        .unwrap_or(MAX_FLOWS_PER_OWNER)
+        .min(MAX_FLOWS_PER_OWNER);
     if count >= max {
         return Err(AppError::TooManyRequests {
             message: format!("flow limit of {max} reached for this plan"),
@@ -100,12 +110,24 @@ pub async fn create_flow(
         created_at: now,
         updated_at: now,
     };
-    let version = FlowVersion { id: id.clone(), owner: owner.clone(), version: 1, definition: definition_value, created_at: now };
+    let version = FlowVersion {
+        id: id.clone(),
+        owner: owner.clone(),
+        version: 1,
+        definition: definition_value,
+        created_at: now,
+    };
     let result = p
         .store
         .transact(vec![
-            WriteOp::Put { item: Item::new(keys::flow(&owner, &id), to_value(&record)), condition: Condition::IfAbsent },
-            WriteOp::Put { item: Item::new(keys::flow_version(&owner, &id, 1), to_value(&version)), condition: Condition::IfAbsent },
+            WriteOp::Put {
+                item: Item::new(keys::flow(&owner, &id), to_value(&record)),
+                condition: Condition::IfAbsent,
+            },
+            WriteOp::Put {
+                item: Item::new(keys::flow_version(&owner, &id, 1), to_value(&version)),
+                condition: Condition::IfAbsent,
+            },
         ])
         .await;
     match result {
@@ -113,7 +135,9 @@ pub async fn create_flow(
             invalidate(p, &owner);
             Ok(record)
         }
-        Err(PortError::TransactionCancelled { .. }) => Err(AppError::Conflict(format!("flow {id} already exists"))),
+        Err(PortError::TransactionCancelled { .. }) => {
+            Err(AppError::Conflict(format!("flow {id} already exists")))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -127,10 +151,18 @@ pub async fn update_flow(
     definition: &FlowDefinition,
     expected_version: Option<u32>,
 ) -> Result<FlowRecord, AppError> {
-    let item = p.store.get(&keys::flow(owner, id)).await?.ok_or_else(|| AppError::not_found(format!("flow {id} not found")))?;
+    let item = p
+        .store
+        .get(&keys::flow(owner, id))
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("flow {id} not found")))?;
     let mut record: FlowRecord = item.parse()?;
     if expected_version.is_some_and(|v| v != record.version) {
-        return Err(AppError::Conflict(format!("flow {id} is at version {}, not {}", record.version, expected_version.unwrap_or(0))));
+        return Err(AppError::Conflict(format!(
+            "flow {id} is at version {}, not {}",
+            record.version,
+            expected_version.unwrap_or(0)
+        )));
     }
     let now = p.now_ms();
     record.version += 1;
@@ -152,7 +184,10 @@ pub async fn update_flow(
                 condition: Condition::IfVersion(item.version),
             },
             WriteOp::Put {
-                item: Item::new(keys::flow_version(owner, id, record.version), to_value(&version)),
+                item: Item::new(
+                    keys::flow_version(owner, id, record.version),
+                    to_value(&version),
+                ),
                 condition: Condition::IfAbsent,
             },
         ])
@@ -161,13 +196,25 @@ pub async fn update_flow(
     Ok(record)
 }
 
-pub async fn set_flow_status(p: &Platform, owner: &FlowOwner, id: &FlowId, status: FlowStatus) -> Result<FlowRecord, AppError> {
-    let item = p.store.get(&keys::flow(owner, id)).await?.ok_or_else(|| AppError::not_found(format!("flow {id} not found")))?;
+pub async fn set_flow_status(
+    p: &Platform,
+    owner: &FlowOwner,
+    id: &FlowId,
+    status: FlowStatus,
+) -> Result<FlowRecord, AppError> {
+    let item = p
+        .store
+        .get(&keys::flow(owner, id))
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("flow {id} not found")))?;
     let mut record: FlowRecord = item.parse()?;
     record.status = status;
     record.updated_at = p.now_ms();
     p.store
-        .put(Item::new(item.key.clone(), to_value(&record)).with_version(item.version + 1), Condition::IfVersion(item.version))
+        .put(
+            Item::new(item.key.clone(), to_value(&record)).with_version(item.version + 1),
+            Condition::IfVersion(item.version),
+        )
         .await?;
     invalidate(p, owner);
     Ok(record)
@@ -175,7 +222,11 @@ pub async fn set_flow_status(p: &Platform, owner: &FlowOwner, id: &FlowId, statu
 
 /// Delete a flow's head. Its versions stay, so executions in flight can finish.
 pub async fn delete_flow(p: &Platform, owner: &FlowOwner, id: &FlowId) -> Result<(), AppError> {
-    match p.store.delete(&keys::flow(owner, id), Condition::IfExists).await {
+    match p
+        .store
+        .delete(&keys::flow(owner, id), Condition::IfExists)
+        .await
+    {
         Ok(()) => {
             invalidate(p, owner);
             Ok(())
@@ -185,8 +236,16 @@ pub async fn delete_flow(p: &Platform, owner: &FlowOwner, id: &FlowId) -> Result
     }
 }
 
-pub async fn get_flow(p: &Platform, owner: &FlowOwner, id: &FlowId) -> Result<Option<FlowRecord>, AppError> {
-    Ok(p.store.get(&keys::flow(owner, id)).await?.map(|i| i.parse()).transpose()?)
+pub async fn get_flow(
+    p: &Platform,
+    owner: &FlowOwner,
+    id: &FlowId,
+) -> Result<Option<FlowRecord>, AppError> {
+    Ok(p.store
+        .get(&keys::flow(owner, id))
+        .await?
+        .map(|i| i.parse())
+        .transpose()?)
 }
 
 pub async fn list_flows(
@@ -195,24 +254,45 @@ pub async fn list_flows(
     limit: u32,
     cursor: Option<String>,
 ) -> Result<(Vec<FlowRecord>, Option<String>), AppError> {
-    let page = p.store.query(&Query::prefix(owner.pk(), keys::FLOW_PREFIX).limit(limit).after(cursor)).await?;
-    Ok((page.items.iter().map(|i| i.parse()).collect::<Result<Vec<_>, _>>()?, page.next))
+    let page = p
+        .store
+        .query(
+            &Query::prefix(owner.pk(), keys::FLOW_PREFIX)
+                .limit(limit)
+                .after(cursor),
+        )
+        .await?;
+    Ok((
+        page.items
+            .iter()
+            .map(|i| i.parse())
+            .collect::<Result<Vec<_>, _>>()?,
+        page.next,
+    ))
 }
 
 /// A pinned version (immutable, so cached per container without expiry concerns).
-pub async fn get_flow_version(p: &Platform, owner: &FlowOwner, id: &FlowId, version: u32) -> Result<Option<Arc<FlowVersion>>, AppError> {
+pub async fn get_flow_version(
+    p: &Platform,
+    owner: &FlowOwner,
+    id: &FlowId,
+    version: u32,
+) -> Result<Option<Arc<FlowVersion>>, AppError> {
     let key = keys::flow_version(owner, id, version);
     if let Some(found) = version_cache().get(&(key.pk.clone(), key.sk.clone())) {
         return Ok(Some(found));
     }
-    let Some(item) = p.store.get(&key).await? else { return Ok(None) };
+    let Some(item) = p.store.get(&key).await? else {
+        return Ok(None);
+    };
     let version: Arc<FlowVersion> = Arc::new(item.parse()?);
     version_cache().put((key.pk, key.sk), version.clone());
     Ok(Some(version))
 }
 
 fn version_cache() -> &'static super::caches::TtlCache<(String, String), Arc<FlowVersion>> {
-    static CACHE: std::sync::OnceLock<super::caches::TtlCache<(String, String), Arc<FlowVersion>>> = std::sync::OnceLock::new();
+    static CACHE: std::sync::OnceLock<super::caches::TtlCache<(String, String), Arc<FlowVersion>>> =
+        std::sync::OnceLock::new();
     CACHE.get_or_init(|| super::caches::TtlCache::new(std::time::Duration::from_secs(3600), 2048))
 }
 
@@ -222,7 +302,12 @@ async fn active_flows(p: &Platform, owner: &FlowOwner) -> Result<Arc<Vec<FlowRec
     if let Some(found) = p.caches.triggers.get(&key) {
         return Ok(found);
     }
-    let items = query_all(p.store.as_ref(), Query::prefix(owner.pk(), keys::FLOW_PREFIX), MAX_FLOWS_PER_OWNER).await?;
+    let items = query_all(
+        p.store.as_ref(),
+        Query::prefix(owner.pk(), keys::FLOW_PREFIX),
+        MAX_FLOWS_PER_OWNER,
+    )
+    .await?;
     let flows: Vec<FlowRecord> = items
         .iter()
         .filter_map(|i| i.parse::<FlowRecord>().ok())
@@ -241,10 +326,23 @@ pub async fn flows_for_webhook(
     connector: &ConnectorId,
     event_type: &str,
 ) -> Result<Vec<FlowRecord>, AppError> {
-    let space_owner = FlowOwner::Space { space: tenant.space.id.clone() };
-    let tenant_owner = FlowOwner::Tenant { space: tenant.space.id.clone(), tenant: tenant.tenant.id.clone() };
-    let (shared, own) = futures::try_join!(active_flows(p, &space_owner), active_flows(p, &tenant_owner))?;
-    Ok(shared.iter().chain(own.iter()).filter(|f| f.trigger.matches_webhook(connector, event_type)).cloned().collect())
+    let space_owner = FlowOwner::Space {
+        space: tenant.space.id.clone(),
+    };
+    let tenant_owner = FlowOwner::Tenant {
+        space: tenant.space.id.clone(),
+        tenant: tenant.tenant.id.clone(),
+    };
+    let (shared, own) = futures::try_join!(
+        active_flows(p, &space_owner),
+        active_flows(p, &tenant_owner)
+    )?;
+    Ok(shared
+        .iter()
+        .chain(own.iter())
+        .filter(|f| f.trigger.matches_webhook(connector, event_type))
+        .cloned()
+        .collect())
 }
 
 /// Active flows with a given kind of trigger, for the scheduler and the poller.
@@ -253,27 +351,54 @@ pub async fn flows_with_trigger(
     owner: &FlowOwner,
     wanted: impl Fn(&Trigger) -> bool,
 ) -> Result<Vec<FlowRecord>, AppError> {
-    Ok(active_flows(p, owner).await?.iter().filter(|f| wanted(&f.trigger)).cloned().collect())
+    Ok(active_flows(p, owner)
+        .await?
+        .iter()
+        .filter(|f| wanted(&f.trigger))
+        .cloned()
+        .collect())
 }
 
 /// Resolve a flow visible to a tenant: its own first, then the space's.
-pub async fn find_flow_for_tenant(p: &Platform, tenant: &ResolvedTenant, id: &FlowId) -> Result<Option<FlowRecord>, AppError> {
-    let own = FlowOwner::Tenant { space: tenant.space.id.clone(), tenant: tenant.tenant.id.clone() };
+pub async fn find_flow_for_tenant(
+    p: &Platform,
+    tenant: &ResolvedTenant,
+    id: &FlowId,
+) -> Result<Option<FlowRecord>, AppError> {
+    let own = FlowOwner::Tenant {
+        space: tenant.space.id.clone(),
+        tenant: tenant.tenant.id.clone(),
+    };
     if let Some(flow) = get_flow(p, &own, id).await? {
         return Ok(Some(flow));
     }
-    get_flow(p, &FlowOwner::Space { space: tenant.space.id.clone() }, id).await
+    get_flow(
+        p,
+        &FlowOwner::Space {
+            space: tenant.space.id.clone(),
+        },
+        id,
+    )
+    .await
 }
 
 /// The owner of a tenant's own flows.
 pub fn tenant_owner(tenant: &ResolvedTenant) -> FlowOwner {
-    FlowOwner::Tenant { space: tenant.space.id.clone(), tenant: tenant.tenant.id.clone() }
+    FlowOwner::Tenant {
+        space: tenant.space.id.clone(),
+        tenant: tenant.tenant.id.clone(),
+    }
 }
 
 /// The owner for a tenant id within a space.
 pub fn owner_for(space: &crate::domain::ids::SpaceId, tenant: Option<&TenantId>) -> FlowOwner {
     match tenant {
-        Some(t) => FlowOwner::Tenant { space: space.clone(), tenant: t.clone() },
-        None => FlowOwner::Space { space: space.clone() },
+        Some(t) => FlowOwner::Tenant {
+            space: space.clone(),
+            tenant: t.clone(),
+        },
+        None => FlowOwner::Space {
+            space: space.clone(),
+        },
     }
 }

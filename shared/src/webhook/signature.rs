@@ -64,7 +64,11 @@ pub struct VerifyOptions {
 
 impl VerifyOptions {
     pub fn at(now_secs: i64) -> Self {
-        VerifyOptions { now_secs, tolerance_secs: 300, shopify_max_age_secs: 48 * 3600 }
+        VerifyOptions {
+            now_secs,
+            tolerance_secs: 300,
+            shopify_max_age_secs: 48 * 3600,
+        }
     }
 }
 
@@ -105,7 +109,11 @@ impl VerifiedWebhook {
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
 }
 
 fn required<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str, VerifyError> {
@@ -116,7 +124,8 @@ type HmacSha256 = Hmac<Sha256>;
 
 fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
+    let mut mac =
+        <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
     for p in parts {
         mac.update(p);
     }
@@ -135,7 +144,9 @@ fn check_window(signed_at: i64, options: &VerifyOptions) -> Result<(), VerifyErr
 }
 
 fn parse_timestamp(value: &str, what: &str) -> Result<i64, VerifyError> {
-    value.parse::<i64>().map_err(|_| VerifyError::Malformed(format!("{what} (expected Unix seconds)")))
+    value
+        .parse::<i64>()
+        .map_err(|_| VerifyError::Malformed(format!("{what} (expected Unix seconds)")))
 }
 
 impl UnverifiedWebhook {
@@ -159,25 +170,38 @@ impl UnverifiedWebhook {
             SchemeKind::Github => (verify_github(&self, secrets)?, None),
             SchemeKind::Shopify => verify_shopify(&self, secrets, options)?,
             SchemeKind::Stripe => (None, Some(verify_stripe(&self, secrets, options)?)),
-            SchemeKind::StandardWebhooks => verify_standard(&self, secrets, options).map(|(id, t)| (Some(id), Some(t)))?,
+            SchemeKind::StandardWebhooks => {
+                verify_standard(&self, secrets, options).map(|(id, t)| (Some(id), Some(t)))?
+            }
             SchemeKind::Slack => (None, Some(verify_slack(&self, secrets, options)?)),
             SchemeKind::Hmac => {
                 let config = hmac_config.ok_or(VerifyError::NoSecret)?;
                 verify_hmac(&self, config, secrets, options)?
             }
         };
-        Ok(VerifiedWebhook { headers: self.headers, body: self.body, scheme_delivery_id, signed_at })
+        Ok(VerifiedWebhook {
+            headers: self.headers,
+            body: self.body,
+            scheme_delivery_id,
+            signed_at,
+        })
     }
 }
 
 /// GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>`.
-fn verify_github(req: &UnverifiedWebhook, secrets: &[SigningSecret]) -> Result<Option<String>, VerifyError> {
+fn verify_github(
+    req: &UnverifiedWebhook,
+    secrets: &[SigningSecret],
+) -> Result<Option<String>, VerifyError> {
     let value = required(&req.headers, "x-hub-signature-256")?;
-    let hex_sig = value
-        .strip_prefix("sha256=")
-        .ok_or_else(|| VerifyError::Malformed("x-hub-signature-256 (expected sha256=<hex>)".into()))?;
+    let hex_sig = value.strip_prefix("sha256=").ok_or_else(|| {
+        VerifyError::Malformed("x-hub-signature-256 (expected sha256=<hex>)".into())
+    })?;
     let provided = hex::decode(hex_sig).map_err(|_| VerifyError::Mismatch)?;
-    if !secrets.iter().any(|s| matches(&hmac_sha256(s.expose().as_bytes(), &[&req.body]), &provided)) {
+    if !secrets
+        .iter()
+        .any(|s| matches(&hmac_sha256(s.expose().as_bytes(), &[&req.body]), &provided))
+    {
         return Err(VerifyError::Mismatch);
     }
     Ok(header(&req.headers, "x-github-delivery").map(str::to_string))
@@ -192,13 +216,18 @@ fn verify_shopify(
 ) -> Result<(Option<String>, Option<i64>), VerifyError> {
     let value = required(&req.headers, "x-shopify-hmac-sha256")?;
     let provided = BASE64.decode(value).map_err(|_| VerifyError::Mismatch)?;
-    if !secrets.iter().any(|s| matches(&hmac_sha256(s.expose().as_bytes(), &[&req.body]), &provided)) {
+    if !secrets
+        .iter()
+        .any(|s| matches(&hmac_sha256(s.expose().as_bytes(), &[&req.body]), &provided))
+    {
         return Err(VerifyError::Mismatch);
     }
     let triggered_at = match header(&req.headers, "x-shopify-triggered-at") {
         Some(t) => {
             let at = chrono::DateTime::parse_from_rfc3339(t)
-                .map_err(|_| VerifyError::Malformed("x-shopify-triggered-at (expected RFC 3339)".into()))?
+                .map_err(|_| {
+                    VerifyError::Malformed("x-shopify-triggered-at (expected RFC 3339)".into())
+                })?
                 .timestamp();
             let age = options.now_secs - at;
             if age > options.shopify_max_age_secs || age < -options.tolerance_secs {
@@ -208,13 +237,18 @@ fn verify_shopify(
         }
         None => None,
     };
-    let id = header(&req.headers, "x-shopify-event-id").or_else(|| header(&req.headers, "x-shopify-webhook-id"));
+    let id = header(&req.headers, "x-shopify-event-id")
+        .or_else(|| header(&req.headers, "x-shopify-webhook-id"));
     Ok((id.map(str::to_string), triggered_at))
 }
 
 /// Stripe: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]` over `{t}.{body}`, keyed with
 /// the whole secret string (`whsec_...` included).
-fn verify_stripe(req: &UnverifiedWebhook, secrets: &[SigningSecret], options: &VerifyOptions) -> Result<i64, VerifyError> {
+fn verify_stripe(
+    req: &UnverifiedWebhook,
+    secrets: &[SigningSecret],
+    options: &VerifyOptions,
+) -> Result<i64, VerifyError> {
     let value = required(&req.headers, "stripe-signature")?;
     let mut timestamp = None;
     let mut signatures = Vec::new();
@@ -227,7 +261,9 @@ fn verify_stripe(req: &UnverifiedWebhook, secrets: &[SigningSecret], options: &V
     }
     let t = timestamp.ok_or_else(|| VerifyError::Malformed("stripe-signature (no t=)".into()))?;
     if signatures.is_empty() {
-        return Err(VerifyError::Malformed("stripe-signature (no v1= signature)".into()));
+        return Err(VerifyError::Malformed(
+            "stripe-signature (no v1= signature)".into(),
+        ));
     }
     let t_text = t.to_string();
     let ok = secrets.iter().any(|s| {
@@ -265,11 +301,18 @@ fn verify_standard(
         .filter_map(|b64| BASE64.decode(b64).ok())
         .collect();
     if signatures.is_empty() {
-        return Err(VerifyError::Malformed(format!("{sig_name} (no v1 signature)")));
+        return Err(VerifyError::Malformed(format!(
+            "{sig_name} (no v1 signature)"
+        )));
     }
     let ok = secrets.iter().any(|s| {
-        let Some(key) = standard_key(s) else { return false };
-        let expected = hmac_sha256(&key, &[id.as_bytes(), b".", ts_text.as_bytes(), b".", &req.body]);
+        let Some(key) = standard_key(s) else {
+            return false;
+        };
+        let expected = hmac_sha256(
+            &key,
+            &[id.as_bytes(), b".", ts_text.as_bytes(), b".", &req.body],
+        );
         signatures.iter().any(|sig| matches(&expected, sig))
     });
     if !ok {
@@ -281,19 +324,33 @@ fn verify_standard(
 
 fn standard_key(secret: &SigningSecret) -> Option<Vec<u8>> {
     let text = secret.expose();
-    BASE64.decode(text.strip_prefix("whsec_").unwrap_or(text)).ok()
+    BASE64
+        .decode(text.strip_prefix("whsec_").unwrap_or(text))
+        .ok()
 }
 
 /// Slack: `X-Slack-Signature: v0=<hex>` over `v0:{X-Slack-Request-Timestamp}:{body}`.
-fn verify_slack(req: &UnverifiedWebhook, secrets: &[SigningSecret], options: &VerifyOptions) -> Result<i64, VerifyError> {
+fn verify_slack(
+    req: &UnverifiedWebhook,
+    secrets: &[SigningSecret],
+    options: &VerifyOptions,
+) -> Result<i64, VerifyError> {
     let sig = required(&req.headers, "x-slack-signature")?;
     let ts_text = required(&req.headers, "x-slack-request-timestamp")?;
     let t = parse_timestamp(ts_text, "x-slack-request-timestamp")?;
-    let hex_sig = sig.strip_prefix("v0=").ok_or_else(|| VerifyError::Malformed("x-slack-signature (expected v0=<hex>)".into()))?;
+    let hex_sig = sig
+        .strip_prefix("v0=")
+        .ok_or_else(|| VerifyError::Malformed("x-slack-signature (expected v0=<hex>)".into()))?;
     let provided = hex::decode(hex_sig).map_err(|_| VerifyError::Mismatch)?;
-    let ok = secrets
-        .iter()
-        .any(|s| matches(&hmac_sha256(s.expose().as_bytes(), &[b"v0:", ts_text.as_bytes(), b":", &req.body]), &provided));
+    let ok = secrets.iter().any(|s| {
+        matches(
+            &hmac_sha256(
+                s.expose().as_bytes(),
+                &[b"v0:", ts_text.as_bytes(), b":", &req.body],
+            ),
+            &provided,
+        )
+    });
     if !ok {
         return Err(VerifyError::Mismatch);
     }
@@ -311,12 +368,17 @@ fn verify_hmac(
 ) -> Result<(Option<String>, Option<i64>), VerifyError> {
     let header_name = config.header.to_ascii_lowercase();
     let value = required(&req.headers, &header_name)?;
-    let encoded = value
-        .strip_prefix(config.prefix.as_str())
-        .ok_or_else(|| VerifyError::Malformed(format!("{header_name} (expected prefix {:?})", config.prefix)))?;
+    let encoded = value.strip_prefix(config.prefix.as_str()).ok_or_else(|| {
+        VerifyError::Malformed(format!(
+            "{header_name} (expected prefix {:?})",
+            config.prefix
+        ))
+    })?;
     let provided = match config.encoding {
         SignatureEncoding::Hex => hex::decode(encoded.trim()),
-        SignatureEncoding::Base64 => BASE64.decode(encoded.trim()).map_err(|_| hex::FromHexError::OddLength),
+        SignatureEncoding::Base64 => BASE64
+            .decode(encoded.trim())
+            .map_err(|_| hex::FromHexError::OddLength),
     }
     .map_err(|_| VerifyError::Mismatch)?;
     let timestamp = match &config.timestamp_header {
@@ -327,15 +389,26 @@ fn verify_hmac(
         }
         None => None,
     };
-    let content = signed_content(&config.template, &req.headers, &req.body, timestamp.as_ref().map(|(t, _)| t.as_str()))?;
-    let ok = secrets.iter().any(|s| matches(&hmac_sha256(s.expose().as_bytes(), &content), &provided));
+    let content = signed_content(
+        &config.template,
+        &req.headers,
+        &req.body,
+        timestamp.as_ref().map(|(t, _)| t.as_str()),
+    )?;
+    let ok = secrets
+        .iter()
+        .any(|s| matches(&hmac_sha256(s.expose().as_bytes(), &content), &provided));
     if !ok {
         return Err(VerifyError::Mismatch);
     }
     if let Some((_, t)) = &timestamp {
         check_window(*t, options)?;
     }
-    let id = config.id_header.as_deref().and_then(|h| header(&req.headers, &h.to_ascii_lowercase())).map(str::to_string);
+    let id = config
+        .id_header
+        .as_deref()
+        .and_then(|h| header(&req.headers, &h.to_ascii_lowercase()))
+        .map(str::to_string);
     Ok((id, timestamp.map(|(_, t)| t)))
 }
 
@@ -350,14 +423,29 @@ fn signed_content<'a>(
     let mut rest = template;
     while let Some(start) = rest.find('{') {
         parts.push(rest[..start].as_bytes());
-        let end = rest[start..].find('}').map(|e| start + e).ok_or_else(|| VerifyError::Malformed("signing template".into()))?;
+        let end = rest[start..]
+            .find('}')
+            .map(|e| start + e)
+            .ok_or_else(|| VerifyError::Malformed("signing template".into()))?;
         let name = &rest[start + 1..end];
         match name {
             "body" => parts.push(body),
-            "timestamp" => parts.push(timestamp.ok_or_else(|| VerifyError::Malformed("signing template uses {timestamp} without a timestamp header".into()))?.as_bytes()),
+            "timestamp" => parts.push(
+                timestamp
+                    .ok_or_else(|| {
+                        VerifyError::Malformed(
+                            "signing template uses {timestamp} without a timestamp header".into(),
+                        )
+                    })?
+                    .as_bytes(),
+            ),
             _ => match name.strip_prefix("header:") {
                 Some(h) => parts.push(required(headers, &h.to_ascii_lowercase())?.as_bytes()),
-                None => return Err(VerifyError::Malformed(format!("signing template placeholder {{{name}}}"))),
+                None => {
+                    return Err(VerifyError::Malformed(format!(
+                        "signing template placeholder {{{name}}}"
+                    )));
+                }
             },
         }
         rest = &rest[end + 1..];
@@ -371,20 +459,41 @@ pub mod sign {
     use super::*;
 
     pub fn github(secret: &str, body: &[u8]) -> String {
-        format!("sha256={}", hex::encode(hmac_sha256(secret.as_bytes(), &[body])))
+        format!(
+            "sha256={}",
+            hex::encode(hmac_sha256(secret.as_bytes(), &[body]))
+        )
     }
     pub fn shopify(secret: &str, body: &[u8]) -> String {
         BASE64.encode(hmac_sha256(secret.as_bytes(), &[body]))
     }
     pub fn stripe(secret: &str, t: i64, body: &[u8]) -> String {
-        format!("t={t},v1={}", hex::encode(hmac_sha256(secret.as_bytes(), &[t.to_string().as_bytes(), b".", body])))
+        format!(
+            "t={t},v1={}",
+            hex::encode(hmac_sha256(
+                secret.as_bytes(),
+                &[t.to_string().as_bytes(), b".", body]
+            ))
+        )
     }
     pub fn standard(secret: &str, id: &str, t: i64, body: &[u8]) -> String {
         let key = standard_key(&SigningSecret::new(secret)).unwrap_or_default();
-        format!("v1,{}", BASE64.encode(hmac_sha256(&key, &[id.as_bytes(), b".", t.to_string().as_bytes(), b".", body])))
+        format!(
+            "v1,{}",
+            BASE64.encode(hmac_sha256(
+                &key,
+                &[id.as_bytes(), b".", t.to_string().as_bytes(), b".", body]
+            ))
+        )
     }
     pub fn slack(secret: &str, t: i64, body: &[u8]) -> String {
-        format!("v0={}", hex::encode(hmac_sha256(secret.as_bytes(), &[b"v0:", t.to_string().as_bytes(), b":", body])))
+        format!(
+            "v0={}",
+            hex::encode(hmac_sha256(
+                secret.as_bytes(),
+                &[b"v0:", t.to_string().as_bytes(), b":", body]
+            ))
+        )
     }
     pub fn hmac_hex(secret: &str, content: &[u8]) -> String {
         hex::encode(hmac_sha256(secret.as_bytes(), &[content]))

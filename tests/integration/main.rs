@@ -1,0 +1,8 @@
+//! The integration test binary: port contracts on both adapter families, and cross-function
+//! scenarios through the dev server.
+
+mod contract_eventbus;
+mod contract_queue;
+mod contract_secrets;
+mod contract_store;
+mod pipeline;
