@@ -5,4 +5,5 @@ mod contract_eventbus;
 mod contract_queue;
 mod contract_secrets;
 mod contract_store;
+mod event_samples;
 mod pipeline;

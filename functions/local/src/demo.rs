@@ -22,6 +22,41 @@ pub const WEBHOOK_SECRET: &str = "demo-webhook-secret-change-me";
 /// A local endpoint that answers with what it received, standing in for a third party.
 pub const ECHO_PATH: &str = "/_local/echo";
 
+/// The fixtures the sample events in `events/` assume: space `sample`, tenant `sample-tenant`
+/// with the GitHub webhook secret `sample-webhook-secret`, and its flow `sample-flow`.
+pub async fn ensure_samples(p: &Platform) -> Result<(), AppError> {
+    let space = id(SpaceId::parse("sample"))?;
+    if tenancy::get_space(p, &space).await?.is_some() {
+        return Ok(());
+    }
+    let tenant = id(TenantId::parse("sample-tenant"))?;
+    tenancy::create_space(p, space.clone(), "Sample".into(), Plan::Growth).await?;
+    tenancy::create_tenant(p, &space, tenant.clone(), "Sample tenant".into(), None).await?;
+    connections::set_webhook_secret(
+        p,
+        &space,
+        &tenant,
+        &id(ConnectorId::parse("github"))?,
+        "sample-webhook-secret",
+    )
+    .await?;
+    let definition = json!({
+        "name": "Sample", "trigger": {"type": "webhook", "connector": "github", "events": ["push"]},
+        "steps": [{"id": "count", "kind": "transform", "expr": ".trigger.payload.commits | length"}]
+    });
+    let definition = FlowDefinition::parse(&definition, p.catalog)
+        .map_err(|e| AppError::bad_request(e.to_string()))?;
+    flows::create_flow(
+        p,
+        FlowOwner::Tenant { space, tenant },
+        Some(id(FlowId::parse("sample-flow"))?),
+        &definition,
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
 /// What the banner needs.
 #[derive(Debug, Clone)]
 pub struct Demo {
@@ -104,6 +139,7 @@ pub async fn ensure(p: &Platform, base_url: &str, state_dir: &Path) -> Result<De
             key
         }
     };
+    ensure_samples(p).await?;
     let body = serde_json::to_vec_pretty(&push_payload()).unwrap_or_default();
     let payload_file = state_dir.join("demo-github-push.json");
     std::fs::write(&payload_file, &body).map_err(|e| AppError::Unavailable {

@@ -123,17 +123,24 @@ impl Settings {
     /// Read every setting; errors name the variable.
     pub fn from_env() -> Result<Settings, ConfigError> {
         let in_lambda = env("AWS_LAMBDA_FUNCTION_NAME").is_some();
-        let backend = match (in_lambda, env("SWITCHYARD_BACKEND").as_deref()) {
-            (true, _) | (false, Some("aws")) => Backend::Aws,
-            (false, None | Some("embedded")) => Backend::Embedded {
+        // An explicit choice wins (`cargo lambda watch` emulates Lambda on a laptop); without
+        // one, Lambda means AWS and anywhere else means the embedded file.
+        let backend = match env("SWITCHYARD_BACKEND").as_deref() {
+            Some("aws") => Backend::Aws,
+            Some("embedded") => Backend::Embedded {
                 path: env("SWITCHYARD_DB")
                     .unwrap_or_else(|| crate::embedded::DEFAULT_DB_PATH.into()),
             },
-            (false, Some(other)) => {
+            Some(other) => {
                 return Err(ConfigError(format!(
                     "SWITCHYARD_BACKEND={other:?}: expected `aws` or `embedded`"
                 )));
             }
+            None if in_lambda => Backend::Aws,
+            None => Backend::Embedded {
+                path: env("SWITCHYARD_DB")
+                    .unwrap_or_else(|| crate::embedded::DEFAULT_DB_PATH.into()),
+            },
         };
         let mut urls = HashMap::new();
         for (queue, var) in [
@@ -157,8 +164,12 @@ impl Settings {
                     "SWITCHYARD_ADMIN_KEY must be at least 16 characters".into(),
                 ));
             }
-            (None, None) if in_lambda => AdminKeySource::None,
-            (None, None) => AdminKeySource::Value(DEV_ADMIN_KEY.to_string()),
+            // The development key only ever exists with the embedded backend, which no AWS
+            // deployment uses.
+            (None, None) if matches!(backend, Backend::Embedded { .. }) => {
+                AdminKeySource::Value(DEV_ADMIN_KEY.to_string())
+            }
+            (None, None) => AdminKeySource::None,
         };
         let outbound =
             AddressPolicy::from_allow_list(&env("SWITCHYARD_OUTBOUND_ALLOW").unwrap_or_default())
