@@ -15,12 +15,10 @@ where
     Fut: Future<Output = Response> + Send,
 {
     let handler = &handler;
-    lambda_http::run(lambda_http::service_fn(
-        move |req: lambda_http::Request| async move {
-            let response = handler(from_lambda_request(req)).await;
-            Ok::<_, std::convert::Infallible>(into_lambda_response(response))
-        },
-    ))
+    lambda_http::run(lambda_http::service_fn(move |req: lambda_http::Request| async move {
+        let response = handler(from_lambda_request(req)).await;
+        Ok::<_, std::convert::Infallible>(into_lambda_response(response))
+    }))
     .await
 }
 
@@ -55,20 +53,14 @@ pub fn into_lambda_response(response: Response) -> http::Response<Body> {
 pub fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok()
-        || std::env::var("SWITCHYARD_LOG_JSON").is_ok();
+    let json = std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok() || std::env::var("SWITCHYARD_LOG_JSON").is_ok();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let result = if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .without_time()
-            .try_init()
+        builder.json().flatten_event(true).with_current_span(false).without_time().try_init()
     } else {
         builder.compact().try_init()
     };
@@ -79,6 +71,5 @@ pub fn init_logging() {
 /// The invocation deadline (epoch ms from the Lambda context) as a tokio instant.
 pub fn deadline(deadline_epoch_ms: u64) -> tokio::time::Instant {
     let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
-    tokio::time::Instant::now()
-        + std::time::Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms))
+    tokio::time::Instant::now() + std::time::Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms))
 }

@@ -58,10 +58,7 @@ pub struct Key {
 
 impl Key {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        Key {
-            pk: pk.into(),
-            sk: sk.into(),
-        }
+        Key { pk: pk.into(), sk: sk.into() }
     }
 }
 
@@ -79,12 +76,7 @@ pub struct Item {
 
 impl Item {
     pub fn new(key: Key, data: Value) -> Self {
-        Item {
-            key,
-            data,
-            version: 1,
-            expires_at: None,
-        }
+        Item { key, data, version: 1, expires_at: None }
     }
     pub fn with_version(mut self, version: u64) -> Self {
         self.version = version;
@@ -97,10 +89,7 @@ impl Item {
     /// Deserialize the document into a domain type.
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> PortResult<T> {
         T::deserialize(&self.data).map_err(|e| {
-            PortError::Rejected(format!(
-                "stored item {}/{} does not parse: {e}",
-                self.key.pk, self.key.sk
-            ))
+            PortError::Rejected(format!("stored item {}/{} does not parse: {e}", self.key.pk, self.key.sk))
         })
     }
 }
@@ -163,13 +152,7 @@ pub struct Query {
 
 impl Query {
     pub fn prefix(pk: impl Into<String>, sk_prefix: impl Into<String>) -> Self {
-        Query {
-            pk: pk.into(),
-            sk_prefix: sk_prefix.into(),
-            limit: 100,
-            cursor: None,
-            descending: false,
-        }
+        Query { pk: pk.into(), sk_prefix: sk_prefix.into(), limit: 100, cursor: None, descending: false }
     }
     pub fn limit(mut self, limit: u32) -> Self {
         self.limit = limit.clamp(1, MAX_PAGE_SIZE);
@@ -209,8 +192,7 @@ pub mod cursor {
         let bytes = URL_SAFE_NO_PAD
             .decode(cursor.as_bytes())
             .map_err(|_| PortError::Rejected("invalid pagination cursor".into()))?;
-        let sk = String::from_utf8(bytes)
-            .map_err(|_| PortError::Rejected("invalid pagination cursor".into()))?;
+        let sk = String::from_utf8(bytes).map_err(|_| PortError::Rejected("invalid pagination cursor".into()))?;
         if !sk.starts_with(sk_prefix) {
             return Err(PortError::Rejected("invalid pagination cursor".into()));
         }
@@ -245,11 +227,7 @@ pub trait Store: Send + Sync {
 }
 
 /// Fetch every page of a query (for small, bounded partitions only).
-pub async fn query_all(
-    store: &dyn Store,
-    mut query: Query,
-    max_items: usize,
-) -> PortResult<Vec<Item>> {
+pub async fn query_all(store: &dyn Store, mut query: Query, max_items: usize) -> PortResult<Vec<Item>> {
     let mut items = Vec::new();
     loop {
         let page = store.query(&query).await?;
@@ -280,12 +258,7 @@ pub enum QueueId {
 }
 
 impl QueueId {
-    pub const ALL: [QueueId; 4] = [
-        QueueId::Runs,
-        QueueId::RunsDlq,
-        QueueId::Polls,
-        QueueId::PollsDlq,
-    ];
+    pub const ALL: [QueueId; 4] = [QueueId::Runs, QueueId::RunsDlq, QueueId::Polls, QueueId::PollsDlq];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -356,10 +329,7 @@ pub struct OutgoingMessage {
 
 impl OutgoingMessage {
     pub fn new(body: impl Into<String>) -> Self {
-        OutgoingMessage {
-            body: body.into(),
-            delay_seconds: 0,
-        }
+        OutgoingMessage { body: body.into(), delay_seconds: 0 }
     }
     pub fn delayed(mut self, seconds: u32) -> Self {
         self.delay_seconds = seconds.min(sqs_limits::MAX_DELAY_SECONDS);
@@ -399,12 +369,7 @@ pub trait Queue: Send + Sync {
     /// Acknowledge a delivery.
     async fn delete(&self, queue: QueueId, receipt_handle: &str) -> PortResult<()>;
     /// Change how long a delivery stays hidden (0 makes it visible now).
-    async fn change_visibility(
-        &self,
-        queue: QueueId,
-        receipt_handle: &str,
-        visibility: Duration,
-    ) -> PortResult<()>;
+    async fn change_visibility(&self, queue: QueueId, receipt_handle: &str, visibility: Duration) -> PortResult<()>;
     /// Approximate number of messages (visible + in flight + delayed).
     async fn depth(&self, queue: QueueId) -> PortResult<u64>;
 }
@@ -519,13 +484,7 @@ pub struct OutboundRequest {
 
 impl OutboundRequest {
     pub fn new(method: http::Method, url: url::Url) -> Self {
-        OutboundRequest {
-            method,
-            url,
-            headers: Vec::new(),
-            body: None,
-            timeout: Duration::from_secs(30),
-        }
+        OutboundRequest { method, url, headers: Vec::new(), body: None, timeout: Duration::from_secs(30) }
     }
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
@@ -547,10 +506,7 @@ pub struct OutboundResponse {
 
 impl OutboundResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 

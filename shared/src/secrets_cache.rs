@@ -22,19 +22,12 @@ const MAX_ENTRIES: usize = 10_000;
 
 impl CachedSecrets {
     pub fn new(inner: Arc<dyn Secrets>, ttl: Duration) -> Self {
-        CachedSecrets {
-            inner,
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-        }
+        CachedSecrets { inner, ttl, entries: Mutex::new(HashMap::new()) }
     }
 
     fn cached(&self, owner: &SecretOwner) -> Option<Option<SecretDocument>> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(owner)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, doc)| doc.clone())
+        entries.get(owner).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, doc)| doc.clone())
     }
 
     fn remember(&self, owner: &SecretOwner, document: Option<SecretDocument>) {
@@ -54,10 +47,7 @@ impl CachedSecrets {
 
     /// Forget everything (tests that change secrets behind the cache's back).
     pub fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
 

@@ -11,12 +11,7 @@ use switchyard::ports::{EventBus, PlatformEvent, SystemClock};
 use switchyard_tests::{aws_resources, unique};
 
 fn events(n: usize) -> Vec<PlatformEvent> {
-    (0..n)
-        .map(|i| PlatformEvent {
-            detail_type: "execution.succeeded".into(),
-            detail: json!({"i": i}),
-        })
-        .collect()
+    (0..n).map(|i| PlatformEvent { detail_type: "execution.succeeded".into(), detail: json!({"i": i}) }).collect()
 }
 
 #[tokio::test]
@@ -34,14 +29,7 @@ async fn eventbus_contract_eventbridge() {
     let (sdk, settings) = aws_resources(5).await;
     let events_client = aws_sdk_eventbridge::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let target = sqs
-        .create_queue()
-        .queue_name(unique("bus-target"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let target = sqs.create_queue().queue_name(unique("bus-target")).send().await.unwrap().queue_url.unwrap();
     let arn = sqs
         .get_queue_attributes()
         .queue_url(&target)
@@ -65,13 +53,7 @@ async fn eventbus_contract_eventbridge() {
         .put_targets()
         .rule(&rule)
         .event_bus_name(&settings.event_bus)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("q")
-                .arn(arn)
-                .build()
-                .unwrap(),
-        )
+        .targets(aws_sdk_eventbridge::types::Target::builder().id("q").arn(arn).build().unwrap())
         .send()
         .await
         .unwrap();
@@ -89,25 +71,11 @@ async fn eventbus_contract_eventbridge() {
             .await
             .unwrap();
         for m in out.messages.unwrap_or_default() {
-            let body: serde_json::Value =
-                serde_json::from_str(m.body.as_deref().unwrap_or("{}")).unwrap();
+            let body: serde_json::Value = serde_json::from_str(m.body.as_deref().unwrap_or("{}")).unwrap();
             received.push(body);
-            sqs.delete_message()
-                .queue_url(&target)
-                .receipt_handle(m.receipt_handle.unwrap())
-                .send()
-                .await
-                .unwrap();
+            sqs.delete_message().queue_url(&target).receipt_handle(m.receipt_handle.unwrap()).send().await.unwrap();
         }
     }
-    assert_eq!(
-        received.len(),
-        25,
-        "all 25 events (three PutEvents batches) reached the rule target"
-    );
-    assert!(
-        received
-            .iter()
-            .all(|e| e["source"] == "switchyard" && e["detail-type"] == "execution.succeeded")
-    );
+    assert_eq!(received.len(), 25, "all 25 events (three PutEvents batches) reached the rule target");
+    assert!(received.iter().all(|e| e["source"] == "switchyard" && e["detail-type"] == "execution.succeeded"));
 }

@@ -19,280 +19,106 @@ async fn contract(store: Arc<dyn Store>, clock: ManualClock) {
     let key = Key::new("P#1", "A#1");
     // put-if-absent, get
     assert_eq!(store.get(&key).await.unwrap(), None);
-    store
-        .put(item("P#1", "A#1", 1), Condition::IfAbsent)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.put(item("P#1", "A#1", 2), Condition::IfAbsent).await,
-        Err(PortError::ConditionFailed)
-    );
+    store.put(item("P#1", "A#1", 1), Condition::IfAbsent).await.unwrap();
+    assert_eq!(store.put(item("P#1", "A#1", 2), Condition::IfAbsent).await, Err(PortError::ConditionFailed));
     let got = store.get(&key).await.unwrap().expect("item");
     assert_eq!((got.data.clone(), got.version), (json!({"n": 1}), 1));
     // optimistic concurrency
-    store
-        .put(
-            item("P#1", "A#1", 2).with_version(2),
-            Condition::IfVersion(1),
-        )
-        .await
-        .unwrap();
+    store.put(item("P#1", "A#1", 2).with_version(2), Condition::IfVersion(1)).await.unwrap();
     assert_eq!(
-        store
-            .put(
-                item("P#1", "A#1", 3).with_version(2),
-                Condition::IfVersion(1)
-            )
-            .await,
+        store.put(item("P#1", "A#1", 3).with_version(2), Condition::IfVersion(1)).await,
         Err(PortError::ConditionFailed)
     );
-    assert_eq!(
-        store.get(&key).await.unwrap().unwrap().data,
-        json!({"n": 2})
-    );
-    assert_eq!(
-        store.put(item("P#1", "NOPE", 0), Condition::IfExists).await,
-        Err(PortError::ConditionFailed)
-    );
-    assert_eq!(
-        store
-            .put(item("P#1", "NOPE", 0), Condition::IfVersion(1))
-            .await,
-        Err(PortError::ConditionFailed)
-    );
+    assert_eq!(store.get(&key).await.unwrap().unwrap().data, json!({"n": 2}));
+    assert_eq!(store.put(item("P#1", "NOPE", 0), Condition::IfExists).await, Err(PortError::ConditionFailed));
+    assert_eq!(store.put(item("P#1", "NOPE", 0), Condition::IfVersion(1)).await, Err(PortError::ConditionFailed));
     // conditional delete
-    assert_eq!(
-        store.delete(&key, Condition::IfVersion(1)).await,
-        Err(PortError::ConditionFailed)
-    );
+    assert_eq!(store.delete(&key, Condition::IfVersion(1)).await, Err(PortError::ConditionFailed));
     store.delete(&key, Condition::IfVersion(2)).await.unwrap();
     assert_eq!(store.get(&key).await.unwrap(), None);
     store.delete(&key, Condition::None).await.unwrap();
-    assert_eq!(
-        store.delete(&key, Condition::IfExists).await,
-        Err(PortError::ConditionFailed)
-    );
+    assert_eq!(store.delete(&key, Condition::IfExists).await, Err(PortError::ConditionFailed));
 
     // prefix queries with pagination, both directions, isolated from other prefixes/partitions
     for i in 0..25 {
-        store
-            .put(item("P#q", &format!("X#{i:03}"), i), Condition::None)
-            .await
-            .unwrap();
+        store.put(item("P#q", &format!("X#{i:03}"), i), Condition::None).await.unwrap();
     }
-    store
-        .put(item("P#q", "Y#000", 99), Condition::None)
-        .await
-        .unwrap();
-    store
-        .put(item("P#other", "X#000", 98), Condition::None)
-        .await
-        .unwrap();
-    let first = store
-        .query(&Query::prefix("P#q", "X#").limit(10))
-        .await
-        .unwrap();
+    store.put(item("P#q", "Y#000", 99), Condition::None).await.unwrap();
+    store.put(item("P#other", "X#000", 98), Condition::None).await.unwrap();
+    let first = store.query(&Query::prefix("P#q", "X#").limit(10)).await.unwrap();
     assert_eq!(first.items.len(), 10);
     assert_eq!(first.items[0].key.sk, "X#000");
-    let second = store
-        .query(
-            &Query::prefix("P#q", "X#")
-                .limit(10)
-                .after(first.next.clone()),
-        )
-        .await
-        .unwrap();
+    let second = store.query(&Query::prefix("P#q", "X#").limit(10).after(first.next.clone())).await.unwrap();
     assert_eq!(second.items[0].key.sk, "X#010");
-    let all = query_all(store.as_ref(), Query::prefix("P#q", "X#").limit(7), 1000)
-        .await
-        .unwrap();
+    let all = query_all(store.as_ref(), Query::prefix("P#q", "X#").limit(7), 1000).await.unwrap();
     let sks: Vec<_> = all.iter().map(|i| i.key.sk.clone()).collect();
-    assert_eq!(
-        sks,
-        (0..25).map(|i| format!("X#{i:03}")).collect::<Vec<_>>()
-    );
-    let desc = query_all(
-        store.as_ref(),
-        Query::prefix("P#q", "X#").limit(4).descending(),
-        1000,
-    )
-    .await
-    .unwrap();
+    assert_eq!(sks, (0..25).map(|i| format!("X#{i:03}")).collect::<Vec<_>>());
+    let desc = query_all(store.as_ref(), Query::prefix("P#q", "X#").limit(4).descending(), 1000).await.unwrap();
     assert_eq!(desc.first().unwrap().key.sk, "X#024");
     assert_eq!(desc.len(), 25);
     assert_eq!(desc.last().unwrap().key.sk, "X#000");
     // a forged cursor outside the prefix is refused, not followed
     let forged = Query::prefix("P#q", "X#").after(Some(cursor::encode("Y#000")));
+    assert!(matches!(store.query(&forged).await, Err(PortError::Rejected(_))));
     assert!(matches!(
-        store.query(&forged).await,
-        Err(PortError::Rejected(_))
-    ));
-    assert!(matches!(
-        store
-            .query(&Query::prefix("P#q", "X#").after(Some("%%%".into())))
-            .await,
+        store.query(&Query::prefix("P#q", "X#").after(Some("%%%".into()))).await,
         Err(PortError::Rejected(_))
     ));
 
     // expiry: invisible from its time on, and absent for put-if-absent
     let now = clock.now_secs();
-    store
-        .put(
-            item("P#ttl", "T#1", 1).expiring_at(now + 10),
-            Condition::None,
-        )
-        .await
-        .unwrap();
-    store
-        .put(item("P#ttl", "T#2", 2), Condition::None)
-        .await
-        .unwrap();
-    assert!(
-        store
-            .get(&Key::new("P#ttl", "T#1"))
-            .await
-            .unwrap()
-            .is_some()
-    );
+    store.put(item("P#ttl", "T#1", 1).expiring_at(now + 10), Condition::None).await.unwrap();
+    store.put(item("P#ttl", "T#2", 2), Condition::None).await.unwrap();
+    assert!(store.get(&Key::new("P#ttl", "T#1")).await.unwrap().is_some());
     clock.advance(Duration::from_secs(11));
     assert_eq!(store.get(&Key::new("P#ttl", "T#1")).await.unwrap(), None);
     let live = store.query(&Query::prefix("P#ttl", "T#")).await.unwrap();
     assert_eq!(live.items.len(), 1);
-    store
-        .put(item("P#ttl", "T#1", 3), Condition::IfAbsent)
-        .await
-        .unwrap();
-    assert_eq!(
-        store
-            .put(item("P#ttl", "T#1", 4), Condition::IfExists)
-            .await,
-        Ok(())
-    );
+    store.put(item("P#ttl", "T#1", 3), Condition::IfAbsent).await.unwrap();
+    assert_eq!(store.put(item("P#ttl", "T#1", 4), Condition::IfExists).await, Ok(()));
 
     // counters with a ceiling, and windows that expire
     let counter = Key::new("P#c", "Q#events");
     let exp = clock.now_secs() + 60;
-    assert_eq!(
-        store
-            .add_counter(&counter, 2, Some(3), Some(exp))
-            .await
-            .unwrap(),
-        Some(2)
-    );
-    assert_eq!(
-        store
-            .add_counter(&counter, 1, Some(3), Some(exp))
-            .await
-            .unwrap(),
-        Some(3)
-    );
-    assert_eq!(
-        store
-            .add_counter(&counter, 1, Some(3), Some(exp))
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        store.add_counter(&counter, -1, None, None).await.unwrap(),
-        Some(2)
-    );
+    assert_eq!(store.add_counter(&counter, 2, Some(3), Some(exp)).await.unwrap(), Some(2));
+    assert_eq!(store.add_counter(&counter, 1, Some(3), Some(exp)).await.unwrap(), Some(3));
+    assert_eq!(store.add_counter(&counter, 1, Some(3), Some(exp)).await.unwrap(), None);
+    assert_eq!(store.add_counter(&counter, -1, None, None).await.unwrap(), Some(2));
     assert_eq!(store.get(&counter).await.unwrap().unwrap().data, json!(2));
-    assert_eq!(
-        store
-            .add_counter(&Key::new("P#c", "big"), 5, Some(3), None)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(store.add_counter(&Key::new("P#c", "big"), 5, Some(3), None).await.unwrap(), None);
     clock.advance(Duration::from_secs(61));
-    assert_eq!(
-        store
-            .add_counter(&counter, 1, Some(3), Some(clock.now_secs() + 60))
-            .await
-            .unwrap(),
-        Some(1)
-    );
+    assert_eq!(store.add_counter(&counter, 1, Some(3), Some(clock.now_secs() + 60)).await.unwrap(), Some(1));
 
     // transactions: all or nothing, and which operation failed
-    store
-        .put(item("P#t", "A", 1), Condition::None)
-        .await
-        .unwrap();
+    store.put(item("P#t", "A", 1), Condition::None).await.unwrap();
     let ops = vec![
-        WriteOp::Put {
-            item: item("P#t", "B", 1),
-            condition: Condition::IfAbsent,
-        },
-        WriteOp::Put {
-            item: item("P#t", "A", 2),
-            condition: Condition::IfAbsent,
-        },
+        WriteOp::Put { item: item("P#t", "B", 1), condition: Condition::IfAbsent },
+        WriteOp::Put { item: item("P#t", "A", 2), condition: Condition::IfAbsent },
     ];
-    assert_eq!(
-        store.transact(ops).await,
-        Err(PortError::TransactionCancelled { failed: vec![1] })
-    );
-    assert_eq!(
-        store.get(&Key::new("P#t", "B")).await.unwrap(),
-        None,
-        "nothing applied"
-    );
+    assert_eq!(store.transact(ops).await, Err(PortError::TransactionCancelled { failed: vec![1] }));
+    assert_eq!(store.get(&Key::new("P#t", "B")).await.unwrap(), None, "nothing applied");
     let ops = vec![
-        WriteOp::Put {
-            item: item("P#t", "B", 1),
-            condition: Condition::IfAbsent,
-        },
-        WriteOp::Delete {
-            key: Key::new("P#t", "A"),
-            condition: Condition::IfVersion(1),
-        },
-        WriteOp::Check {
-            key: Key::new("P#other", "X#000"),
-            condition: Condition::IfExists,
-        },
+        WriteOp::Put { item: item("P#t", "B", 1), condition: Condition::IfAbsent },
+        WriteOp::Delete { key: Key::new("P#t", "A"), condition: Condition::IfVersion(1) },
+        WriteOp::Check { key: Key::new("P#other", "X#000"), condition: Condition::IfExists },
     ];
     store.transact(ops).await.unwrap();
     assert!(store.get(&Key::new("P#t", "B")).await.unwrap().is_some());
     assert_eq!(store.get(&Key::new("P#t", "A")).await.unwrap(), None);
     let twice = vec![
-        WriteOp::Put {
-            item: item("P#t", "C", 1),
-            condition: Condition::None,
-        },
-        WriteOp::Delete {
-            key: Key::new("P#t", "C"),
-            condition: Condition::None,
-        },
+        WriteOp::Put { item: item("P#t", "C", 1), condition: Condition::None },
+        WriteOp::Delete { key: Key::new("P#t", "C"), condition: Condition::None },
     ];
-    assert!(matches!(
-        store.transact(twice).await,
-        Err(PortError::Rejected(_))
-    ));
+    assert!(matches!(store.transact(twice).await, Err(PortError::Rejected(_))));
     let too_many = (0..101)
-        .map(|i| WriteOp::Put {
-            item: item("P#t", &format!("M#{i}"), i),
-            condition: Condition::None,
-        })
+        .map(|i| WriteOp::Put { item: item("P#t", &format!("M#{i}"), i), condition: Condition::None })
         .collect();
-    assert!(matches!(
-        store.transact(too_many).await,
-        Err(PortError::Rejected(_))
-    ));
+    assert!(matches!(store.transact(too_many).await, Err(PortError::Rejected(_))));
 
     // DynamoDB's 400 KB item limit holds on both backends
-    let big = Item::new(
-        Key::new("P#big", "B"),
-        json!({"blob": "x".repeat(410 * 1024)}),
-    );
-    assert!(matches!(
-        store.put(big, Condition::None).await,
-        Err(PortError::Rejected(_))
-    ));
-    let fits = Item::new(
-        Key::new("P#big", "B"),
-        json!({"blob": "x".repeat(390 * 1024)}),
-    );
+    let big = Item::new(Key::new("P#big", "B"), json!({"blob": "x".repeat(410 * 1024)}));
+    assert!(matches!(store.put(big, Condition::None).await, Err(PortError::Rejected(_))));
+    let fits = Item::new(Key::new("P#big", "B"), json!({"blob": "x".repeat(390 * 1024)}));
     store.put(fits, Condition::None).await.unwrap();
 }
 
@@ -303,14 +129,7 @@ fn clock() -> ManualClock {
 #[tokio::test]
 async fn store_contract_embedded() {
     let clock = clock();
-    contract(
-        Arc::new(EmbeddedStore::new(
-            Database::in_memory(),
-            Arc::new(clock.clone()),
-        )),
-        clock,
-    )
-    .await;
+    contract(Arc::new(EmbeddedStore::new(Database::in_memory(), Arc::new(clock.clone()))), clock).await;
 }
 
 #[tokio::test]
@@ -319,11 +138,7 @@ async fn store_contract_embedded_file() {
     let path = dir.path().join("nested/dev.db");
     let clock = clock();
     let db = Database::open(path.to_str().unwrap()).unwrap();
-    contract(
-        Arc::new(EmbeddedStore::new(db, Arc::new(clock.clone()))),
-        clock,
-    )
-    .await;
+    contract(Arc::new(EmbeddedStore::new(db, Arc::new(clock.clone()))), clock).await;
     assert!(path.exists());
 }
 
@@ -331,10 +146,6 @@ async fn store_contract_embedded_file() {
 async fn store_contract_dynamodb() {
     let (sdk, settings) = aws_resources(5).await;
     let clock = clock();
-    let store = DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        settings.table,
-        Arc::new(clock.clone()),
-    );
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), settings.table, Arc::new(clock.clone()));
     contract(Arc::new(store), clock).await;
 }

@@ -20,27 +20,20 @@ fn events_dir() -> PathBuf {
 
 fn load(name: &str) -> String {
     USED.lock().unwrap().insert(name.to_string());
-    std::fs::read_to_string(events_dir().join(name))
-        .unwrap_or_else(|e| panic!("events/{name}: {e}"))
+    std::fs::read_to_string(events_dir().join(name)).unwrap_or_else(|e| panic!("events/{name}: {e}"))
 }
 
 async fn sample_platform() -> Platform {
     let p = platform(Kind::Embedded, system_clock()).await;
-    switchyard_local::demo::ensure_samples(&p)
-        .await
-        .expect("sample fixtures");
+    switchyard_local::demo::ensure_samples(&p).await.expect("sample fixtures");
     p
 }
 
 async fn http_sample(p: &Platform, name: &str) -> (u16, serde_json::Value) {
     let request = lambda_http::request::from_str(&load(name))
         .unwrap_or_else(|e| panic!("events/{name} is not an API Gateway event: {e}"));
-    let response =
-        switchyard_local::route(p, switchyard::lambda::from_lambda_request(request)).await;
-    (
-        response.status().as_u16(),
-        switchyard_local::body_json(&response),
-    )
+    let response = switchyard_local::route(p, switchyard::lambda::from_lambda_request(request)).await;
+    (response.status().as_u16(), switchyard_local::body_json(&response))
 }
 
 #[tokio::test]
@@ -64,16 +57,8 @@ async fn every_sample_event_reaches_its_handler() {
 
     let batch: SqsEvent = serde_json::from_str(&load("executor-sqs-batch.json")).unwrap();
     let response = switchyard_executor::handle(&p, batch, Budget::unlimited()).await;
-    let failed: Vec<&str> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
-    assert_eq!(
-        failed,
-        vec!["2e1424d4-f796-459a-8184-9c92662be6da"],
-        "only the malformed record fails"
-    );
+    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(failed, vec!["2e1424d4-f796-459a-8184-9c92662be6da"], "only the malformed record fails");
     let execution = switchyard::platform::executions::get_execution(
         &p,
         &SpaceId::parse("sample").unwrap(),
@@ -86,22 +71,14 @@ async fn every_sample_event_reaches_its_handler() {
     assert_eq!(execution.execution.status.as_str(), "succeeded");
 
     let tick: EventBridgeEvent = serde_json::from_str(&load("scheduler-tick.json")).unwrap();
-    switchyard_scheduler::handle(&p, tick)
-        .await
-        .expect("scheduler accepts its event");
+    switchyard_scheduler::handle(&p, tick).await.expect("scheduler accepts its event");
     let tick: EventBridgeEvent = serde_json::from_str(&load("poller-tick.json")).unwrap();
-    switchyard_poller::handle(&p, tick)
-        .await
-        .expect("poller accepts its event");
+    switchyard_poller::handle(&p, tick).await.expect("poller accepts its event");
 
     let on_disk: BTreeSet<String> = std::fs::read_dir(events_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".json"))
         .collect();
-    assert_eq!(
-        *USED.lock().unwrap(),
-        on_disk,
-        "every file in events/ is exercised here"
-    );
+    assert_eq!(*USED.lock().unwrap(), on_disk, "every file in events/ is exercised here");
 }

@@ -7,9 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use switchyard::ports::{OutgoingMessage, QueueId};
 use switchyard::webhook::signature::sign;
-use switchyard_tests::{
-    Kind, TestApp, eventually, platform, platform_with, spawn_app, system_clock, unique,
-};
+use switchyard_tests::{Kind, TestApp, eventually, platform, platform_with, spawn_app, system_clock, unique};
 use wiremock::matchers::{header_exists, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -51,15 +49,7 @@ async fn setup(app: &TestApp, hook_url: &str) -> (String, String, String) {
             {"id": "check", "kind": "transform", "depends_on": ["deliver"], "expr": ".steps.deliver.output.body.ok"}
         ]
     });
-    let r = app
-        .api(
-            &key,
-            &space,
-            "POST",
-            &format!("/api/v1/tenants/{tenant}/workflows"),
-            Some(flow),
-        )
-        .await;
+    let r = app.api(&key, &space, "POST", &format!("/api/v1/tenants/{tenant}/workflows"), Some(flow)).await;
     assert_eq!(r.status, 201, "{r:?}");
     (space, tenant, key)
 }
@@ -98,57 +88,23 @@ async fn scenario(kind: Kind) {
     let (space, tenant, key) = setup(&app, &format!("{}/hook", hook.uri())).await;
 
     let body = serde_json::to_vec(&push()).unwrap();
-    let r = send_push(
-        &app,
-        &tenant,
-        "delivery-1",
-        &body,
-        &sign::github(SECRET, &body),
-    )
-    .await;
+    let r = send_push(&app, &tenant, "delivery-1", &body, &sign::github(SECRET, &body)).await;
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(r.body["event_type"], "push");
-    let execution_id = r.body["runs"][0]["execution_id"]
-        .as_str()
-        .expect("one run")
-        .to_string();
+    let execution_id = r.body["runs"][0]["execution_id"].as_str().expect("one run").to_string();
     assert_eq!(r.body["runs"][0]["flow_id"], "push-to-hook");
 
-    let execution = app
-        .wait_execution(
-            &key,
-            &space,
-            &tenant,
-            &execution_id,
-            Duration::from_secs(30),
-        )
-        .await;
+    let execution = app.wait_execution(&key, &space, &tenant, &execution_id, Duration::from_secs(30)).await;
     assert_eq!(execution["status"], "succeeded", "{execution:#}");
     let steps = execution["step_details"].as_array().unwrap();
-    let statuses: Vec<(&str, &str)> = steps
-        .iter()
-        .map(|s| (s["id"].as_str().unwrap(), s["status"].as_str().unwrap()))
-        .collect();
-    assert_eq!(
-        statuses,
-        vec![
-            ("summary", "succeeded"),
-            ("deliver", "succeeded"),
-            ("check", "succeeded")
-        ]
-    );
-    assert_eq!(
-        steps[0]["output"],
-        json!({"repo": "acme/widgets", "commits": 2})
-    );
+    let statuses: Vec<(&str, &str)> =
+        steps.iter().map(|s| (s["id"].as_str().unwrap(), s["status"].as_str().unwrap())).collect();
+    assert_eq!(statuses, vec![("summary", "succeeded"), ("deliver", "succeeded"), ("check", "succeeded")]);
+    assert_eq!(steps[0]["output"], json!({"repo": "acme/widgets", "commits": 2}));
     assert_eq!(steps[2]["output"], json!(true));
     assert_eq!(execution["trigger"]["event_id"], "delivery-1");
-    let transitions: Vec<&str> = execution["transitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["status"].as_str().unwrap())
-        .collect();
+    let transitions: Vec<&str> =
+        execution["transitions"].as_array().unwrap().iter().map(|t| t["status"].as_str().unwrap()).collect();
     assert_eq!(transitions, vec!["queued", "running", "succeeded"]);
 
     // What the third party received.
@@ -158,75 +114,23 @@ async fn scenario(kind: Kind) {
         serde_json::from_slice::<Value>(&received[0].body).unwrap(),
         json!({"repo": "acme/widgets", "commits": 2})
     );
-    assert_eq!(
-        received[0]
-            .headers
-            .get("x-tenant")
-            .unwrap()
-            .to_str()
-            .unwrap(),
-        tenant
-    );
+    assert_eq!(received[0].headers.get("x-tenant").unwrap().to_str().unwrap(), tenant);
 
     // Listed, newest first, with step summaries.
-    let list = app
-        .api(
-            &key,
-            &space,
-            "GET",
-            &format!("/api/v1/tenants/{tenant}/executions"),
-            None,
-        )
-        .await;
+    let list = app.api(&key, &space, "GET", &format!("/api/v1/tenants/{tenant}/executions"), None).await;
     assert_eq!(list.status, 200);
     assert_eq!(list.body["items"][0]["id"], execution_id.as_str());
     assert_eq!(list.body["items"][0]["steps"].as_array().unwrap().len(), 3);
-    assert!(
-        list.body["items"][0].get("input").is_none(),
-        "list omits the payload"
-    );
+    assert!(list.body["items"][0].get("input").is_none(), "list omits the payload");
 
     // The same delivery again: 200 duplicate, nothing runs.
-    let again = send_push(
-        &app,
-        &tenant,
-        "delivery-1",
-        &body,
-        &sign::github(SECRET, &body),
-    )
-    .await;
-    assert_eq!(
-        (again.status, again.body["status"].as_str()),
-        (200, Some("duplicate"))
-    );
-    let events = app
-        .api(
-            &key,
-            &space,
-            "GET",
-            &format!("/api/v1/tenants/{tenant}/events"),
-            None,
-        )
-        .await;
-    assert_eq!(
-        events.body["items"].as_array().unwrap().len(),
-        1,
-        "{events:?}"
-    );
-    assert_eq!(
-        events.body["items"][0]["executions"][0],
-        execution_id.as_str()
-    );
+    let again = send_push(&app, &tenant, "delivery-1", &body, &sign::github(SECRET, &body)).await;
+    assert_eq!((again.status, again.body["status"].as_str()), (200, Some("duplicate")));
+    let events = app.api(&key, &space, "GET", &format!("/api/v1/tenants/{tenant}/events"), None).await;
+    assert_eq!(events.body["items"].as_array().unwrap().len(), 1, "{events:?}");
+    assert_eq!(events.body["items"][0]["executions"][0], execution_id.as_str());
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let list = app
-        .api(
-            &key,
-            &space,
-            "GET",
-            &format!("/api/v1/tenants/{tenant}/executions"),
-            None,
-        )
-        .await;
+    let list = app.api(&key, &space, "GET", &format!("/api/v1/tenants/{tenant}/executions"), None).await;
     assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
     hook.verify().await;
 }
@@ -249,102 +153,35 @@ async fn refusals(kind: Kind) {
     let (_space, tenant, _key) = setup(&app, "http://127.0.0.1:9/never").await;
     let body = serde_json::to_vec(&push()).unwrap();
     let cases: Vec<(&str, Vec<u8>, String, u16, &str)> = vec![
-        (
-            "wrong signature",
-            body.clone(),
-            sign::github("not-the-secret", &body),
-            401,
-            "unauthorized",
-        ),
-        (
-            "missing signature",
-            body.clone(),
-            String::new(),
-            401,
-            "unauthorized",
-        ),
-        (
-            "truncated signature",
-            body.clone(),
-            sign::github(SECRET, &body)[..40].to_string(),
-            401,
-            "unauthorized",
-        ),
-        (
-            "malformed JSON",
-            b"{\"ref\": ".to_vec(),
-            sign::github(SECRET, b"{\"ref\": "),
-            400,
-            "malformed_payload",
-        ),
+        ("wrong signature", body.clone(), sign::github("not-the-secret", &body), 401, "unauthorized"),
+        ("missing signature", body.clone(), String::new(), 401, "unauthorized"),
+        ("truncated signature", body.clone(), sign::github(SECRET, &body)[..40].to_string(), 401, "unauthorized"),
+        ("malformed JSON", b"{\"ref\": ".to_vec(), sign::github(SECRET, b"{\"ref\": "), 400, "malformed_payload"),
     ];
     for (what, payload, signature, status, code) in cases {
-        let mut headers = vec![
-            ("content-type", "application/json"),
-            ("x-github-event", "push"),
-        ];
+        let mut headers = vec![("content-type", "application/json"), ("x-github-event", "push")];
         if !signature.is_empty() {
             headers.push(("x-hub-signature-256", signature.as_str()));
         }
-        let r = app
-            .send(
-                "POST",
-                &format!("/webhooks/{tenant}/github"),
-                &headers,
-                Some(payload),
-            )
-            .await;
-        assert_eq!(
-            (r.status, r.body["error"]["code"].as_str()),
-            (status, Some(code)),
-            "{what}: {r:?}"
-        );
-        assert!(
-            r.body["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.contains(SECRET))
-        );
+        let r = app.send("POST", &format!("/webhooks/{tenant}/github"), &headers, Some(payload)).await;
+        assert_eq!((r.status, r.body["error"]["code"].as_str()), (status, Some(code)), "{what}: {r:?}");
+        assert!(r.body["error"]["message"].as_str().is_some_and(|m| !m.contains(SECRET)));
     }
     for (what, url) in [
         ("unknown tenant", "/webhooks/nobody-here/github"),
-        (
-            "connector not enabled",
-            &*format!("/webhooks/{tenant}/shopify"),
-        ),
+        ("connector not enabled", &*format!("/webhooks/{tenant}/shopify")),
     ] {
-        let r = app
-            .send(
-                "POST",
-                url,
-                &[("content-type", "application/json")],
-                Some(body.clone()),
-            )
-            .await;
-        assert_eq!(
-            (r.status, r.body["error"]["code"].as_str()),
-            (404, Some("not_found")),
-            "{what}: {r:?}"
-        );
-        assert_eq!(
-            r.body["error"]["message"], "unknown tenant or connector",
-            "same answer for both"
-        );
+        let r = app.send("POST", url, &[("content-type", "application/json")], Some(body.clone())).await;
+        assert_eq!((r.status, r.body["error"]["code"].as_str()), (404, Some("not_found")), "{what}: {r:?}");
+        assert_eq!(r.body["error"]["message"], "unknown tenant or connector", "same answer for both");
     }
-    assert_eq!(
-        app.platform.queue.depth(QueueId::Runs).await.unwrap(),
-        0,
-        "nothing was enqueued"
-    );
+    assert_eq!(app.platform.queue.depth(QueueId::Runs).await.unwrap(), 0, "nothing was enqueued");
 }
 
 async fn spawn_app_without_consumers(p: switchyard::platform::Platform) -> TestApp {
     switchyard_tests::spawn_app_with(
         p,
-        switchyard_local::LocalConfig {
-            consumers: 0,
-            tick: Duration::from_secs(3600),
-            ..Default::default()
-        },
+        switchyard_local::LocalConfig { consumers: 0, tick: Duration::from_secs(3600), ..Default::default() },
     )
     .await
 }
@@ -363,31 +200,16 @@ async fn refusals_enqueue_nothing_aws() {
 async fn poison_to_dlq(kind: Kind) {
     let p = platform_with(kind, system_clock(), 2, |_| {}).await;
     let poison = json!({"type": "resume", "space": "nowhere", "tenant": "nobody", "execution_id": "ex_01J0000000000000000000000", "token": "t"}).to_string();
-    p.queue
-        .send(QueueId::Runs, &[OutgoingMessage::new(poison.clone())])
-        .await
-        .unwrap();
+    p.queue.send(QueueId::Runs, &[OutgoingMessage::new(poison.clone())]).await.unwrap();
     let app = spawn_app(p).await;
     let queue = app.platform.queue.clone();
-    eventually(
-        "the poison message reaches the runs DLQ",
-        Duration::from_secs(30),
-        || {
-            let queue = queue.clone();
-            async move { queue.depth(QueueId::RunsDlq).await.unwrap_or(0) == 1 }
-        },
-    )
+    eventually("the poison message reaches the runs DLQ", Duration::from_secs(30), || {
+        let queue = queue.clone();
+        async move { queue.depth(QueueId::RunsDlq).await.unwrap_or(0) == 1 }
+    })
     .await;
     drop(app);
-    let dead = queue
-        .receive(
-            QueueId::RunsDlq,
-            10,
-            Duration::from_secs(30),
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap();
+    let dead = queue.receive(QueueId::RunsDlq, 10, Duration::from_secs(30), Duration::from_secs(2)).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].body, poison);
     assert_eq!(queue.depth(QueueId::Runs).await.unwrap(), 0);

@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard::aws::provision::{QueueSettings, ResourceNames, provision};
-use switchyard::embedded::{
-    Database, EmbeddedEventBus, EmbeddedQueue, EmbeddedSecrets, EmbeddedStore, QueuePolicy,
-};
+use switchyard::embedded::{Database, EmbeddedEventBus, EmbeddedQueue, EmbeddedSecrets, EmbeddedStore, QueuePolicy};
 use switchyard::outbound::ssrf::AddressPolicy;
 use switchyard::platform::{Backend, DEV_ADMIN_KEY, Platform, Settings};
 use switchyard::ports::{Clock, EventBus, Queue, QueueId, Secrets, Store, SystemClock};
@@ -38,9 +36,7 @@ pub async fn aws_sdk() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(aws_endpoint())
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "tests"))
         .load()
         .await
 }
@@ -54,8 +50,7 @@ pub fn unique(prefix: &str) -> String {
 pub fn test_settings(backend: Backend) -> Settings {
     let mut settings = Settings::for_embedded(":memory:");
     settings.backend = backend;
-    settings.outbound =
-        AddressPolicy::from_allow_list("127.0.0.0/8,::1").expect("valid allow-list");
+    settings.outbound = AddressPolicy::from_allow_list("127.0.0.0/8,::1").expect("valid allow-list");
     settings.retry_base_secs = 1;
     settings.secrets_cache_ttl = Duration::from_secs(60);
     settings
@@ -65,21 +60,10 @@ pub fn test_settings(backend: Backend) -> Settings {
 pub async fn aws_resources(max_receives: u32) -> (aws_config::SdkConfig, Settings) {
     let sdk = aws_sdk().await;
     let name = unique("sy");
-    let names = ResourceNames {
-        table: name.clone(),
-        queue_prefix: name.clone(),
-        event_bus: name.clone(),
-    };
-    let urls = provision(
-        &sdk,
-        &names,
-        QueueSettings {
-            max_receives,
-            visibility_secs: 30,
-        },
-    )
-    .await
-    .expect("provision moto resources");
+    let names = ResourceNames { table: name.clone(), queue_prefix: name.clone(), event_bus: name.clone() };
+    let urls = provision(&sdk, &names, QueueSettings { max_receives, visibility_secs: 30 })
+        .await
+        .expect("provision moto resources");
     let mut settings = test_settings(Backend::Aws);
     settings.table = name.clone();
     settings.event_bus = name.clone();
@@ -103,9 +87,7 @@ pub async fn platform_with(
     match kind {
         Kind::Embedded => {
             let db = Database::in_memory();
-            let mut settings = test_settings(Backend::Embedded {
-                path: ":memory:".into(),
-            });
+            let mut settings = test_settings(Backend::Embedded { path: ":memory:".into() });
             tweak(&mut settings);
             let store: Arc<dyn Store> = Arc::new(EmbeddedStore::new(db.clone(), clock.clone()));
             let queue: Arc<dyn Queue> = Arc::new(
@@ -113,11 +95,9 @@ pub async fn platform_with(
                     .with_policy(QueueId::Runs, QueuePolicy { max_receives })
                     .with_policy(QueueId::Polls, QueuePolicy { max_receives }),
             );
-            let secrets: Arc<dyn Secrets> =
-                Arc::new(EmbeddedSecrets::new(db.clone(), clock.clone()));
+            let secrets: Arc<dyn Secrets> = Arc::new(EmbeddedSecrets::new(db.clone(), clock.clone()));
             let bus: Arc<dyn EventBus> = Arc::new(EmbeddedEventBus::new(db.clone(), clock.clone()));
-            let mut p =
-                Platform::assemble(store, queue, secrets, bus, clock, settings).expect("platform");
+            let mut p = Platform::assemble(store, queue, secrets, bus, clock, settings).expect("platform");
             p.database = Some(db);
             p
         }
@@ -151,43 +131,20 @@ impl Drop for TestApp {
 
 /// Start the dev server around `platform`.
 pub async fn spawn_app(platform: Platform) -> TestApp {
-    spawn_app_with(
-        platform,
-        LocalConfig {
-            consumers: 2,
-            tick: Duration::from_secs(3600),
-            ..LocalConfig::default()
-        },
-    )
-    .await
+    spawn_app_with(platform, LocalConfig { consumers: 2, tick: Duration::from_secs(3600), ..LocalConfig::default() })
+        .await
 }
 
 pub async fn spawn_app_with(platform: Platform, config: LocalConfig) -> TestApp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let platform = Arc::new(platform);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(switchyard_local::serve(
-        platform.clone(),
-        listener,
-        config,
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
-    TestApp {
-        base,
-        platform,
-        client,
-        stop: Some(stop),
-        server: Some(server),
-    }
+    let server = tokio::spawn(switchyard_local::serve(platform.clone(), listener, config, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    TestApp { base, platform, client, stop: Some(stop), server: Some(server) }
 }
 
 /// A response: status and JSON body.
@@ -200,13 +157,7 @@ pub struct Reply {
 
 impl TestApp {
     /// Any request; `headers` are added as given.
-    pub async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<Vec<u8>>,
-    ) -> Reply {
+    pub async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         for (k, v) in headers {
@@ -215,10 +166,7 @@ impl TestApp {
         if let Some(body) = body {
             request = request.body(body);
         }
-        let response = request
-            .send()
-            .await
-            .expect("request reaches the dev server");
+        let response = request.send().await.expect("request reaches the dev server");
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.expect("body");
@@ -227,31 +175,16 @@ impl TestApp {
         } else {
             Value::String(String::from_utf8_lossy(&bytes).into())
         });
-        Reply {
-            status,
-            body,
-            headers,
-        }
+        Reply { status, body, headers }
     }
 
     /// A JSON API call with a key and space.
-    pub async fn api(
-        &self,
-        key: &str,
-        space: &str,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> Reply {
+    pub async fn api(&self, key: &str, space: &str, method: &str, path: &str, body: Option<Value>) -> Reply {
         let body = body.map(|b| serde_json::to_vec(&b).expect("json"));
         self.send(
             method,
             path,
-            &[
-                ("x-fastn-api-key", key),
-                ("x-fastn-space-id", space),
-                ("content-type", "application/json"),
-            ],
+            &[("x-fastn-api-key", key), ("x-fastn-space-id", space), ("content-type", "application/json")],
             body,
         )
         .await
@@ -259,59 +192,23 @@ impl TestApp {
 
     /// Create a space, a tenant and an admin key for it; returns the key.
     pub async fn seed_tenant(&self, space: &str, tenant: &str) -> String {
-        let r = self
-            .api(
-                ADMIN_KEY,
-                space,
-                "POST",
-                "/api/v1/spaces",
-                Some(json!({"id": space, "name": space})),
-            )
-            .await;
+        let r = self.api(ADMIN_KEY, space, "POST", "/api/v1/spaces", Some(json!({"id": space, "name": space}))).await;
         assert!(r.status == 201 || r.status == 409, "create space: {r:?}");
-        let r = self
-            .api(
-                ADMIN_KEY,
-                space,
-                "POST",
-                "/api/v1/tenants",
-                Some(json!({"id": tenant, "name": tenant})),
-            )
-            .await;
+        let r =
+            self.api(ADMIN_KEY, space, "POST", "/api/v1/tenants", Some(json!({"id": tenant, "name": tenant}))).await;
         assert_eq!(r.status, 201, "create tenant: {r:?}");
         let r = self
-            .api(
-                ADMIN_KEY,
-                space,
-                "POST",
-                "/api/v1/api-keys",
-                Some(json!({"name": "test", "role": "admin"})),
-            )
+            .api(ADMIN_KEY, space, "POST", "/api/v1/api-keys", Some(json!({"name": "test", "role": "admin"})))
             .await;
         assert_eq!(r.status, 201, "create key: {r:?}");
         r.body["key"].as_str().expect("key in response").to_string()
     }
 
     /// Poll an execution until it is final (or the timeout passes); returns its detail.
-    pub async fn wait_execution(
-        &self,
-        key: &str,
-        space: &str,
-        tenant: &str,
-        id: &str,
-        timeout: Duration,
-    ) -> Value {
+    pub async fn wait_execution(&self, key: &str, space: &str, tenant: &str, id: &str, timeout: Duration) -> Value {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let r = self
-                .api(
-                    key,
-                    space,
-                    "GET",
-                    &format!("/api/v1/tenants/{tenant}/executions/{id}"),
-                    None,
-                )
-                .await;
+            let r = self.api(key, space, "GET", &format!("/api/v1/tenants/{tenant}/executions/{id}"), None).await;
             let status = r.body["status"].as_str().unwrap_or("");
             if r.status == 200 && matches!(status, "succeeded" | "failed" | "cancelled") {
                 return r.body;

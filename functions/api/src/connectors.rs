@@ -27,18 +27,12 @@ fn summary(spec: &ConnectorSpec) -> Value {
 }
 
 fn spec<'c>(call: &Call<'c>, id: &str) -> Result<&'c ConnectorSpec, AppError> {
-    call.p
-        .catalog
-        .find(id)
-        .ok_or_else(|| AppError::not_found(format!("connector {id} not found")))
+    call.p.catalog.find(id).ok_or_else(|| AppError::not_found(format!("connector {id} not found")))
 }
 
 pub async fn catalog(call: &Call<'_>) -> Result<Response, AppError> {
     require(call, Permission::ConnectorsRead)?;
-    Ok(page_response(
-        call.p.catalog.all().map(summary).collect(),
-        None,
-    ))
+    Ok(page_response(call.p.catalog.all().map(summary).collect(), None))
 }
 
 pub async fn catalog_entry(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
@@ -59,12 +53,7 @@ pub async fn get(call: &Call<'_>, tenant: &str, connector: &str) -> Result<Respo
     let (space, tenant) = call.tenant(tenant).await?;
     let settings = connections::get_settings(call.p, &space, &tenant, &spec.id)
         .await?
-        .ok_or_else(|| {
-            AppError::not_found(format!(
-                "connector {} is not set up for this tenant",
-                spec.id
-            ))
-        })?;
+        .ok_or_else(|| AppError::not_found(format!("connector {} is not set up for this tenant", spec.id)))?;
     Ok(json_response(200, &json!(settings)))
 }
 
@@ -90,10 +79,7 @@ pub async fn put(call: &Call<'_>, tenant: &str, connector: &str) -> Result<Respo
     let body: ConnectorPut = call.body()?;
     connections::validate_settings(spec, &body.settings)?;
     if body.hmac.is_some() && spec.webhook.as_ref().map(|w| w.scheme) != Some(SchemeKind::Hmac) {
-        return Err(AppError::bad_request(format!(
-            "connector {} does not use the generic hmac scheme",
-            spec.id
-        )));
+        return Err(AppError::bad_request(format!("connector {} does not use the generic hmac scheme", spec.id)));
     }
     let settings = connections::update_settings(call.p, &space, &tenant, &spec.id, |s| {
         s.enabled = body.enabled;
@@ -112,22 +98,14 @@ struct SecretPut {
     secret: String,
 }
 
-pub async fn put_webhook_secret(
-    call: &Call<'_>,
-    tenant: &str,
-    connector: &str,
-) -> Result<Response, AppError> {
+pub async fn put_webhook_secret(call: &Call<'_>, tenant: &str, connector: &str) -> Result<Response, AppError> {
     require(call, Permission::CredentialsWrite)?;
     let spec = spec(call, connector)?;
     if spec.webhook.is_none() {
-        return Err(AppError::bad_request(format!(
-            "connector {} does not send webhooks",
-            spec.id
-        )));
+        return Err(AppError::bad_request(format!("connector {} does not send webhooks", spec.id)));
     }
     let (space, tenant) = call.tenant(tenant).await?;
     let body: SecretPut = call.body()?;
-    let settings =
-        connections::set_webhook_secret(call.p, &space, &tenant, &spec.id, &body.secret).await?;
+    let settings = connections::set_webhook_secret(call.p, &space, &tenant, &spec.id, &body.secret).await?;
     Ok(json_response(200, &json!(settings)))
 }

@@ -19,9 +19,7 @@ async fn owner(call: &Call<'_>, tenant: Option<&str>) -> Result<FlowOwner, AppEr
             let (space, tenant) = call.tenant(t).await?;
             Ok(FlowOwner::Tenant { space, tenant })
         }
-        None => Ok(FlowOwner::Space {
-            space: call.space()?,
-        }),
+        None => Ok(FlowOwner::Space { space: call.space()? }),
     }
 }
 
@@ -38,21 +36,13 @@ fn definition_body(call: &Call<'_>) -> Result<Value, AppError> {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    if matches!(
-        media.as_str(),
-        "application/yaml" | "application/x-yaml" | "text/yaml"
-    ) {
+    if matches!(media.as_str(), "application/yaml" | "application/x-yaml" | "text/yaml") {
         if call.req.body().len() > switchyard::platform::http::MAX_JSON_BODY {
             return Err(AppError::PayloadTooLarge("definition too large".into()));
         }
-        let text = std::str::from_utf8(call.req.body())
-            .map_err(|_| AppError::bad_request("YAML body is not UTF-8"))?;
+        let text = std::str::from_utf8(call.req.body()).map_err(|_| AppError::bad_request("YAML body is not UTF-8"))?;
         return serde_saphyr::from_str::<Value>(text).map_err(|e| {
-            AppError::invalid(
-                "invalid_body",
-                format!("invalid YAML body: {}", first_line(&e.to_string())),
-                Value::Null,
-            )
+            AppError::invalid("invalid_body", format!("invalid YAML body: {}", first_line(&e.to_string())), Value::Null)
         });
     }
     call.body()
@@ -62,22 +52,14 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
 
-fn parse_definition(
-    call: &Call<'_>,
-    mut value: Value,
-) -> Result<(Option<FlowId>, FlowDefinition), AppError> {
+fn parse_definition(call: &Call<'_>, mut value: Value) -> Result<(Option<FlowId>, FlowDefinition), AppError> {
     let id = match value.as_object_mut().and_then(|m| m.remove("id")) {
         None => None,
         Some(Value::String(s)) => Some(flow_id(&s)?),
         Some(_) => return Err(AppError::bad_request("id must be a string")),
     };
-    let definition = FlowDefinition::parse(&value, call.p.catalog).map_err(|e| {
-        AppError::invalid(
-            "invalid_flow",
-            e.to_string(),
-            json!({"step": e.step, "field": e.field}),
-        )
-    })?;
+    let definition = FlowDefinition::parse(&value, call.p.catalog)
+        .map_err(|e| AppError::invalid("invalid_flow", e.to_string(), json!({"step": e.step, "field": e.field})))?;
     Ok((id, definition))
 }
 
@@ -88,8 +70,7 @@ pub async fn create(call: &Call<'_>, tenant: Option<&str>) -> Result<Response, A
     let limit = match &owner {
         FlowOwner::Tenant { space, tenant } => {
             let space = switchyard::platform::tenancy::require_space(call.p, space).await?;
-            let tenant =
-                switchyard::platform::tenancy::require_tenant(call.p, &space.id, tenant).await?;
+            let tenant = switchyard::platform::tenancy::require_tenant(call.p, &space.id, tenant).await?;
             tenant.plan.unwrap_or(space.plan).quotas().flows_per_tenant
         }
         FlowOwner::Space { .. } => None,
@@ -103,10 +84,7 @@ pub async fn list(call: &Call<'_>, tenant: Option<&str>) -> Result<Response, App
     let owner = owner(call, tenant).await?;
     let (limit, cursor) = call.page()?;
     let (flows, next) = repo::list_flows(call.p, &owner, limit, cursor).await?;
-    Ok(page_response(
-        flows.iter().map(|f| json!(f)).collect(),
-        next,
-    ))
+    Ok(page_response(flows.iter().map(|f| json!(f)).collect(), next))
 }
 
 pub async fn get(call: &Call<'_>, tenant: Option<&str>, id: &str) -> Result<Response, AppError> {
@@ -142,19 +120,12 @@ struct StatusPatch {
     status: FlowStatus,
 }
 
-pub async fn set_status(
-    call: &Call<'_>,
-    tenant: Option<&str>,
-    id: &str,
-) -> Result<Response, AppError> {
+pub async fn set_status(call: &Call<'_>, tenant: Option<&str>, id: &str) -> Result<Response, AppError> {
     require(call, Permission::FlowsWrite)?;
     let owner = owner(call, tenant).await?;
     let id = flow_id(id)?;
     let patch: StatusPatch = call.body()?;
-    Ok(json_response(
-        200,
-        &json!(repo::set_flow_status(call.p, &owner, &id, patch.status).await?),
-    ))
+    Ok(json_response(200, &json!(repo::set_flow_status(call.p, &owner, &id, patch.status).await?)))
 }
 
 pub async fn delete(call: &Call<'_>, tenant: Option<&str>, id: &str) -> Result<Response, AppError> {

@@ -19,9 +19,7 @@ use switchyard::domain::ids::{SpaceId, TenantId};
 use switchyard::platform::Platform;
 use switchyard::platform::auth::{self, Principal};
 use switchyard::platform::error::AppError;
-use switchyard::platform::http::{
-    Request, Response, error, json as json_response, query, segments,
-};
+use switchyard::platform::http::{Request, Response, error, json as json_response, query, segments};
 
 pub use openapi::document as openapi_document;
 
@@ -62,9 +60,7 @@ impl Call<'_> {
                 .parse::<u32>()
                 .ok()
                 .filter(|l| (1..=200).contains(l))
-                .ok_or_else(|| {
-                    AppError::bad_request("limit must be an integer between 1 and 200")
-                })?,
+                .ok_or_else(|| AppError::bad_request("limit must be an integer between 1 and 200"))?,
         };
         Ok((limit, q.get("cursor").cloned()))
     }
@@ -140,15 +136,9 @@ async fn route(p: &Platform, req: Request) -> Result<Response, AppError> {
         ["tenants", t, "workflows"] if m == Method::POST => flows::create(&call, Some(t)).await,
         ["tenants", t, "workflows"] if m == Method::GET => flows::list(&call, Some(t)).await,
         ["tenants", t, "workflows", f] if m == Method::GET => flows::get(&call, Some(t), f).await,
-        ["tenants", t, "workflows", f] if m == Method::PUT => {
-            flows::update(&call, Some(t), f).await
-        }
-        ["tenants", t, "workflows", f] if m == Method::PATCH => {
-            flows::set_status(&call, Some(t), f).await
-        }
-        ["tenants", t, "workflows", f] if m == Method::DELETE => {
-            flows::delete(&call, Some(t), f).await
-        }
+        ["tenants", t, "workflows", f] if m == Method::PUT => flows::update(&call, Some(t), f).await,
+        ["tenants", t, "workflows", f] if m == Method::PATCH => flows::set_status(&call, Some(t), f).await,
+        ["tenants", t, "workflows", f] if m == Method::DELETE => flows::delete(&call, Some(t), f).await,
 
         ["tenants", t, "executions"] if m == Method::GET => executions::list(&call, t).await,
         ["tenants", t, "executions", e] if m == Method::GET => executions::get(&call, t, e).await,

@@ -16,8 +16,7 @@ fn parse<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, AppError> {
 }
 
 fn name_or(name: Option<String>, id: &str) -> Result<String, AppError> {
-    parse_name(name.as_deref().unwrap_or(id))
-        .map_err(|m| AppError::bad_request(format!("name {m}")))
+    parse_name(name.as_deref().unwrap_or(id)).map_err(|m| AppError::bad_request(format!("name {m}")))
 }
 
 /// The space in the path must be the caller's (the admin key may name any).
@@ -42,10 +41,7 @@ pub async fn get_space(call: &Call<'_>, id: &str) -> Result<Response, AppError> 
     require(call, Permission::SpaceRead)?;
     let id = own_space(call, id)?;
     let space = repo::require_space(call.p, &id).await?;
-    Ok(json_response(
-        200,
-        &json!({"space": space, "quotas": space.plan.quotas()}),
-    ))
+    Ok(json_response(200, &json!({"space": space, "quotas": space.plan.quotas()})))
 }
 
 #[derive(Deserialize)]
@@ -59,10 +55,7 @@ pub async fn update_space(call: &Call<'_>, id: &str) -> Result<Response, AppErro
     require(call, Permission::SpacesCreate)?;
     let id = own_space(call, id)?;
     let patch: SpacePatch = call.body()?;
-    Ok(json_response(
-        200,
-        &json!(repo::update_space_plan(call.p, &id, patch.plan).await?),
-    ))
+    Ok(json_response(200, &json!(repo::update_space_plan(call.p, &id, patch.plan).await?)))
 }
 
 #[derive(Deserialize)]
@@ -88,23 +81,17 @@ pub async fn create_key(call: &Call<'_>) -> Result<Response, AppError> {
     require(call, Permission::KeysManage)?;
     let body: NewKey = call.body()?;
     if !call.who.role.may_grant(body.role) {
-        return Err(AppError::Forbidden(format!(
-            "this API key may not create keys with role {:?}",
-            body.role
-        )));
+        return Err(AppError::Forbidden(format!("this API key may not create keys with role {:?}", body.role)));
     }
     let space = call.space()?;
     let name = name_or(Some(body.name), "")?;
     let tenant = body.tenant.map(|t| parse(TenantId::parse(t))).transpose()?;
     if let Some(tools) = &body.tools {
         if tools.len() > 500 || tools.iter().any(|t| t.is_empty() || t.len() > 128) {
-            return Err(AppError::bad_request(
-                "tools: up to 500 tool names of 1 to 128 characters",
-            ));
+            return Err(AppError::bad_request("tools: up to 500 tool names of 1 to 128 characters"));
         }
     }
-    let (record, key) =
-        repo::create_api_key(call.p, &space, name, body.role, tenant, body.tools).await?;
+    let (record, key) = repo::create_api_key(call.p, &space, name, body.role, tenant, body.tools).await?;
     let mut out = key_json(&record);
     // The only time the key is ever shown.
     out["key"] = json!(key);
@@ -138,29 +125,19 @@ pub async fn list_tenants(call: &Call<'_>) -> Result<Response, AppError> {
     let space = call.space()?;
     if call.who.role == Role::Tenant {
         // A tenant key sees its own tenant only.
-        let own = call
-            .who
-            .tenant
-            .clone()
-            .ok_or_else(|| AppError::Forbidden("tenant key without tenant".into()))?;
+        let own = call.who.tenant.clone().ok_or_else(|| AppError::Forbidden("tenant key without tenant".into()))?;
         let tenant = repo::require_tenant(call.p, &space, &own).await?;
         return Ok(page_response(vec![json!(tenant)], None));
     }
     let (limit, cursor) = call.page()?;
     let (tenants, next) = repo::list_tenants(call.p, &space, limit, cursor).await?;
-    Ok(page_response(
-        tenants.iter().map(|t| json!(t)).collect(),
-        next,
-    ))
+    Ok(page_response(tenants.iter().map(|t| json!(t)).collect(), next))
 }
 
 pub async fn get_tenant(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
     require(call, Permission::TenantsRead)?;
     let (space, tenant) = call.tenant(id).await?;
-    Ok(json_response(
-        200,
-        &json!(repo::require_tenant(call.p, &space, &tenant).await?),
-    ))
+    Ok(json_response(200, &json!(repo::require_tenant(call.p, &space, &tenant).await?)))
 }
 
 #[derive(Deserialize)]
@@ -173,8 +150,5 @@ pub async fn update_tenant(call: &Call<'_>, id: &str) -> Result<Response, AppErr
     require(call, Permission::TenantsWrite)?;
     let (space, tenant) = call.tenant(id).await?;
     let patch: TenantPatch = call.body()?;
-    Ok(json_response(
-        200,
-        &json!(repo::set_tenant_status(call.p, &space, &tenant, patch.status).await?),
-    ))
+    Ok(json_response(200, &json!(repo::set_tenant_status(call.p, &space, &tenant, patch.status).await?)))
 }

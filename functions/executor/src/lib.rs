@@ -21,19 +21,9 @@ async fn delay_retry(p: &Platform, message: &SqsMessage) {
     let Some(receipt) = message.receipt_handle.as_deref() else {
         return;
     };
-    let count = message
-        .attributes
-        .get("ApproximateReceiveCount")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(1);
-    if let Err(e) = p
-        .queue
-        .change_visibility(
-            QueueId::Runs,
-            receipt,
-            retry_delay(p.settings.retry_base_secs, count),
-        )
-        .await
+    let count = message.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
+    if let Err(e) =
+        p.queue.change_visibility(QueueId::Runs, receipt, retry_delay(p.settings.retry_base_secs, count)).await
     {
         tracing::warn!(error = %e, "could not shorten the retry delay; the visibility timeout applies");
     }

@@ -11,9 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let platform: &'static Platform = Box::leak(Box::new(Platform::from_env().await?));
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {
         let budget = Budget::until(lambda::deadline(event.context.deadline));
-        Ok::<_, lambda_runtime::Error>(
-            switchyard_executor::handle(platform, event.payload, budget).await,
-        )
+        Ok::<_, lambda_runtime::Error>(switchyard_executor::handle(platform, event.payload, budget).await)
     }))
     .await
 }

@@ -32,20 +32,13 @@ pub async fn ensure_samples(p: &Platform) -> Result<(), AppError> {
     let tenant = id(TenantId::parse("sample-tenant"))?;
     tenancy::create_space(p, space.clone(), "Sample".into(), Plan::Growth).await?;
     tenancy::create_tenant(p, &space, tenant.clone(), "Sample tenant".into(), None).await?;
-    connections::set_webhook_secret(
-        p,
-        &space,
-        &tenant,
-        &id(ConnectorId::parse("github"))?,
-        "sample-webhook-secret",
-    )
-    .await?;
+    connections::set_webhook_secret(p, &space, &tenant, &id(ConnectorId::parse("github"))?, "sample-webhook-secret")
+        .await?;
     let definition = json!({
         "name": "Sample", "trigger": {"type": "webhook", "connector": "github", "events": ["push"]},
         "steps": [{"id": "count", "kind": "transform", "expr": ".trigger.payload.commits | length"}]
     });
-    let definition = FlowDefinition::parse(&definition, p.catalog)
-        .map_err(|e| AppError::bad_request(e.to_string()))?;
+    let definition = FlowDefinition::parse(&definition, p.catalog).map_err(|e| AppError::bad_request(e.to_string()))?;
     flows::create_flow(
         p,
         FlowOwner::Tenant { space, tenant },
@@ -117,24 +110,18 @@ pub async fn ensure(p: &Platform, base_url: &str, state_dir: &Path) -> Result<De
             .map_err(|e| AppError::bad_request(e.to_string()))?;
         flows::create_flow(
             p,
-            FlowOwner::Space {
-                space: space.clone(),
-            },
+            FlowOwner::Space { space: space.clone() },
             Some(id(FlowId::parse(FLOW))?),
             &definition,
             None,
         )
         .await?;
     }
-    let api_key = match std::fs::read_to_string(&key_file)
-        .ok()
-        .map(|k| k.trim().to_string())
-        .filter(|k| !k.is_empty())
+    let api_key = match std::fs::read_to_string(&key_file).ok().map(|k| k.trim().to_string()).filter(|k| !k.is_empty())
     {
         Some(key) if tenancy::find_api_key(p, &key).await?.is_some() => key,
         _ => {
-            let (_, key) =
-                tenancy::create_api_key(p, &space, "demo".into(), Role::Admin, None, None).await?;
+            let (_, key) = tenancy::create_api_key(p, &space, "demo".into(), Role::Admin, None, None).await?;
             write_private(&key_file, &key)?;
             key
         }
@@ -142,9 +129,8 @@ pub async fn ensure(p: &Platform, base_url: &str, state_dir: &Path) -> Result<De
     ensure_samples(p).await?;
     let body = serde_json::to_vec_pretty(&push_payload()).unwrap_or_default();
     let payload_file = state_dir.join("demo-github-push.json");
-    std::fs::write(&payload_file, &body).map_err(|e| AppError::Unavailable {
-        detail: format!("write {}: {e}", payload_file.display()),
-    })?;
+    std::fs::write(&payload_file, &body)
+        .map_err(|e| AppError::Unavailable { detail: format!("write {}: {e}", payload_file.display()) })?;
     Ok(Demo {
         api_key,
         signature: sign::github(WEBHOOK_SECRET, &body),
@@ -154,9 +140,7 @@ pub async fn ensure(p: &Platform, base_url: &str, state_dir: &Path) -> Result<De
 }
 
 fn write_private(path: &Path, content: &str) -> Result<(), AppError> {
-    let fail = |e: std::io::Error| AppError::Unavailable {
-        detail: format!("write {}: {e}", path.display()),
-    };
+    let fail = |e: std::io::Error| AppError::Unavailable { detail: format!("write {}: {e}", path.display()) };
     std::fs::write(path, content).map_err(fail)?;
     #[cfg(unix)]
     {
@@ -199,8 +183,5 @@ Sending the same delivery again answers 200 "duplicate" and runs nothing.
 pub fn echo(req: &Request) -> Response {
     let body: Value = serde_json::from_slice(req.body())
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(req.body()).into_owned()));
-    json_response(
-        200,
-        &json!({"method": req.method().as_str(), "received": body}),
-    )
+    json_response(200, &json!({"method": req.method().as_str(), "received": body}))
 }

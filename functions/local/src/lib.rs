@@ -56,17 +56,13 @@ pub fn router(platform: Arc<Platform>) -> axum::Router {
     axum::Router::new().fallback(dispatch).with_state(platform)
 }
 
-async fn dispatch(
-    State(p): State<Arc<Platform>>,
-    req: axum::extract::Request,
-) -> axum::response::Response {
+async fn dispatch(State(p): State<Arc<Platform>>, req: axum::extract::Request) -> axum::response::Response {
     let (parts, body) = req.into_parts();
     let response = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
         Ok(bytes) => route(&p, http::Request::from_parts(parts, bytes)).await,
-        Err(_) => json_response(
-            413,
-            &json!({"error": {"code": "payload_too_large", "message": "request body over 10 MiB"}}),
-        ),
+        Err(_) => {
+            json_response(413, &json!({"error": {"code": "payload_too_large", "message": "request body over 10 MiB"}}))
+        }
     };
     response.map(axum::body::Body::from)
 }
@@ -83,10 +79,7 @@ pub async fn route(p: &Platform, req: Request) -> Response {
     } else if path == demo::ECHO_PATH {
         demo::echo(&req)
     } else {
-        json_response(
-            404,
-            &json!({"error": {"code": "not_found", "message": "no such route"}}),
-        )
+        json_response(404, &json!({"error": {"code": "not_found", "message": "no such route"}}))
     }
 }
 
@@ -100,18 +93,10 @@ pub fn sqs_event(queue: QueueId, messages: &[switchyard::ports::ReceivedMessage]
             record.message_id = Some(m.message_id.clone());
             record.receipt_handle = Some(m.receipt_handle.clone());
             record.body = Some(m.body.clone());
-            record.attributes.insert(
-                "ApproximateReceiveCount".into(),
-                m.receive_count.to_string(),
-            );
-            record
-                .attributes
-                .insert("SentTimestamp".into(), m.sent_at_ms.to_string());
+            record.attributes.insert("ApproximateReceiveCount".into(), m.receive_count.to_string());
+            record.attributes.insert("SentTimestamp".into(), m.sent_at_ms.to_string());
             record.event_source = Some("aws:sqs".into());
-            record.event_source_arn = Some(format!(
-                "arn:aws:sqs:local:000000000000:switchyard-{}",
-                queue.name()
-            ));
+            record.event_source_arn = Some(format!("arn:aws:sqs:local:000000000000:switchyard-{}", queue.name()));
             record
         })
         .collect();
@@ -120,26 +105,14 @@ pub fn sqs_event(queue: QueueId, messages: &[switchyard::ports::ReceivedMessage]
 
 /// Receive one batch from the runs queue, run the executor on it, delete what succeeded.
 /// Returns how many messages were received.
-pub async fn consume_runs_once(
-    p: &Platform,
-    config: &LocalConfig,
-    wait: Duration,
-) -> PortResult<usize> {
-    let messages = p
-        .queue
-        .receive(QueueId::Runs, 10, config.visibility, wait)
-        .await?;
+pub async fn consume_runs_once(p: &Platform, config: &LocalConfig, wait: Duration) -> PortResult<usize> {
+    let messages = p.queue.receive(QueueId::Runs, 10, config.visibility, wait).await?;
     if messages.is_empty() {
         return Ok(0);
     }
     let budget = Budget::until(tokio::time::Instant::now() + config.budget);
-    let response =
-        switchyard_executor::handle(p, sqs_event(QueueId::Runs, &messages), budget).await;
-    let failed: Vec<&str> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
+    let response = switchyard_executor::handle(p, sqs_event(QueueId::Runs, &messages), budget).await;
+    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     let deletes = messages
         .iter()
         .filter(|m| !failed.contains(&m.message_id.as_str()))
@@ -158,12 +131,9 @@ pub fn scheduled_event(rule: &str) -> EventBridgeEvent {
     let mut event = EventBridgeEvent::default();
     event.detail_type = "Scheduled Event".into();
     event.source = "aws.events".into();
-    event.id =
-        Some(switchyard::domain::ids::ulid_at(chrono::Utc::now().timestamp_millis()).to_string());
+    event.id = Some(switchyard::domain::ids::ulid_at(chrono::Utc::now().timestamp_millis()).to_string());
     event.time = Some(chrono::Utc::now());
-    event.resources = Some(vec![format!(
-        "arn:aws:events:local:000000000000:rule/{rule}"
-    )]);
+    event.resources = Some(vec![format!("arn:aws:events:local:000000000000:rule/{rule}")]);
     event.detail = json!({});
     event
 }
@@ -221,12 +191,9 @@ pub async fn serve(
             }
         }
     }));
-    let result = axum::serve(
-        listener,
-        router(platform).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let result = axum::serve(listener, router(platform).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await;
     let _ = stop_tx.send(true);
     for w in workers {
         let _ = w.await;
@@ -240,19 +207,12 @@ pub fn body_json(response: &Response) -> Value {
 }
 
 /// A request for in-process routing (tests, benchmarks).
-pub fn request(
-    method: &str,
-    uri: &str,
-    headers: &[(&str, &str)],
-    body: impl Into<Bytes>,
-) -> Request {
+pub fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Request {
     let mut builder = http::Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         builder = builder.header(*k, *v);
     }
-    builder
-        .body(body.into())
-        .unwrap_or_else(|_| http::Request::new(Bytes::new()))
+    builder.body(body.into()).unwrap_or_else(|_| http::Request::new(Bytes::new()))
 }
 
 impl LocalConfig {
@@ -260,14 +220,10 @@ impl LocalConfig {
     pub fn from_env() -> Result<LocalConfig, String> {
         let mut config = LocalConfig::default();
         if let Ok(v) = std::env::var("SWITCHYARD_LOCAL_CONSUMERS") {
-            config.consumers = v
-                .parse()
-                .map_err(|_| format!("SWITCHYARD_LOCAL_CONSUMERS={v:?} is not a number"))?;
+            config.consumers = v.parse().map_err(|_| format!("SWITCHYARD_LOCAL_CONSUMERS={v:?} is not a number"))?;
         }
         if let Ok(v) = std::env::var("SWITCHYARD_LOCAL_TICK_SECONDS") {
-            let secs: u64 = v
-                .parse()
-                .map_err(|_| format!("SWITCHYARD_LOCAL_TICK_SECONDS={v:?} is not a number"))?;
+            let secs: u64 = v.parse().map_err(|_| format!("SWITCHYARD_LOCAL_TICK_SECONDS={v:?} is not a number"))?;
             config.tick = Duration::from_secs(secs.max(1));
         }
         Ok(config)
@@ -276,13 +232,11 @@ impl LocalConfig {
 
 /// Outside AWS the dev server may call loopback (the demo's echo endpoint, local mocks)
 /// unless `SWITCHYARD_OUTBOUND_ALLOW` says otherwise. Never applies inside Lambda.
-pub fn local_settings() -> Result<switchyard::platform::Settings, switchyard::platform::ConfigError>
-{
+pub fn local_settings() -> Result<switchyard::platform::Settings, switchyard::platform::ConfigError> {
     let mut settings = switchyard::platform::Settings::from_env()?;
     if std::env::var_os("SWITCHYARD_OUTBOUND_ALLOW").is_none() && !settings.in_lambda {
-        settings.outbound =
-            switchyard::outbound::ssrf::AddressPolicy::from_allow_list("127.0.0.0/8,::1")
-                .map_err(switchyard::platform::ConfigError)?;
+        settings.outbound = switchyard::outbound::ssrf::AddressPolicy::from_allow_list("127.0.0.0/8,::1")
+            .map_err(switchyard::platform::ConfigError)?;
     }
     Ok(settings)
 }
@@ -303,9 +257,7 @@ pub async fn build_platform() -> Result<Platform, switchyard::platform::ConfigEr
         };
         settings.queue_urls = provision(&sdk, &names, QueueSettings::default())
             .await
-            .map_err(|e| {
-                switchyard::platform::ConfigError(format!("creating AWS resources: {e}"))
-            })?;
+            .map_err(|e| switchyard::platform::ConfigError(format!("creating AWS resources: {e}")))?;
         return Platform::aws(&sdk, Arc::new(switchyard::ports::SystemClock), settings);
     }
     Platform::from_settings(settings).await

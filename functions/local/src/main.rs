@@ -13,14 +13,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let platform = Arc::new(switchyard_local::build_platform().await?);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let base_url = format!("http://{}", listener.local_addr()?);
-    println!(
-        "Switchyard dev server on {base_url} ({})",
-        switchyard_local::describe(&platform)
-    );
+    println!("Switchyard dev server on {base_url} ({})", switchyard_local::describe(&platform));
     if let Backend::Embedded { path } = &platform.settings.backend {
-        let state_dir = std::path::Path::new(path)
-            .parent()
-            .unwrap_or(std::path::Path::new("."));
+        let state_dir = std::path::Path::new(path).parent().unwrap_or(std::path::Path::new("."));
         let demo = demo::ensure(&platform, &base_url, state_dir).await?;
         println!("{}", demo::instructions(&demo, &base_url));
     }

@@ -16,9 +16,7 @@ fn rpc_error(id: Value, code: i64, message: &str) -> Value {
 /// Handle one HTTP request to `/mcp`.
 pub async fn handle(p: &Platform, req: Request) -> Response {
     if req.method() != Method::POST {
-        return error(&AppError::MethodNotAllowed(
-            "the MCP endpoint accepts POST only".into(),
-        ));
+        return error(&AppError::MethodNotAllowed("the MCP endpoint accepts POST only".into()));
     }
     let _ = p;
     let message: Value = match serde_json::from_slice(req.body()) {
@@ -30,12 +28,8 @@ pub async fn handle(p: &Platform, req: Request) -> Response {
     match (id, method) {
         (None, Some(_)) => empty(202),
         (Some(id), Some("initialize")) => {
-            let asked = message
-                .pointer("/params/protocolVersion")
-                .and_then(Value::as_str);
-            let version = asked
-                .filter(|v| PROTOCOL_VERSIONS.contains(v))
-                .unwrap_or(PROTOCOL_VERSIONS[0]);
+            let asked = message.pointer("/params/protocolVersion").and_then(Value::as_str);
+            let version = asked.filter(|v| PROTOCOL_VERSIONS.contains(v)).unwrap_or(PROTOCOL_VERSIONS[0]);
             json_response(
                 200,
                 &json!({"jsonrpc": "2.0", "id": id, "result": {
@@ -45,17 +39,11 @@ pub async fn handle(p: &Platform, req: Request) -> Response {
                 }}),
             )
         }
-        (Some(id), Some("ping")) => {
-            json_response(200, &json!({"jsonrpc": "2.0", "id": id, "result": {}}))
+        (Some(id), Some("ping")) => json_response(200, &json!({"jsonrpc": "2.0", "id": id, "result": {}})),
+        (Some(id), Some("tools/list")) => {
+            json_response(200, &json!({"jsonrpc": "2.0", "id": id, "result": {"tools": []}}))
         }
-        (Some(id), Some("tools/list")) => json_response(
-            200,
-            &json!({"jsonrpc": "2.0", "id": id, "result": {"tools": []}}),
-        ),
         (Some(id), Some(_)) => json_response(200, &rpc_error(id, -32601, "method not found")),
-        (id, None) => json_response(
-            400,
-            &rpc_error(id.unwrap_or(Value::Null), -32600, "invalid request"),
-        ),
+        (id, None) => json_response(400, &rpc_error(id.unwrap_or(Value::Null), -32600, "invalid request")),
     }
 }

@@ -18,10 +18,7 @@ pub struct TickSummary {
 /// Handle one scheduled event. Only EventBridge's `Scheduled Event` is accepted.
 pub async fn handle(_p: &Platform, event: EventBridgeEvent) -> Result<TickSummary, AppError> {
     if event.detail_type != "Scheduled Event" {
-        return Err(AppError::bad_request(format!(
-            "unexpected event {:?}",
-            event.detail_type
-        )));
+        return Err(AppError::bad_request(format!("unexpected event {:?}", event.detail_type)));
     }
     Ok(TickSummary::default())
 }

@@ -8,12 +8,8 @@ use switchyard::{lambda, platform::Platform};
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_logging();
     let platform: &'static Platform = Box::leak(Box::new(Platform::from_env().await?));
-    lambda_runtime::run(service_fn(
-        |event: LambdaEvent<EventBridgeEvent>| async move {
-            switchyard_poller::handle(platform, event.payload)
-                .await
-                .map_err(lambda_runtime::Error::from)
-        },
-    ))
+    lambda_runtime::run(service_fn(|event: LambdaEvent<EventBridgeEvent>| async move {
+        switchyard_poller::handle(platform, event.payload).await.map_err(lambda_runtime::Error::from)
+    }))
     .await
 }

@@ -27,9 +27,7 @@ use switchyard::domain::ids::{ConnectorId, ExecutionId, FlowId, TenantId, ulid_a
 use switchyard::domain::keys;
 use switchyard::domain::tenancy::TenantStatus;
 use switchyard::platform::error::AppError;
-use switchyard::platform::http::{
-    Request, Response, error, header, json as json_response, segments,
-};
+use switchyard::platform::http::{Request, Response, error, header, json as json_response, segments};
 use switchyard::platform::tenancy::ResolvedTenant;
 use switchyard::platform::{Platform, connections, flows, quotas, tenancy};
 use switchyard::ports::{Condition, Item, OutgoingMessage, PortError, QueueId, WriteOp};
@@ -57,14 +55,8 @@ pub struct ReceivedEvent {
 
 /// What the receiver did, for the log line and the response.
 enum Outcome {
-    Accepted {
-        delivery_id: String,
-        event_type: String,
-        runs: Vec<(FlowId, ExecutionId)>,
-    },
-    Duplicate {
-        delivery_id: String,
-    },
+    Accepted { delivery_id: String, event_type: String, runs: Vec<(FlowId, ExecutionId)> },
+    Duplicate { delivery_id: String },
     Challenge(String),
 }
 
@@ -72,23 +64,13 @@ enum Outcome {
 pub async fn handle(p: &Platform, req: Request) -> Response {
     let started = Instant::now();
     let path = segments(&req);
-    let (tenant, connector) = (
-        path.get(1).cloned().unwrap_or_default(),
-        path.get(2).cloned().unwrap_or_default(),
-    );
+    let (tenant, connector) = (path.get(1).cloned().unwrap_or_default(), path.get(2).cloned().unwrap_or_default());
     let result = receive(p, req, &path).await;
     let latency_us = started.elapsed().as_micros() as u64;
     match result {
-        Ok(Outcome::Accepted {
-            delivery_id,
-            event_type,
-            runs,
-        }) => {
+        Ok(Outcome::Accepted { delivery_id, event_type, runs }) => {
             tracing::info!(%tenant, %connector, %delivery_id, %event_type, runs = runs.len(), outcome = "accepted", latency_us);
-            let runs: Vec<Value> = runs
-                .iter()
-                .map(|(f, e)| json!({"flow_id": f, "execution_id": e}))
-                .collect();
+            let runs: Vec<Value> = runs.iter().map(|(f, e)| json!({"flow_id": f, "execution_id": e})).collect();
             json_response(
                 202,
                 &json!({"status": "accepted", "delivery_id": delivery_id, "event_type": event_type, "runs": runs}),
@@ -96,10 +78,7 @@ pub async fn handle(p: &Platform, req: Request) -> Response {
         }
         Ok(Outcome::Duplicate { delivery_id }) => {
             tracing::info!(%tenant, %connector, %delivery_id, outcome = "duplicate", latency_us);
-            json_response(
-                200,
-                &json!({"status": "duplicate", "delivery_id": delivery_id}),
-            )
+            json_response(200, &json!({"status": "duplicate", "delivery_id": delivery_id}))
         }
         Ok(Outcome::Challenge(challenge)) => {
             tracing::info!(%tenant, %connector, outcome = "challenge", latency_us);
@@ -129,25 +108,15 @@ async fn receive(p: &Platform, req: Request, path: &[String]) -> Result<Outcome,
         return Err(not_found());
     }
     if req.method() != Method::POST {
-        return Err(AppError::MethodNotAllowed(
-            "webhooks are delivered with POST".into(),
-        ));
+        return Err(AppError::MethodNotAllowed("webhooks are delivered with POST".into()));
     }
     let limit = p.settings.webhook.max_body_bytes;
     if req.body().len() > limit {
-        return Err(AppError::PayloadTooLarge(format!(
-            "body larger than {limit} bytes"
-        )));
+        return Err(AppError::PayloadTooLarge(format!("body larger than {limit} bytes")));
     }
     let tenant_id = TenantId::parse(tenant.as_str()).map_err(|_| not_found())?;
-    let spec = p
-        .catalog
-        .find(connector)
-        .filter(|s| s.webhook.is_some())
-        .ok_or_else(not_found)?;
-    let resolved = tenancy::resolve_tenant(p, &tenant_id)
-        .await?
-        .ok_or_else(not_found)?;
+    let spec = p.catalog.find(connector).filter(|s| s.webhook.is_some()).ok_or_else(not_found)?;
+    let resolved = tenancy::resolve_tenant(p, &tenant_id).await?.ok_or_else(not_found)?;
     if resolved.tenant.status != TenantStatus::Active {
         return Err(not_found());
     }
@@ -163,7 +132,9 @@ async fn receive(p: &Platform, req: Request, path: &[String]) -> Result<Outcome,
     options.tolerance_secs = p.settings.webhook.tolerance_secs;
     let content_type = header(&req, "content-type").map(str::to_string);
     let (parts, body) = req.into_parts();
+    let path_and_query = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
     let verified = UnverifiedWebhook::new(parts.headers, body)
+        .with_request_line(parts.method.as_str(), &path_and_query)
         .verify(webhook_spec.scheme, hmac, &secrets, &options)
         .map_err(unauthorized)?;
     let payload = envelope::parse_payload(content_type.as_deref(), verified.body())
@@ -176,12 +147,8 @@ async fn receive(p: &Platform, req: Request, path: &[String]) -> Result<Outcome,
     }
     let event_type = envelope::event_type(webhook_spec, &verified, &payload);
     let delivery_id = envelope::delivery_id(webhook_spec, &verified, &payload);
-    let delivery_key = keys::webhook_delivery(
-        space_id,
-        &tenant_id,
-        connector_id,
-        &envelope::delivery_key(&delivery_id),
-    );
+    let delivery_key =
+        keys::webhook_delivery(space_id, &tenant_id, connector_id, &envelope::delivery_key(&delivery_id));
     if p.store.get(&delivery_key).await?.is_some() {
         return Ok(Outcome::Duplicate { delivery_id });
     }
@@ -214,27 +181,13 @@ async fn receive(p: &Platform, req: Request, path: &[String]) -> Result<Outcome,
                 r.refund(p).await;
             }
             return Err(match e {
-                PortError::Rejected(_) => {
-                    AppError::PayloadTooLarge("event too large to queue".into())
-                }
+                PortError::Rejected(_) => AppError::PayloadTooLarge("event too large to queue".into()),
                 other => other.into(),
             });
         }
     }
-    record_delivery(
-        p,
-        &event,
-        delivery_key,
-        content_type,
-        verified.body(),
-        &runs,
-    )
-    .await;
-    Ok(Outcome::Accepted {
-        delivery_id,
-        event_type,
-        runs,
-    })
+    record_delivery(p, &event, delivery_key, content_type, verified.body(), &runs).await;
+    Ok(Outcome::Accepted { delivery_id, event_type, runs })
 }
 
 /// One start message per matched flow, with a run key that makes duplicates harmless.
@@ -264,11 +217,7 @@ pub fn run_messages(
             tenant: tenant.tenant.id.clone(),
             execution_id: execution_id.clone(),
             run_key: key,
-            flow: FlowRef {
-                owner: flow.owner.clone(),
-                id: flow.id.clone(),
-                version: flow.version,
-            },
+            flow: FlowRef { owner: flow.owner.clone(), id: flow.id.clone(), version: flow.version },
             trigger: TriggerInfo {
                 kind: "webhook".into(),
                 connector: Some(spec.id.clone()),
@@ -314,19 +263,13 @@ async fn record_delivery(
     let value = serde_json::to_value(&record).unwrap_or(Value::Null);
     let ops = vec![
         WriteOp::Put {
-            item: Item::new(
-                delivery_key,
-                json!({"event": log_id, "received_at": event.received_at}),
-            )
-            .expiring_at(now_secs + p.settings.webhook.dedup_ttl_secs),
+            item: Item::new(delivery_key, json!({"event": log_id, "received_at": event.received_at}))
+                .expiring_at(now_secs + p.settings.webhook.dedup_ttl_secs),
             condition: Condition::IfAbsent,
         },
         WriteOp::Put {
-            item: Item::new(
-                keys::received_event(&event.space, &event.tenant, &log_id),
-                value,
-            )
-            .expiring_at(now_secs + EVENT_LOG_TTL_SECS),
+            item: Item::new(keys::received_event(&event.space, &event.tenant, &log_id), value)
+                .expiring_at(now_secs + EVENT_LOG_TTL_SECS),
             condition: Condition::None,
         },
     ];

@@ -7,8 +7,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, Trans
 
 use super::{classify, error_code};
 use crate::ports::{
-    Clock, Condition, Item, Key, MAX_PAGE_SIZE, Page, PortError, PortResult, Query, Store, WriteOp,
-    cursor,
+    Clock, Condition, Item, Key, MAX_PAGE_SIZE, Page, PortError, PortResult, Query, Store, WriteOp, cursor,
 };
 
 /// Attribute names of the one table. `d` holds the JSON document, `n` a counter, `v` the version
@@ -29,11 +28,7 @@ pub struct DynamoStore {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>, clock: Arc<dyn Clock>) -> Self {
-        DynamoStore {
-            client,
-            table: table.into(),
-            clock,
-        }
+        DynamoStore { client, table: table.into(), clock }
     }
 }
 
@@ -48,8 +43,8 @@ fn key_attrs(key: &Key) -> Attrs {
 
 fn item_attrs(item: &Item) -> PortResult<Attrs> {
     let mut attrs = key_attrs(&item.key);
-    let data = serde_json::to_string(&item.data)
-        .map_err(|e| PortError::Rejected(format!("unserializable item: {e}")))?;
+    let data =
+        serde_json::to_string(&item.data).map_err(|e| PortError::Rejected(format!("unserializable item: {e}")))?;
     crate::store_limits::check_size(&item.key, data.len())?;
     attrs.insert(DATA.into(), AttributeValue::S(data));
     attrs.insert(VERSION.into(), AttributeValue::N(item.version.to_string()));
@@ -88,12 +83,7 @@ fn parse_item(attrs: &Attrs) -> PortResult<Item> {
         (None, Some(n)) => serde_json::Value::from(n),
         (None, None) => serde_json::Value::Null,
     };
-    Ok(Item {
-        key,
-        data,
-        version: number(attrs, VERSION).unwrap_or(0) as u64,
-        expires_at: number(attrs, TTL),
-    })
+    Ok(Item { key, data, version: number(attrs, VERSION).unwrap_or(0) as u64, expires_at: number(attrs, TTL) })
 }
 
 /// A condition as a DynamoDB expression, with its names and values. Expired items count as
@@ -108,10 +98,7 @@ fn condition_expr(condition: Condition, now: i64) -> Option<Expr> {
     let live = "(attribute_not_exists(#ttl) OR #ttl > :now)";
     let (text, with_version) = match condition {
         Condition::None => return None,
-        Condition::IfAbsent => (
-            "attribute_not_exists(#pk) OR #ttl <= :now".to_string(),
-            None,
-        ),
+        Condition::IfAbsent => ("attribute_not_exists(#pk) OR #ttl <= :now".to_string(), None),
         Condition::IfExists => (format!("attribute_exists(#pk) AND {live}"), None),
         Condition::IfVersion(v) => (format!("#v = :v AND {live}"), Some(v)),
     };
@@ -124,11 +111,7 @@ fn condition_expr(condition: Condition, now: i64) -> Option<Expr> {
         names.insert("#v".into(), VERSION.into());
         values.insert(":v".into(), AttributeValue::N(v.to_string()));
     }
-    Some(Expr {
-        text,
-        names,
-        values,
-    })
+    Some(Expr { text, names, values })
 }
 
 fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
@@ -156,11 +139,7 @@ impl Store for DynamoStore {
     }
 
     async fn put(&self, item: Item, condition: Condition) -> PortResult<()> {
-        let mut request = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item_attrs(&item)?));
+        let mut request = self.client.put_item().table_name(&self.table).set_item(Some(item_attrs(&item)?));
         if let Some(expr) = condition_expr(condition, self.clock.now_secs()) {
             request = request
                 .condition_expression(expr.text)
@@ -175,11 +154,7 @@ impl Store for DynamoStore {
     }
 
     async fn delete(&self, key: &Key, condition: Condition) -> PortResult<()> {
-        let mut request = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key_attrs(key)));
+        let mut request = self.client.delete_item().table_name(&self.table).set_key(Some(key_attrs(key)));
         if let Some(expr) = condition_expr(condition, self.clock.now_secs()) {
             request = request
                 .condition_expression(expr.text)
@@ -197,10 +172,7 @@ impl Store for DynamoStore {
         let limit = query.limit.clamp(1, MAX_PAGE_SIZE) as usize;
         let now = self.clock.now_secs();
         let mut start = match &query.cursor {
-            Some(c) => Some(key_attrs(&Key::new(
-                query.pk.clone(),
-                cursor::decode(c, &query.sk_prefix)?,
-            ))),
+            Some(c) => Some(key_attrs(&Key::new(query.pk.clone(), cursor::decode(c, &query.sk_prefix)?))),
             None => None,
         };
         let mut items = Vec::with_capacity(limit.min(64));
@@ -264,30 +236,19 @@ impl Store for DynamoStore {
                 .expression_attribute_values(":one", AttributeValue::N("1".into()))
                 .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
                 .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew);
-            let mut update =
-                "SET #n = if_not_exists(#n, :zero) + :delta, #v = if_not_exists(#v, :one)"
-                    .to_string();
+            let mut update = "SET #n = if_not_exists(#n, :zero) + :delta, #v = if_not_exists(#v, :one)".to_string();
             if let Some(exp) = expires_at {
                 update.push_str(", #ttl = if_not_exists(#ttl, :exp)");
-                request =
-                    request.expression_attribute_values(":exp", AttributeValue::N(exp.to_string()));
+                request = request.expression_attribute_values(":exp", AttributeValue::N(exp.to_string()));
             }
             if let Some(c) = ceiling {
                 if delta > c {
                     return Ok(None);
                 }
                 condition.push_str(" AND (attribute_not_exists(#n) OR #n <= :max)");
-                request = request.expression_attribute_values(
-                    ":max",
-                    AttributeValue::N((c - delta).to_string()),
-                );
+                request = request.expression_attribute_values(":max", AttributeValue::N((c - delta).to_string()));
             }
-            match request
-                .update_expression(update)
-                .condition_expression(condition)
-                .send()
-                .await
-            {
+            match request.update_expression(update).condition_expression(condition).send().await {
                 Ok(out) => return Ok(out.attributes.as_ref().and_then(|a| number(a, COUNTER))),
                 Err(e) if is_condition_failure(&e) => {}
                 Err(e) => return Err(classify("UpdateItem", e)),
@@ -312,19 +273,12 @@ impl Store for DynamoStore {
                     if let Some(exp) = expires_at {
                         fresh.insert(TTL.into(), AttributeValue::N(exp.to_string()));
                     }
-                    let mut reset = self
-                        .client
-                        .put_item()
-                        .table_name(&self.table)
-                        .set_item(Some(fresh));
+                    let mut reset = self.client.put_item().table_name(&self.table).set_item(Some(fresh));
                     reset = match stale.as_ref().and_then(|a| number(a, TTL)) {
                         Some(old_ttl) => reset
                             .condition_expression("#ttl = :old")
                             .expression_attribute_names("#ttl", TTL)
-                            .expression_attribute_values(
-                                ":old",
-                                AttributeValue::N(old_ttl.to_string()),
-                            ),
+                            .expression_attribute_values(":old", AttributeValue::N(old_ttl.to_string())),
                         None => reset
                             .condition_expression("attribute_not_exists(#pk)")
                             .expression_attribute_names("#pk", PK),
@@ -337,72 +291,51 @@ impl Store for DynamoStore {
                 }
             }
         }
-        Err(PortError::Unavailable(
-            "counter contended, try again".into(),
-        ))
+        Err(PortError::Unavailable("counter contended, try again".into()))
     }
 
     async fn transact(&self, ops: Vec<WriteOp>) -> PortResult<()> {
         crate::store_limits::check_transaction(&ops)?;
         let now = self.clock.now_secs();
-        let build_error = |e: aws_sdk_dynamodb::error::BuildError| {
-            PortError::Rejected(format!("transaction: {e}"))
-        };
+        let build_error = |e: aws_sdk_dynamodb::error::BuildError| PortError::Rejected(format!("transaction: {e}"));
         let mut items = Vec::with_capacity(ops.len());
         for op in &ops {
             let entry = match op {
                 WriteOp::Put { item, condition } => {
-                    let mut put = Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(item_attrs(item)?));
+                    let mut put = Put::builder().table_name(&self.table).set_item(Some(item_attrs(item)?));
                     if let Some(expr) = condition_expr(*condition, now) {
                         put = put
                             .condition_expression(expr.text)
                             .set_expression_attribute_names(Some(expr.names))
                             .set_expression_attribute_values(Some(expr.values));
                     }
-                    TransactWriteItem::builder()
-                        .put(put.build().map_err(build_error)?)
-                        .build()
+                    TransactWriteItem::builder().put(put.build().map_err(build_error)?).build()
                 }
                 WriteOp::Delete { key, condition } => {
-                    let mut delete = Delete::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(key_attrs(key)));
+                    let mut delete = Delete::builder().table_name(&self.table).set_key(Some(key_attrs(key)));
                     if let Some(expr) = condition_expr(*condition, now) {
                         delete = delete
                             .condition_expression(expr.text)
                             .set_expression_attribute_names(Some(expr.names))
                             .set_expression_attribute_values(Some(expr.values));
                     }
-                    TransactWriteItem::builder()
-                        .delete(delete.build().map_err(build_error)?)
-                        .build()
+                    TransactWriteItem::builder().delete(delete.build().map_err(build_error)?).build()
                 }
                 WriteOp::Check { key, condition } => {
-                    let expr = condition_expr(*condition, now).ok_or_else(|| {
-                        PortError::Rejected("a transaction check needs a condition".into())
-                    })?;
+                    let expr = condition_expr(*condition, now)
+                        .ok_or_else(|| PortError::Rejected("a transaction check needs a condition".into()))?;
                     let check = ConditionCheck::builder()
                         .table_name(&self.table)
                         .set_key(Some(key_attrs(key)))
                         .condition_expression(expr.text)
                         .set_expression_attribute_names(Some(expr.names))
                         .set_expression_attribute_values(Some(expr.values));
-                    TransactWriteItem::builder()
-                        .condition_check(check.build().map_err(build_error)?)
-                        .build()
+                    TransactWriteItem::builder().condition_check(check.build().map_err(build_error)?).build()
                 }
             };
             items.push(entry);
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(()),
             Err(e) => {
                 if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(

@@ -16,10 +16,7 @@ pub struct EventBridgeBus {
 
 impl EventBridgeBus {
     pub fn new(client: Client, bus_name: impl Into<String>) -> Self {
-        EventBridgeBus {
-            client,
-            bus_name: bus_name.into(),
-        }
+        EventBridgeBus { client, bus_name: bus_name.into() }
     }
 }
 
@@ -61,11 +58,7 @@ impl EventBus for EventBridgeBus {
                     .filter(|(_, r)| r.is_none_or(|r| r.error_code.is_some()))
                     .map(|(e, _)| e)
                     .collect();
-                tracing::warn!(
-                    failed = pending.len(),
-                    attempt,
-                    "PutEvents partially failed, retrying"
-                );
+                tracing::warn!(failed = pending.len(), attempt, "PutEvents partially failed, retrying");
                 batch_backoff(attempt).await;
             }
             if !pending.is_empty() {

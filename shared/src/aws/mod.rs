@@ -28,10 +28,7 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
         .operation_attempt_timeout(Duration::from_secs(10))
         .operation_timeout(Duration::from_secs(25))
         .build();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .load()
-        .await
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await
 }
 
 /// Map an SDK failure to a port error. Codes that mean "this request can never succeed" become
@@ -64,16 +61,10 @@ where
                 _ => PortError::Unavailable(format!("{operation}: {code}: {message}")),
             }
         }
-        SdkError::ConstructionFailure(_) => {
-            PortError::Rejected(format!("{operation}: request could not be built"))
-        }
+        SdkError::ConstructionFailure(_) => PortError::Rejected(format!("{operation}: request could not be built")),
         SdkError::TimeoutError(_) => PortError::Unavailable(format!("{operation}: timed out")),
-        SdkError::DispatchFailure(_) => {
-            PortError::Unavailable(format!("{operation}: could not reach the service"))
-        }
-        SdkError::ResponseError(_) => {
-            PortError::Unavailable(format!("{operation}: unreadable response"))
-        }
+        SdkError::DispatchFailure(_) => PortError::Unavailable(format!("{operation}: could not reach the service")),
+        SdkError::ResponseError(_) => PortError::Unavailable(format!("{operation}: unreadable response")),
         _ => PortError::Unavailable(format!("{operation}: {error}")),
     }
 }

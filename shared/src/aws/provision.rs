@@ -5,8 +5,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
@@ -30,10 +29,7 @@ pub struct QueueSettings {
 
 impl Default for QueueSettings {
     fn default() -> Self {
-        QueueSettings {
-            max_receives: 5,
-            visibility_secs: 720,
-        }
+        QueueSettings { max_receives: 5, visibility_secs: 720 }
     }
 }
 
@@ -46,16 +42,8 @@ pub async fn provision(
     create_table(&aws_sdk_dynamodb::Client::new(sdk), &names.table).await?;
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let mut urls = HashMap::new();
-    for (main, dlq) in [
-        (QueueId::Runs, QueueId::RunsDlq),
-        (QueueId::Polls, QueueId::PollsDlq),
-    ] {
-        let dlq_url = create_queue(
-            &sqs,
-            &format!("{}-{}", names.queue_prefix, dlq.name()),
-            HashMap::new(),
-        )
-        .await?;
+    for (main, dlq) in [(QueueId::Runs, QueueId::RunsDlq), (QueueId::Polls, QueueId::PollsDlq)] {
+        let dlq_url = create_queue(&sqs, &format!("{}-{}", names.queue_prefix, dlq.name()), HashMap::new()).await?;
         let dlq_arn = sqs
             .get_queue_attributes()
             .queue_url(&dlq_url)
@@ -66,30 +54,18 @@ pub async fn provision(
             .attributes
             .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
             .ok_or_else(|| PortError::Unavailable("DLQ without an ARN".into()))?;
-        let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": queues.max_receives}).to_string();
+        let redrive =
+            serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": queues.max_receives}).to_string();
         let attributes = HashMap::from([
             (QueueAttributeName::RedrivePolicy, redrive),
-            (
-                QueueAttributeName::VisibilityTimeout,
-                queues.visibility_secs.to_string(),
-            ),
+            (QueueAttributeName::VisibilityTimeout, queues.visibility_secs.to_string()),
         ]);
-        let main_url = create_queue(
-            &sqs,
-            &format!("{}-{}", names.queue_prefix, main.name()),
-            attributes,
-        )
-        .await?;
+        let main_url = create_queue(&sqs, &format!("{}-{}", names.queue_prefix, main.name()), attributes).await?;
         urls.insert(main, main_url);
         urls.insert(dlq, dlq_url);
     }
     let events = aws_sdk_eventbridge::Client::new(sdk);
-    match events
-        .create_event_bus()
-        .name(&names.event_bus)
-        .send()
-        .await
-    {
+    match events.create_event_bus().name(&names.event_bus).send().await {
         Ok(_) => {}
         Err(e) if error_code(&e) == Some("ResourceAlreadyExistsException") => {}
         Err(e) => return Err(classify("CreateEventBus", e)),
@@ -109,8 +85,7 @@ async fn create_queue(
         .send()
         .await
         .map_err(|e| classify("CreateQueue", e))?;
-    out.queue_url
-        .ok_or_else(|| PortError::Unavailable("CreateQueue returned no URL".into()))
+    out.queue_url.ok_or_else(|| PortError::Unavailable("CreateQueue returned no URL".into()))
 }
 
 async fn create_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), PortError> {

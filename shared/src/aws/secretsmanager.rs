@@ -15,11 +15,7 @@ pub struct SecretsManagerSecrets {
 
 impl SecretsManagerSecrets {
     pub fn new(client: Client, prefix: impl Into<String>, kms_key_id: Option<String>) -> Self {
-        SecretsManagerSecrets {
-            client,
-            prefix: prefix.into(),
-            kms_key_id,
-        }
+        SecretsManagerSecrets { client, prefix: prefix.into(), kms_key_id }
     }
 
     fn name(&self, owner: &SecretOwner) -> String {
@@ -34,37 +30,18 @@ impl SecretsManagerSecrets {
             .secret_string(text)
             .description("Switchyard tenant credentials")
             .set_kms_key_id(self.kms_key_id.clone())
-            .tags(
-                Tag::builder()
-                    .key("switchyard:space")
-                    .value(&owner.space)
-                    .build(),
-            )
-            .tags(
-                Tag::builder()
-                    .key("switchyard:tenant")
-                    .value(&owner.tenant)
-                    .build(),
-            );
+            .tags(Tag::builder().key("switchyard:space").value(&owner.space).build())
+            .tags(Tag::builder().key("switchyard:tenant").value(&owner.tenant).build());
         match request.send().await {
             Ok(_) => Ok(()),
             // Another writer created it first; the caller overwrites it with PutSecretValue.
-            Err(e) if error_code(&e) == Some("ResourceExistsException") => {
-                Err(PortError::ConditionFailed)
-            }
+            Err(e) if error_code(&e) == Some("ResourceExistsException") => Err(PortError::ConditionFailed),
             Err(e) => Err(classify("CreateSecret", e)),
         }
     }
 
     async fn put_value(&self, name: &str, text: &str) -> Result<bool, PortError> {
-        match self
-            .client
-            .put_secret_value()
-            .secret_id(name)
-            .secret_string(text)
-            .send()
-            .await
-        {
+        match self.client.put_secret_value().secret_id(name).secret_string(text).send().await {
             Ok(_) => Ok(true),
             Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(false),
             Err(e) => Err(classify("PutSecretValue", e)),
@@ -75,24 +52,12 @@ impl SecretsManagerSecrets {
 #[async_trait]
 impl Secrets for SecretsManagerSecrets {
     async fn get(&self, owner: &SecretOwner) -> PortResult<Option<SecretDocument>> {
-        match self
-            .client
-            .get_secret_value()
-            .secret_id(self.name(owner))
-            .send()
-            .await
-        {
-            Ok(out) => match out
-                .secret_string
-                .as_deref()
-                .map(serde_json::from_str::<serde_json::Value>)
-            {
+        match self.client.get_secret_value().secret_id(self.name(owner)).send().await {
+            Ok(out) => match out.secret_string.as_deref().map(serde_json::from_str::<serde_json::Value>) {
                 Some(Ok(serde_json::Value::Object(map))) => Ok(Some(SecretDocument(map))),
                 None => Ok(None),
                 // Never echo the content: it is a secret even when malformed.
-                Some(_) => Err(PortError::Rejected(
-                    "tenant secret is not a JSON object".into(),
-                )),
+                Some(_) => Err(PortError::Rejected("tenant secret is not a JSON object".into())),
             },
             Err(e) if matches!(error_code(&e), Some("ResourceNotFoundException")) => Ok(None),
             // Scheduled for deletion: the tenant has no credentials any more.
@@ -109,16 +74,14 @@ impl Secrets for SecretsManagerSecrets {
         }
         match self.create(&name, owner, &text).await {
             // Secrets Manager may refuse to reuse a just-deleted name for a short while.
-            Err(PortError::Rejected(detail)) if detail.contains("InvalidRequestException") => Err(
-                PortError::Unavailable(format!("secret name not reusable yet: {detail}")),
-            ),
+            Err(PortError::Rejected(detail)) if detail.contains("InvalidRequestException") => {
+                Err(PortError::Unavailable(format!("secret name not reusable yet: {detail}")))
+            }
             Err(PortError::ConditionFailed) => {
                 if self.put_value(&name, &text).await? {
                     Ok(())
                 } else {
-                    Err(PortError::Unavailable(
-                        "secret disappeared while being written".into(),
-                    ))
+                    Err(PortError::Unavailable("secret disappeared while being written".into()))
                 }
             }
             other => other,
@@ -128,23 +91,9 @@ impl Secrets for SecretsManagerSecrets {
     /// Deleting a tenant's credentials is immediate (no recovery window): a secret "scheduled
     /// for deletion" would still be readable by name and block writing the tenant's next one.
     async fn delete(&self, owner: &SecretOwner) -> PortResult<()> {
-        match self
-            .client
-            .delete_secret()
-            .secret_id(self.name(owner))
-            .force_delete_without_recovery(true)
-            .send()
-            .await
-        {
+        match self.client.delete_secret().secret_id(self.name(owner)).force_delete_without_recovery(true).send().await {
             Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    error_code(&e),
-                    Some("ResourceNotFoundException" | "InvalidRequestException")
-                ) =>
-            {
-                Ok(())
-            }
+            Err(e) if matches!(error_code(&e), Some("ResourceNotFoundException" | "InvalidRequestException")) => Ok(()),
             Err(e) => Err(classify("DeleteSecret", e)),
         }
     }

@@ -3,14 +3,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{
-    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
-};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
 
 use super::{batch_backoff, classify, error_code};
-use crate::ports::{
-    OutgoingMessage, PortError, PortResult, Queue, QueueId, ReceivedMessage, sqs_limits,
-};
+use crate::ports::{OutgoingMessage, PortError, PortResult, Queue, QueueId, ReceivedMessage, sqs_limits};
 
 /// The URL of each queue, from the function's environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,9 +14,10 @@ pub struct QueueUrls(pub HashMap<QueueId, String>);
 
 impl QueueUrls {
     pub fn url(&self, queue: QueueId) -> PortResult<&str> {
-        self.0.get(&queue).map(String::as_str).ok_or_else(|| {
-            PortError::Unavailable(format!("no URL configured for queue {}", queue.name()))
-        })
+        self.0
+            .get(&queue)
+            .map(String::as_str)
+            .ok_or_else(|| PortError::Unavailable(format!("no URL configured for queue {}", queue.name())))
     }
 }
 
@@ -58,9 +55,7 @@ impl Queue for SqsQueue {
                             .message_body(&chunk[i].body)
                             .delay_seconds(chunk[i].delay_seconds as i32)
                             .build()
-                            .map_err(|e| {
-                                PortError::Rejected(format!("SendMessageBatch entry: {e}"))
-                            })
+                            .map_err(|e| PortError::Rejected(format!("SendMessageBatch entry: {e}")))
                     })
                     .collect::<PortResult<Vec<_>>>()?;
                 let out = self
@@ -82,11 +77,7 @@ impl Queue for SqsQueue {
                         bad.message.as_deref().unwrap_or("")
                     )));
                 }
-                pending = out
-                    .failed
-                    .iter()
-                    .filter_map(|f| f.id.parse().ok())
-                    .collect();
+                pending = out.failed.iter().filter_map(|f| f.id.parse().ok()).collect();
                 tracing::warn!(
                     queue = queue.name(),
                     failed = pending.len(),
@@ -118,11 +109,7 @@ impl Queue for SqsQueue {
             .receive_message()
             .queue_url(self.urls.url(queue)?)
             .max_number_of_messages(max.clamp(1, sqs_limits::MAX_BATCH as u32) as i32)
-            .visibility_timeout(
-                visibility
-                    .as_secs()
-                    .min(u64::from(sqs_limits::MAX_VISIBILITY_SECONDS)) as i32,
-            )
+            .visibility_timeout(visibility.as_secs().min(u64::from(sqs_limits::MAX_VISIBILITY_SECONDS)) as i32)
             .wait_time_seconds(wait.as_secs().min(20) as i32)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
@@ -135,12 +122,9 @@ impl Queue for SqsQueue {
             .into_iter()
             .filter_map(|m| {
                 let attrs = m.attributes.unwrap_or_default();
-                let number = |name: MessageSystemAttributeName| {
-                    attrs.get(&name).and_then(|v| v.parse::<i64>().ok())
-                };
+                let number = |name: MessageSystemAttributeName| attrs.get(&name).and_then(|v| v.parse::<i64>().ok());
                 Some(ReceivedMessage {
-                    receive_count: number(MessageSystemAttributeName::ApproximateReceiveCount)
-                        .unwrap_or(1) as u32,
+                    receive_count: number(MessageSystemAttributeName::ApproximateReceiveCount).unwrap_or(1) as u32,
                     sent_at_ms: number(MessageSystemAttributeName::SentTimestamp).unwrap_or(0),
                     message_id: m.message_id?,
                     receipt_handle: m.receipt_handle?,
@@ -151,13 +135,7 @@ impl Queue for SqsQueue {
     }
 
     async fn delete(&self, queue: QueueId, receipt_handle: &str) -> PortResult<()> {
-        match self
-            .client
-            .delete_message()
-            .queue_url(self.urls.url(queue)?)
-            .receipt_handle(receipt_handle)
-            .send()
-            .await
+        match self.client.delete_message().queue_url(self.urls.url(queue)?).receipt_handle(receipt_handle).send().await
         {
             Ok(_) => Ok(()),
             // A receipt from an older delivery: the message was re-received and is someone
@@ -167,34 +145,18 @@ impl Queue for SqsQueue {
         }
     }
 
-    async fn change_visibility(
-        &self,
-        queue: QueueId,
-        receipt_handle: &str,
-        visibility: Duration,
-    ) -> PortResult<()> {
+    async fn change_visibility(&self, queue: QueueId, receipt_handle: &str, visibility: Duration) -> PortResult<()> {
         match self
             .client
             .change_message_visibility()
             .queue_url(self.urls.url(queue)?)
             .receipt_handle(receipt_handle)
-            .visibility_timeout(
-                visibility
-                    .as_secs()
-                    .min(u64::from(sqs_limits::MAX_VISIBILITY_SECONDS)) as i32,
-            )
+            .visibility_timeout(visibility.as_secs().min(u64::from(sqs_limits::MAX_VISIBILITY_SECONDS)) as i32)
             .send()
             .await
         {
             Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    error_code(&e),
-                    Some("ReceiptHandleIsInvalid" | "MessageNotInflight")
-                ) =>
-            {
-                Ok(())
-            }
+            Err(e) if matches!(error_code(&e), Some("ReceiptHandleIsInvalid" | "MessageNotInflight")) => Ok(()),
             Err(e) => Err(classify("ChangeMessageVisibility", e)),
         }
     }
@@ -210,11 +172,6 @@ impl Queue for SqsQueue {
             .send()
             .await
             .map_err(|e| classify("GetQueueAttributes", e))?;
-        Ok(out
-            .attributes
-            .unwrap_or_default()
-            .values()
-            .filter_map(|v| v.parse::<u64>().ok())
-            .sum())
+        Ok(out.attributes.unwrap_or_default().values().filter_map(|v| v.parse::<u64>().ok()).sum())
     }
 }

@@ -56,10 +56,9 @@ impl Role {
             Role::PlatformAdmin => true,
             Role::Owner => permission != SpacesCreate,
             Role::Admin => !matches!(permission, SpacesCreate | SpaceManage),
-            Role::Developer => !matches!(
-                permission,
-                SpacesCreate | SpaceManage | KeysManage | TenantsDelete | DlqReplay
-            ),
+            Role::Developer => {
+                !matches!(permission, SpacesCreate | SpaceManage | KeysManage | TenantsDelete | DlqReplay)
+            }
             Role::Operator => matches!(
                 permission,
                 SpaceRead
@@ -112,9 +111,7 @@ impl Role {
             Role::Viewer => 1,
             Role::Tenant => 1,
         };
-        other != Role::PlatformAdmin
-            && rank(self) >= rank(other)
-            && self.allows(Permission::KeysManage)
+        other != Role::PlatformAdmin && rank(self) >= rank(other) && self.allows(Permission::KeysManage)
     }
 }
 
@@ -145,10 +142,7 @@ pub const API_KEY_PREFIX: &str = "swy_";
 pub fn generate_api_key() -> String {
     use base64::Engine;
     let bytes: [u8; 32] = rand::random();
-    format!(
-        "{API_KEY_PREFIX}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
+    format!("{API_KEY_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// The lookup hash of an API key. Keys have 256 bits of entropy, so a fast hash is enough.

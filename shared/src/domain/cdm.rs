@@ -1,11 +1,258 @@
-//! The canonical data model (CDM): the entities connector payloads are mapped to.
+//! The canonical data model (CDM): the entities connector payloads are mapped to, so a flow can
+//! move an order from Shopify to Xero without knowing either's shape.
+//!
+//! Conventions (every mapping in `shared/connectors/` follows them):
+//! - `id` is the record's id in the source system, as a string; `source` names the connector.
+//! - Money amounts are decimal numbers in major units (12.5 = 12.50), with an ISO 4217
+//!   `currency`; mappings from providers that count in minor units (Stripe) divide.
+//! - Times are RFC 3339 strings in UTC; dates without a time are `YYYY-MM-DD`.
+//! - Unknown values are `null` (absent from the JSON), never empty strings.
+//!
+//! The JSON Schemas (`cdm.schema.json`, served by the API) describe the same shapes; a test
+//! checks that every mapping's output on real provider payloads validates against them.
+
+use serde::{Deserialize, Serialize};
 
 /// Canonical entities, by the name used in flows and catalog mappings.
-pub const ENTITIES: &[&str] = &[
-    "contact",
-    "product",
-    "order",
-    "invoice",
-    "inventory_level",
-    "fulfillment",
-];
+pub const ENTITIES: &[&str] = &["contact", "product", "order", "invoice", "inventory_level", "fulfillment"];
+
+/// The JSON Schemas of the entities (`$defs` by entity name).
+pub const SCHEMA: &str = include_str!("cdm.schema.json");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Address {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line1: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line2: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    /// ISO 3166-1 alpha-2 where the source gives it, else as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+/// Who an order or invoice is for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PartyRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    pub id: String,
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Address>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductVariant {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory_quantity: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Product {
+    pub id: String,
+    pub source: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    /// active, draft or archived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<ProductVariant>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineItem {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    pub description: String,
+    pub quantity: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_price: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Order {
+    pub id: String,
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+    /// open, closed or cancelled.
+    pub status: String,
+    /// pending, paid, partially_paid, refunded, partially_refunded, voided, unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_status: Option<String>,
+    /// unfulfilled, partial, fulfilled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fulfillment_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<PartyRef>,
+    pub currency: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtotal: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax: Option<f64>,
+    pub total: f64,
+    #[serde(default)]
+    pub line_items: Vec<LineItem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_address: Option<Address>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_address: Option<Address>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Invoice {
+    pub id: String,
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+    /// draft, open, paid, void or uncollectible.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<PartyRef>,
+    pub currency: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtotal: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax: Option<f64>,
+    pub total: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_due: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_paid: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<String>,
+    #[serde(default)]
+    pub line_items: Vec<LineItem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryLevel {
+    pub source: String,
+    /// The inventory item (or SKU) the level is for.
+    pub item_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_id: Option<String>,
+    pub available: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FulfillmentLine {
+    pub id: String,
+    pub quantity: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fulfillment {
+    pub id: String,
+    pub source: String,
+    pub order_id: String,
+    /// pending, open, success, cancelled, error or failure (Shopify's vocabulary, the richest).
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_company: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_url: Option<String>,
+    #[serde(default)]
+    pub line_items: Vec<FulfillmentLine>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+/// Check a mapped value by deserializing it into its entity type: the mapping produced exactly
+/// the canonical shape (no unknown fields, required fields present, right types).
+pub fn check(entity: &str, value: &serde_json::Value) -> Result<(), String> {
+    fn parse<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<(), String> {
+        T::deserialize(v).map(|_| ()).map_err(|e| e.to_string())
+    }
+    match entity {
+        "contact" => parse::<Contact>(value),
+        "product" => parse::<Product>(value),
+        "order" => parse::<Order>(value),
+        "invoice" => parse::<Invoice>(value),
+        "inventory_level" => parse::<InventoryLevel>(value),
+        "fulfillment" => parse::<Fulfillment>(value),
+        other => Err(format!("unknown entity {other:?}")),
+    }
+}

@@ -103,11 +103,13 @@ pub struct HmacConfig {
     /// Text before the signature in the header (`sha256=`).
     #[serde(default)]
     pub prefix: String,
-    /// Header carrying a Unix timestamp, checked against the tolerance window.
+    /// Header carrying the signing time (Unix seconds or milliseconds, or RFC 3339), checked
+    /// against the tolerance window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp_header: Option<String>,
-    /// What is signed: `{body}`, `{timestamp}` and `{header:Name}` are replaced;
-    /// `{body}` by default.
+    /// What is signed: `{body}`, `{timestamp}` (the header's text as sent), `{method}`,
+    /// `{url}` (`https://` + Host + path and query, as the provider called it) and
+    /// `{header:Name}` are replaced; `{body}` by default.
     #[serde(default = "body_template")]
     pub template: String,
     /// Header carrying the delivery id, if the provider sends one.
@@ -229,8 +231,14 @@ pub struct ActionSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "style", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Pagination {
-    /// A cursor from the response (jq) sent back as a query parameter.
-    Cursor { cursor_path: String, param: String },
+    /// A cursor from the response (jq over `{status, headers, body}`) sent back as a query
+    /// parameter, or as a field of the JSON body when `in: body` (Notion).
+    Cursor {
+        cursor_path: String,
+        param: String,
+        #[serde(default, rename = "in")]
+        location: CursorLocation,
+    },
     /// RFC 8288 `Link: <…>; rel="next"`.
     LinkHeader,
     /// Page numbers from 1 (or `start`).
@@ -247,6 +255,14 @@ pub enum Pagination {
 
 fn one() -> u64 {
     1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CursorLocation {
+    #[default]
+    Query,
+    Body,
 }
 
 /// A resource the poller can watch for changes.
@@ -328,17 +344,14 @@ impl Catalog {
     /// build defect caught by the test suite, so this panics rather than limping on.
     pub fn builtin() -> &'static Catalog {
         static CATALOG: OnceLock<Catalog> = OnceLock::new();
-        CATALOG.get_or_init(|| {
-            Catalog::from_files(BUILTIN).unwrap_or_else(|e| panic!("connector catalog: {e}"))
-        })
+        CATALOG.get_or_init(|| Catalog::from_files(BUILTIN).unwrap_or_else(|e| panic!("connector catalog: {e}")))
     }
 
     /// Parse and check catalog files (name, YAML text).
     pub fn from_files(files: &[(&str, &str)]) -> Result<Catalog, String> {
         let mut connectors = BTreeMap::new();
         for (name, text) in files {
-            let spec: ConnectorSpec =
-                serde_saphyr::from_str(text).map_err(|e| format!("{name}.yaml: {e}"))?;
+            let spec: ConnectorSpec = serde_saphyr::from_str(text).map_err(|e| format!("{name}.yaml: {e}"))?;
             if spec.id.as_str() != *name {
                 return Err(format!("{name}.yaml declares id {:?}", spec.id.as_str()));
             }
@@ -354,9 +367,7 @@ impl Catalog {
 
     /// Look up by an unparsed id (from a URL).
     pub fn find(&self, id: &str) -> Option<&ConnectorSpec> {
-        ConnectorId::parse(id)
-            .ok()
-            .and_then(|id| self.connectors.get(&id))
+        ConnectorId::parse(id).ok().and_then(|id| self.connectors.get(&id))
     }
 
     pub fn all(&self) -> impl Iterator<Item = &ConnectorSpec> {
@@ -367,11 +378,7 @@ impl Catalog {
 /// Checks beyond the YAML shape: expressions compile, paths are relative, ids are unique.
 fn check_spec(spec: &ConnectorSpec) -> Result<(), String> {
     use crate::engine::{expr::Expr, template};
-    let compile = |what: &str, source: &str| {
-        Expr::compile(source)
-            .map(|_| ())
-            .map_err(|e| format!("{what}: {e}"))
-    };
+    let compile = |what: &str, source: &str| Expr::compile(source).map(|_| ()).map_err(|e| format!("{what}: {e}"));
     template::check(&Value::String(spec.base_url.clone())).map_err(|e| format!("base_url: {e}"))?;
     if !spec.base_url.starts_with("https://") {
         return Err("base_url must be https".into());
@@ -381,15 +388,8 @@ fn check_spec(spec: &ConnectorSpec) -> Result<(), String> {
         if !ids.insert(&action.id) {
             return Err(format!("duplicate action {:?}", action.id));
         }
-        if !action
-            .id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        {
-            return Err(format!(
-                "action id {:?} must be lower_snake_case",
-                action.id
-            ));
+        if !action.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+            return Err(format!("action id {:?} must be lower_snake_case", action.id));
         }
         if http::Method::from_bytes(action.method.as_bytes()).is_err() {
             return Err(format!("action {}: bad method", action.id));
@@ -398,10 +398,7 @@ fn check_spec(spec: &ConnectorSpec) -> Result<(), String> {
             return Err(format!("action {}: path must start with /", action.id));
         }
         if action.input_schema.get("type").and_then(Value::as_str) != Some("object") {
-            return Err(format!(
-                "action {}: input_schema must be an object schema",
-                action.id
-            ));
+            return Err(format!("action {}: input_schema must be an object schema", action.id));
         }
         if let Some(body) = &action.body {
             template::check(body).map_err(|e| format!("action {} body: {e}", action.id))?;
@@ -414,10 +411,7 @@ fn check_spec(spec: &ConnectorSpec) -> Result<(), String> {
         }
     }
     if let Some(webhook) = &spec.webhook {
-        for source in [Some(&webhook.event_type), webhook.event_id.as_ref()]
-            .into_iter()
-            .flatten()
-        {
+        for source in [Some(&webhook.event_type), webhook.event_id.as_ref()].into_iter().flatten() {
             if let EventTypeSource::Body(expr) = source {
                 compile("webhook event expression", expr)?;
             }
@@ -428,29 +422,17 @@ fn check_spec(spec: &ConnectorSpec) -> Result<(), String> {
     }
     for resource in &spec.resources {
         if spec.action(&resource.list_action).is_none() {
-            return Err(format!(
-                "resource {}: unknown list_action {:?}",
-                resource.id, resource.list_action
-            ));
+            return Err(format!("resource {}: unknown list_action {:?}", resource.id, resource.list_action));
         }
-        compile(
-            &format!("resource {} records", resource.id),
-            &resource.records,
-        )?;
-        compile(
-            &format!("resource {} id_path", resource.id),
-            &resource.id_path,
-        )?;
+        compile(&format!("resource {} records", resource.id), &resource.records)?;
+        compile(&format!("resource {} id_path", resource.id), &resource.id_path)?;
         if let Some(p) = &resource.updated_at_path {
             compile(&format!("resource {} updated_at_path", resource.id), p)?;
         }
     }
     for mapping in &spec.cdm {
         if !crate::domain::cdm::ENTITIES.contains(&mapping.entity.as_str()) {
-            return Err(format!(
-                "cdm mapping to unknown entity {:?}",
-                mapping.entity
-            ));
+            return Err(format!("cdm mapping to unknown entity {:?}", mapping.entity));
         }
         compile(&format!("cdm {}", mapping.entity), &mapping.expr)?;
     }
@@ -472,17 +454,9 @@ mod tests {
     #[test]
     fn catalog_files_are_checked() {
         let bad = "id: x\nname: X\ndescription: d\ndocs_url: https://x\nbase_url: http://x\nauth: {kind: none}\n";
-        assert!(
-            Catalog::from_files(&[("x", bad)])
-                .unwrap_err()
-                .contains("https")
-        );
+        assert!(Catalog::from_files(&[("x", bad)]).unwrap_err().contains("https"));
         let mismatch = bad.replace("http://", "https://");
-        assert!(
-            Catalog::from_files(&[("y", &mismatch)])
-                .unwrap_err()
-                .contains("declares id")
-        );
+        assert!(Catalog::from_files(&[("y", &mismatch)]).unwrap_err().contains("declares id"));
         let unknown = format!("{mismatch}surprise: 1\n");
         assert!(Catalog::from_files(&[("x", &unknown)]).is_err());
     }

@@ -20,10 +20,7 @@ pub enum ExecutionStatus {
 
 impl ExecutionStatus {
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            ExecutionStatus::Succeeded | ExecutionStatus::Failed | ExecutionStatus::Cancelled
-        )
+        matches!(self, ExecutionStatus::Succeeded | ExecutionStatus::Failed | ExecutionStatus::Cancelled)
     }
     pub fn as_str(self) -> &'static str {
         match self {
@@ -36,16 +33,9 @@ impl ExecutionStatus {
         }
     }
     pub fn parse(s: &str) -> Option<ExecutionStatus> {
-        [
-            Self::Queued,
-            Self::Running,
-            Self::Waiting,
-            Self::Succeeded,
-            Self::Failed,
-            Self::Cancelled,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        [Self::Queued, Self::Running, Self::Waiting, Self::Succeeded, Self::Failed, Self::Cancelled]
+            .into_iter()
+            .find(|st| st.as_str() == s)
     }
 }
 
@@ -64,13 +54,7 @@ pub enum StepStatus {
 
 impl StepStatus {
     pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            StepStatus::Succeeded
-                | StepStatus::Failed
-                | StepStatus::Skipped
-                | StepStatus::Cancelled
-        )
+        matches!(self, StepStatus::Succeeded | StepStatus::Failed | StepStatus::Skipped | StepStatus::Cancelled)
     }
 }
 
@@ -97,12 +81,7 @@ pub struct TriggerInfo {
 
 impl TriggerInfo {
     pub fn manual(kind: &str) -> Self {
-        TriggerInfo {
-            kind: kind.to_string(),
-            connector: None,
-            event_type: None,
-            event_id: None,
-        }
+        TriggerInfo { kind: kind.to_string(), connector: None, event_type: None, event_id: None }
     }
 }
 
@@ -233,29 +212,14 @@ pub enum RunMessage {
     },
     /// Continue an execution that already exists (continuation, retry, end of a delay). Only
     /// the message whose `token` is the execution's current `wake_token` may drive it.
-    Resume {
-        space: SpaceId,
-        tenant: TenantId,
-        execution_id: ExecutionId,
-        token: String,
-    },
+    Resume { space: SpaceId, tenant: TenantId, execution_id: ExecutionId, token: String },
 }
 
 impl RunMessage {
     pub fn execution(&self) -> (&SpaceId, &TenantId, &ExecutionId) {
         match self {
-            RunMessage::Start {
-                space,
-                tenant,
-                execution_id,
-                ..
-            }
-            | RunMessage::Resume {
-                space,
-                tenant,
-                execution_id,
-                ..
-            } => (space, tenant, execution_id),
+            RunMessage::Start { space, tenant, execution_id, .. }
+            | RunMessage::Resume { space, tenant, execution_id, .. } => (space, tenant, execution_id),
         }
     }
 }

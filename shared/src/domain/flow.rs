@@ -59,14 +59,8 @@ impl Trigger {
     /// Whether this trigger fires for an event of `event_type` from `connector`.
     pub fn matches_webhook(&self, connector: &ConnectorId, event_type: &str) -> bool {
         match self {
-            Trigger::Webhook {
-                connector: c,
-                events,
-            } => {
-                c == connector
-                    && events
-                        .iter()
-                        .any(|pattern| event_matches(pattern, event_type))
+            Trigger::Webhook { connector: c, events } => {
+                c == connector && events.iter().any(|pattern| event_matches(pattern, event_type))
             }
             _ => false,
         }
@@ -102,11 +96,7 @@ fn default_max_delay() -> u64 {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 3,
-            initial_delay_ms: default_initial_delay(),
-            max_delay_ms: default_max_delay(),
-        }
+        RetryPolicy { max_attempts: 3, initial_delay_ms: default_initial_delay(), max_delay_ms: default_max_delay() }
     }
 }
 
@@ -224,15 +214,7 @@ impl StepKind {
 }
 
 /// The step kinds, for error messages and the schema.
-pub const STEP_KINDS: &[&str] = &[
-    "transform",
-    "http",
-    "action",
-    "condition",
-    "foreach",
-    "delay",
-    "cdm",
-];
+pub const STEP_KINDS: &[&str] = &["transform", "http", "action", "condition", "foreach", "delay", "cdm"];
 
 /// One step of a flow.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -276,18 +258,10 @@ pub struct FlowError {
 
 impl FlowError {
     fn flow(field: &str, message: impl Into<String>) -> Self {
-        FlowError {
-            step: None,
-            field: Some(field.to_string()),
-            message: message.into(),
-        }
+        FlowError { step: None, field: Some(field.to_string()), message: message.into() }
     }
     fn step(step: &str, field: &str, message: impl Into<String>) -> Self {
-        FlowError {
-            step: Some(step.to_string()),
-            field: Some(field.to_string()),
-            message: message.into(),
-        }
+        FlowError { step: Some(step.to_string()), field: Some(field.to_string()), message: message.into() }
     }
 }
 
@@ -324,25 +298,17 @@ impl FlowDefinition {
     /// Parse and fully validate a definition against the connector catalog.
     pub fn parse(value: &Value, catalog: &Catalog) -> Result<FlowDefinition, FlowError> {
         if value.to_string().len() > MAX_DEFINITION_BYTES {
-            return Err(FlowError::flow(
-                "$",
-                format!("definition larger than {MAX_DEFINITION_BYTES} bytes"),
-            ));
+            return Err(FlowError::flow("$", format!("definition larger than {MAX_DEFINITION_BYTES} bytes")));
         }
-        let raw: RawFlow =
-            RawFlow::deserialize(value).map_err(|e| FlowError::flow("$", serde_message(&e)))?;
+        let raw: RawFlow = RawFlow::deserialize(value).map_err(|e| FlowError::flow("$", serde_message(&e)))?;
         if raw.format != FORMAT_VERSION {
             return Err(FlowError::flow(
                 "format",
-                format!(
-                    "unsupported format {}, expected {FORMAT_VERSION}",
-                    raw.format
-                ),
+                format!("unsupported format {}, expected {FORMAT_VERSION}", raw.format),
             ));
         }
         let name = super::tenancy::parse_name(&raw.name).map_err(|m| FlowError::flow("name", m))?;
-        let trigger = Trigger::deserialize(&raw.trigger)
-            .map_err(|e| FlowError::flow("trigger", serde_message(&e)))?;
+        let trigger = Trigger::deserialize(&raw.trigger).map_err(|e| FlowError::flow("trigger", serde_message(&e)))?;
         let steps = parse_steps(&raw.steps, "steps")?;
         let definition = FlowDefinition {
             format: raw.format,
@@ -359,14 +325,12 @@ impl FlowDefinition {
 
     /// Parse a definition that was validated when it was stored.
     pub fn from_stored(value: &Value) -> Result<FlowDefinition, FlowError> {
-        let raw: RawFlow =
-            RawFlow::deserialize(value).map_err(|e| FlowError::flow("$", serde_message(&e)))?;
+        let raw: RawFlow = RawFlow::deserialize(value).map_err(|e| FlowError::flow("$", serde_message(&e)))?;
         Ok(FlowDefinition {
             format: raw.format,
             name: raw.name,
             description: raw.description,
-            trigger: Trigger::deserialize(&raw.trigger)
-                .map_err(|e| FlowError::flow("trigger", serde_message(&e)))?,
+            trigger: Trigger::deserialize(&raw.trigger).map_err(|e| FlowError::flow("trigger", serde_message(&e)))?,
             vars: raw.vars,
             config: raw.config,
             steps: parse_steps(&raw.steps, "steps")?,
@@ -381,10 +345,7 @@ impl FlowDefinition {
         validate_trigger(&self.trigger, catalog)?;
         let total = count_steps(&self.steps);
         if total > MAX_STEPS {
-            return Err(FlowError::flow(
-                "steps",
-                format!("{total} steps exceed the limit of {MAX_STEPS}"),
-            ));
+            return Err(FlowError::flow("steps", format!("{total} steps exceed the limit of {MAX_STEPS}")));
         }
         let mut all_ids = HashSet::new();
         collect_ids(&self.steps, &mut all_ids)?;
@@ -396,23 +357,15 @@ fn parse_steps(values: &[Value], field: &str) -> Result<Vec<StepDef>, FlowError>
     if values.is_empty() {
         return Err(FlowError::flow(field, "a flow needs at least one step"));
     }
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| parse_step(v, &format!("{field}[{i}]")))
-        .collect()
+    values.iter().enumerate().map(|(i, v)| parse_step(v, &format!("{field}[{i}]"))).collect()
 }
 
 fn parse_step(value: &Value, position: &str) -> Result<StepDef, FlowError> {
     let Value::Object(fields) = value else {
         return Err(FlowError::flow(position, "a step must be an object"));
     };
-    let id_text = fields
-        .get("id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| FlowError::flow(position, "missing `id`"))?;
-    let id = StepId::parse(id_text)
-        .map_err(|e| FlowError::flow(&format!("{position}.id"), e.to_string()))?;
+    let id_text = fields.get("id").and_then(Value::as_str).ok_or_else(|| FlowError::flow(position, "missing `id`"))?;
+    let id = StepId::parse(id_text).map_err(|e| FlowError::flow(&format!("{position}.id"), e.to_string()))?;
     let at = |field: &str, message: String| FlowError::step(id.as_str(), field, message);
     let kind_name = fields
         .get("kind")
@@ -420,9 +373,7 @@ fn parse_step(value: &Value, position: &str) -> Result<StepDef, FlowError> {
         .ok_or_else(|| at("kind", format!("missing; one of {}", STEP_KINDS.join(", "))))?;
     let depends_on = match fields.get("depends_on") {
         None => Vec::new(),
-        Some(v) => {
-            Vec::<StepId>::deserialize(v).map_err(|e| at("depends_on", serde_message(&e)))?
-        }
+        Some(v) => Vec::<StepId>::deserialize(v).map_err(|e| at("depends_on", serde_message(&e)))?,
     };
     let retry = match fields.get("retry") {
         None => None,
@@ -433,22 +384,12 @@ fn parse_step(value: &Value, position: &str) -> Result<StepDef, FlowError> {
         Some(v) => Some(
             v.as_u64()
                 .filter(|t| (1..=900_000).contains(t))
-                .ok_or_else(|| {
-                    at(
-                        "timeout_ms",
-                        "must be an integer between 1 and 900000".into(),
-                    )
-                })?,
+                .ok_or_else(|| at("timeout_ms", "must be an integer between 1 and 900000".into()))?,
         ),
     };
     let rest: Map<String, Value> = fields
         .iter()
-        .filter(|(k, _)| {
-            !matches!(
-                k.as_str(),
-                "id" | "kind" | "depends_on" | "retry" | "timeout_ms"
-            )
-        })
+        .filter(|(k, _)| !matches!(k.as_str(), "id" | "kind" | "depends_on" | "retry" | "timeout_ms"))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let rest = Value::Object(rest);
@@ -462,22 +403,10 @@ fn parse_step(value: &Value, position: &str) -> Result<StepDef, FlowError> {
         "delay" => StepKind::Delay(DelayStep::deserialize(&rest).map_err(field_error)?),
         "cdm" => StepKind::Cdm(CdmStep::deserialize(&rest).map_err(field_error)?),
         other => {
-            return Err(at(
-                "kind",
-                format!(
-                    "unknown step kind {other:?}; one of {}",
-                    STEP_KINDS.join(", ")
-                ),
-            ));
+            return Err(at("kind", format!("unknown step kind {other:?}; one of {}", STEP_KINDS.join(", "))));
         }
     };
-    Ok(StepDef {
-        id,
-        depends_on,
-        retry,
-        timeout_ms,
-        kind,
-    })
+    Ok(StepDef { id, depends_on, retry, timeout_ms, kind })
 }
 
 fn count_steps(steps: &[StepDef]) -> usize {
@@ -508,13 +437,7 @@ fn collect_ids(steps: &[StepDef], seen: &mut HashSet<StepId>) -> Result<(), Flow
 fn nest(parent: &StepId, e: FlowError) -> FlowError {
     FlowError {
         step: Some(e.step.unwrap_or_else(|| parent.to_string())),
-        field: e.field.map(|f| {
-            if f.starts_with("steps") {
-                format!("{parent}.{f}")
-            } else {
-                f
-            }
-        }),
+        field: e.field.map(|f| if f.starts_with("steps") { format!("{parent}.{f}") } else { f }),
         message: e.message,
     }
 }
@@ -522,12 +445,9 @@ fn nest(parent: &StepId, e: FlowError) -> FlowError {
 fn validate_trigger(trigger: &Trigger, catalog: &Catalog) -> Result<(), FlowError> {
     match trigger {
         Trigger::Webhook { connector, events } => {
-            let spec = catalog.get(connector).ok_or_else(|| {
-                FlowError::flow(
-                    "trigger.connector",
-                    format!("unknown connector {connector:?}"),
-                )
-            })?;
+            let spec = catalog
+                .get(connector)
+                .ok_or_else(|| FlowError::flow("trigger.connector", format!("unknown connector {connector:?}")))?;
             if spec.webhook.is_none() {
                 return Err(FlowError::flow(
                     "trigger.connector",
@@ -535,29 +455,17 @@ fn validate_trigger(trigger: &Trigger, catalog: &Catalog) -> Result<(), FlowErro
                 ));
             }
             if events.is_empty() || events.iter().any(|e| e.is_empty() || e.len() > 200) {
-                return Err(FlowError::flow(
-                    "trigger.events",
-                    "list one or more event types or patterns",
-                ));
+                return Err(FlowError::flow("trigger.events", "list one or more event types or patterns"));
             }
             Ok(())
         }
-        Trigger::Schedule { cron, timezone } => {
-            crate::domain::schedule::CronSchedule::parse(cron, timezone)
-                .map(|_| ())
-                .map_err(|m| FlowError::flow("trigger.cron", m))
-        }
-        Trigger::Poll {
-            connector,
-            resource,
-            interval_seconds,
-        } => {
-            let spec = catalog.get(connector).ok_or_else(|| {
-                FlowError::flow(
-                    "trigger.connector",
-                    format!("unknown connector {connector:?}"),
-                )
-            })?;
+        Trigger::Schedule { cron, timezone } => crate::domain::schedule::CronSchedule::parse(cron, timezone)
+            .map(|_| ())
+            .map_err(|m| FlowError::flow("trigger.cron", m)),
+        Trigger::Poll { connector, resource, interval_seconds } => {
+            let spec = catalog
+                .get(connector)
+                .ok_or_else(|| FlowError::flow("trigger.connector", format!("unknown connector {connector:?}")))?;
             if !spec.resources.iter().any(|r| &r.id == resource) {
                 return Err(FlowError::flow(
                     "trigger.resource",
@@ -565,10 +473,7 @@ fn validate_trigger(trigger: &Trigger, catalog: &Catalog) -> Result<(), FlowErro
                 ));
             }
             if interval_seconds.is_some_and(|s| !(60..=86_400).contains(&s)) {
-                return Err(FlowError::flow(
-                    "trigger.interval_seconds",
-                    "must be between 60 and 86400",
-                ));
+                return Err(FlowError::flow("trigger.interval_seconds", "must be between 60 and 86400"));
             }
             Ok(())
         }
@@ -578,10 +483,8 @@ fn validate_trigger(trigger: &Trigger, catalog: &Catalog) -> Result<(), FlowErro
 
 /// Implicit edges: the steps of a condition's branches depend on the condition.
 pub fn effective_dependencies(steps: &[StepDef]) -> BTreeMap<StepId, BTreeSet<StepId>> {
-    let mut deps: BTreeMap<StepId, BTreeSet<StepId>> = steps
-        .iter()
-        .map(|s| (s.id.clone(), s.depends_on.iter().cloned().collect()))
-        .collect();
+    let mut deps: BTreeMap<StepId, BTreeSet<StepId>> =
+        steps.iter().map(|s| (s.id.clone(), s.depends_on.iter().cloned().collect())).collect();
     for step in steps {
         if let StepKind::Condition(c) = &step.kind {
             for branch_step in c.then.iter().chain(&c.otherwise) {
@@ -596,58 +499,33 @@ pub fn effective_dependencies(steps: &[StepDef]) -> BTreeMap<StepId, BTreeSet<St
 
 /// Validate one level of steps (the flow, or a `foreach` body). `outer` are the ids the level
 /// may reference from the enclosing level.
-fn validate_level(
-    steps: &[StepDef],
-    outer: &BTreeSet<StepId>,
-    catalog: &Catalog,
-) -> Result<(), FlowError> {
+fn validate_level(steps: &[StepDef], outer: &BTreeSet<StepId>, catalog: &Catalog) -> Result<(), FlowError> {
     let here: HashSet<&StepId> = steps.iter().map(|s| &s.id).collect();
     for step in steps {
         for dep in &step.depends_on {
             if dep == &step.id {
-                return Err(FlowError::step(
-                    step.id.as_str(),
-                    "depends_on",
-                    "a step cannot depend on itself",
-                ));
+                return Err(FlowError::step(step.id.as_str(), "depends_on", "a step cannot depend on itself"));
             }
             if !here.contains(dep) {
-                return Err(FlowError::step(
-                    step.id.as_str(),
-                    "depends_on",
-                    format!("unknown step {dep:?}"),
-                ));
+                return Err(FlowError::step(step.id.as_str(), "depends_on", format!("unknown step {dep:?}")));
             }
         }
         if let StepKind::Condition(c) = &step.kind {
             for (field, ids) in [("then", &c.then), ("else", &c.otherwise)] {
                 for id in ids {
                     if !here.contains(id) || id == &step.id {
-                        return Err(FlowError::step(
-                            step.id.as_str(),
-                            field,
-                            format!("unknown step {id:?}"),
-                        ));
+                        return Err(FlowError::step(step.id.as_str(), field, format!("unknown step {id:?}")));
                     }
                 }
             }
             if let Some(both) = c.then.iter().find(|id| c.otherwise.contains(id)) {
-                return Err(FlowError::step(
-                    step.id.as_str(),
-                    "else",
-                    format!("step {both:?} is on both branches"),
-                ));
+                return Err(FlowError::step(step.id.as_str(), "else", format!("step {both:?} is on both branches")));
             }
         }
     }
     let deps = effective_dependencies(steps);
-    let order = topological_order(&deps).map_err(|cycle| {
-        FlowError::step(
-            cycle.as_str(),
-            "depends_on",
-            "dependency cycle through this step",
-        )
-    })?;
+    let order = topological_order(&deps)
+        .map_err(|cycle| FlowError::step(cycle.as_str(), "depends_on", "dependency cycle through this step"))?;
     let upstream = upstream_sets(&deps, &order);
     for step in steps {
         let mut visible: BTreeSet<StepId> = outer.clone();
@@ -659,19 +537,14 @@ fn validate_level(
 
 /// Kahn's algorithm; on a cycle, returns one step on it.
 pub fn topological_order(deps: &BTreeMap<StepId, BTreeSet<StepId>>) -> Result<Vec<StepId>, StepId> {
-    let mut remaining: BTreeMap<&StepId, usize> =
-        deps.iter().map(|(id, d)| (id, d.len())).collect();
+    let mut remaining: BTreeMap<&StepId, usize> = deps.iter().map(|(id, d)| (id, d.len())).collect();
     let mut dependents: HashMap<&StepId, Vec<&StepId>> = HashMap::new();
     for (id, ds) in deps {
         for d in ds {
             dependents.entry(d).or_default().push(id);
         }
     }
-    let mut ready: Vec<&StepId> = remaining
-        .iter()
-        .filter(|(_, n)| **n == 0)
-        .map(|(id, _)| *id)
-        .collect();
+    let mut ready: Vec<&StepId> = remaining.iter().filter(|(_, n)| **n == 0).map(|(id, _)| *id).collect();
     let mut order = Vec::with_capacity(deps.len());
     while let Some(id) = ready.pop() {
         order.push(id.clone());
@@ -687,24 +560,13 @@ pub fn topological_order(deps: &BTreeMap<StepId, BTreeSet<StepId>>) -> Result<Ve
     if order.len() == deps.len() {
         Ok(order)
     } else {
-        let stuck = remaining
-            .iter()
-            .find(|(id, n)| **n > 0 && !order.contains(id))
-            .map(|(id, _)| (*id).clone());
-        Err(stuck.unwrap_or_else(|| {
-            deps.keys()
-                .next()
-                .cloned()
-                .expect("non-empty graph has a key")
-        }))
+        let stuck = remaining.iter().find(|(id, n)| **n > 0 && !order.contains(id)).map(|(id, _)| (*id).clone());
+        Err(stuck.unwrap_or_else(|| deps.keys().next().cloned().expect("non-empty graph has a key")))
     }
 }
 
 /// For each step, every step it transitively depends on.
-fn upstream_sets(
-    deps: &BTreeMap<StepId, BTreeSet<StepId>>,
-    order: &[StepId],
-) -> HashMap<StepId, BTreeSet<StepId>> {
+fn upstream_sets(deps: &BTreeMap<StepId, BTreeSet<StepId>>, order: &[StepId]) -> HashMap<StepId, BTreeSet<StepId>> {
     let mut up: HashMap<StepId, BTreeSet<StepId>> = HashMap::new();
     for id in order {
         let mut all = BTreeSet::new();
@@ -717,39 +579,19 @@ fn upstream_sets(
     up
 }
 
-fn check_expr(
-    step: &StepId,
-    field: &str,
-    source: &str,
-    visible: &BTreeSet<StepId>,
-) -> Result<(), FlowError> {
-    Expr::compile(source)
-        .map_err(|e| FlowError::step(step.as_str(), field, format!("expression {e}")))?;
+fn check_expr(step: &StepId, field: &str, source: &str, visible: &BTreeSet<StepId>) -> Result<(), FlowError> {
+    Expr::compile(source).map_err(|e| FlowError::step(step.as_str(), field, format!("expression {e}")))?;
     check_references(step, field, source, visible)
 }
 
-fn check_template(
-    step: &StepId,
-    field: &str,
-    value: &Value,
-    visible: &BTreeSet<StepId>,
-) -> Result<(), FlowError> {
+fn check_template(step: &StepId, field: &str, value: &Value, visible: &BTreeSet<StepId>) -> Result<(), FlowError> {
     template::check(value).map_err(|e| {
         let path = e.path.trim_start_matches('$');
-        FlowError::step(
-            step.as_str(),
-            &format!("{field}{path}"),
-            format!("expression {}", e.error),
-        )
+        FlowError::step(step.as_str(), &format!("{field}{path}"), format!("expression {}", e.error))
     })?;
     for (path, source) in template::expressions(value) {
         if let Ok(source) = source {
-            check_references(
-                step,
-                &format!("{field}{}", path.trim_start_matches('$')),
-                &source,
-                visible,
-            )?;
+            check_references(step, &format!("{field}{}", path.trim_start_matches('$')), &source, visible)?;
         }
     }
     Ok(())
@@ -757,12 +599,7 @@ fn check_template(
 
 /// `.steps.<id>` references must name a step this one (transitively) depends on: any other
 /// step's output may not exist yet when this one runs.
-fn check_references(
-    step: &StepId,
-    field: &str,
-    source: &str,
-    visible: &BTreeSet<StepId>,
-) -> Result<(), FlowError> {
+fn check_references(step: &StepId, field: &str, source: &str, visible: &BTreeSet<StepId>) -> Result<(), FlowError> {
     for referenced in step_references(source) {
         if !visible.iter().any(|v| v.as_str() == referenced) {
             return Err(FlowError::step(
@@ -787,9 +624,7 @@ pub fn step_references(source: &str) -> Vec<String> {
             if let Some(quoted) = r.strip_prefix('"') {
                 quoted.split('"').next().unwrap_or("").to_string()
             } else {
-                r.chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
-                    .collect()
+                r.chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')).collect()
             }
         } else if let Some(r) = after.strip_prefix("[\"") {
             r.split('"').next().unwrap_or("").to_string()
@@ -804,26 +639,14 @@ pub fn step_references(source: &str) -> Vec<String> {
     found
 }
 
-fn validate_step(
-    step: &StepDef,
-    visible: &BTreeSet<StepId>,
-    catalog: &Catalog,
-) -> Result<(), FlowError> {
+fn validate_step(step: &StepDef, visible: &BTreeSet<StepId>, catalog: &Catalog) -> Result<(), FlowError> {
     let id = &step.id;
     if let Some(r) = &step.retry {
         if !(1..=20).contains(&r.max_attempts) {
-            return Err(FlowError::step(
-                id.as_str(),
-                "retry.max_attempts",
-                "must be between 1 and 20",
-            ));
+            return Err(FlowError::step(id.as_str(), "retry.max_attempts", "must be between 1 and 20"));
         }
         if r.initial_delay_ms > r.max_delay_ms || r.max_delay_ms > 86_400_000 {
-            return Err(FlowError::step(
-                id.as_str(),
-                "retry",
-                "need initial_delay_ms <= max_delay_ms <= 86400000",
-            ));
+            return Err(FlowError::step(id.as_str(), "retry", "need initial_delay_ms <= max_delay_ms <= 86400000"));
         }
     }
     match &step.kind {
@@ -831,22 +654,13 @@ fn validate_step(
         StepKind::Condition(c) => check_expr(id, "expr", &c.expr, visible),
         StepKind::Http(h) => {
             if http::Method::from_bytes(h.method.to_ascii_uppercase().as_bytes()).is_err() {
-                return Err(FlowError::step(
-                    id.as_str(),
-                    "method",
-                    format!("invalid HTTP method {:?}", h.method),
-                ));
+                return Err(FlowError::step(id.as_str(), "method", format!("invalid HTTP method {:?}", h.method)));
             }
             check_template(id, "url", &Value::String(h.url.clone()), visible)?;
             if !h.url.contains("${{") {
-                let url = url::Url::parse(&h.url)
-                    .map_err(|e| FlowError::step(id.as_str(), "url", e.to_string()))?;
+                let url = url::Url::parse(&h.url).map_err(|e| FlowError::step(id.as_str(), "url", e.to_string()))?;
                 if !matches!(url.scheme(), "http" | "https") {
-                    return Err(FlowError::step(
-                        id.as_str(),
-                        "url",
-                        "only http and https URLs",
-                    ));
+                    return Err(FlowError::step(id.as_str(), "url", "only http and https URLs"));
                 }
             }
             check_template(id, "headers", &Value::Object(h.headers.clone()), visible)?;
@@ -856,22 +670,14 @@ fn validate_step(
             }
             if let Some(c) = &h.auth {
                 if catalog.get(c).is_none() {
-                    return Err(FlowError::step(
-                        id.as_str(),
-                        "auth",
-                        format!("unknown connector {c:?}"),
-                    ));
+                    return Err(FlowError::step(id.as_str(), "auth", format!("unknown connector {c:?}")));
                 }
             }
             Ok(())
         }
         StepKind::Action(a) => {
             let spec = catalog.get(&a.connector).ok_or_else(|| {
-                FlowError::step(
-                    id.as_str(),
-                    "connector",
-                    format!("unknown connector {:?}", a.connector),
-                )
+                FlowError::step(id.as_str(), "connector", format!("unknown connector {:?}", a.connector))
             })?;
             if spec.action(&a.action).is_none() {
                 return Err(FlowError::step(
@@ -892,15 +698,8 @@ fn validate_step(
                 ));
             }
             let body = parse_steps(&f.steps, "steps").map_err(|e| nest(id, e))?;
-            if body
-                .iter()
-                .any(|s| matches!(s.kind, StepKind::Foreach(_) | StepKind::Delay(_)))
-            {
-                return Err(FlowError::step(
-                    id.as_str(),
-                    "steps",
-                    "a foreach body cannot hold foreach or delay steps",
-                ));
+            if body.iter().any(|s| matches!(s.kind, StepKind::Foreach(_) | StepKind::Delay(_))) {
+                return Err(FlowError::step(id.as_str(), "steps", "a foreach body cannot hold foreach or delay steps"));
             }
             validate_level(&body, visible, catalog)
         }
@@ -908,28 +707,17 @@ fn validate_step(
             (Some(s), None) if *s <= 365 * 86_400 => Ok(()),
             (Some(_), None) => Err(FlowError::step(id.as_str(), "seconds", "at most one year")),
             (None, Some(until)) => check_expr(id, "until", until, visible),
-            _ => Err(FlowError::step(
-                id.as_str(),
-                "seconds",
-                "give exactly one of `seconds` or `until`",
-            )),
+            _ => Err(FlowError::step(id.as_str(), "seconds", "give exactly one of `seconds` or `until`")),
         },
         StepKind::Cdm(c) => {
             let spec = catalog.get(&c.connector).ok_or_else(|| {
-                FlowError::step(
-                    id.as_str(),
-                    "connector",
-                    format!("unknown connector {:?}", c.connector),
-                )
+                FlowError::step(id.as_str(), "connector", format!("unknown connector {:?}", c.connector))
             })?;
             if !spec.cdm.iter().any(|m| m.entity == c.entity) {
                 return Err(FlowError::step(
                     id.as_str(),
                     "entity",
-                    format!(
-                        "connector {:?} has no mapping to {:?}",
-                        c.connector, c.entity
-                    ),
+                    format!("connector {:?} has no mapping to {:?}", c.connector, c.entity),
                 ));
             }
             check_template(id, "input", &c.input, visible)

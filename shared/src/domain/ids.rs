@@ -23,21 +23,14 @@ fn check(
 ) -> Result<(), InvalidId> {
     let ok = !value.is_empty()
         && value.len() <= max
-        && value
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && value.chars().all(allowed);
     if ok {
         Ok(())
     } else {
         // Cap what we echo back: the value came from a request.
         let shown: String = value.chars().take(80).collect();
-        Err(InvalidId {
-            kind,
-            value: shown,
-            rule,
-        })
+        Err(InvalidId { kind, value: shown, rule })
     }
 }
 
@@ -147,9 +140,7 @@ impl ExecutionId {
     /// When the execution was created, from the ULID's time part.
     pub fn created_at_ms(&self) -> Option<i64> {
         let ulid = self.0.strip_prefix("ex_")?;
-        ulid::Ulid::from_string(ulid)
-            .ok()
-            .map(|u| u.timestamp_ms() as i64)
+        ulid::Ulid::from_string(ulid).ok().map(|u| u.timestamp_ms() as i64)
     }
 }
 

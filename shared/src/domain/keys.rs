@@ -112,24 +112,13 @@ pub fn execution_steps_pk(space: &SpaceId, tenant: &TenantId, id: &ExecutionId) 
 }
 
 pub fn execution_step(space: &SpaceId, tenant: &TenantId, id: &ExecutionId, step: &StepId) -> Key {
-    Key::new(
-        execution_steps_pk(space, tenant, id),
-        format!("STEP#{step}"),
-    )
+    Key::new(execution_steps_pk(space, tenant, id), format!("STEP#{step}"))
 }
 
 pub const STEP_PREFIX: &str = "STEP#";
 
-pub fn webhook_delivery(
-    space: &SpaceId,
-    tenant: &TenantId,
-    connector: &ConnectorId,
-    delivery_hash: &str,
-) -> Key {
-    Key::new(
-        tenant_pk(space, tenant),
-        format!("WH#{connector}#{delivery_hash}"),
-    )
+pub fn webhook_delivery(space: &SpaceId, tenant: &TenantId, connector: &ConnectorId, delivery_hash: &str) -> Key {
+    Key::new(tenant_pk(space, tenant), format!("WH#{connector}#{delivery_hash}"))
 }
 
 pub fn received_event(space: &SpaceId, tenant: &TenantId, event_id: &str) -> Key {

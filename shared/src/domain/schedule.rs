@@ -29,10 +29,7 @@ impl CronSchedule {
     pub fn next_after(&self, after_ms: i64) -> Option<i64> {
         let after: DateTime<Utc> = Utc.timestamp_millis_opt(after_ms).single()?;
         let local = after.with_timezone(&self.tz);
-        self.cron
-            .find_next_occurrence(&local, false)
-            .ok()
-            .map(|t| t.timestamp_millis())
+        self.cron.find_next_occurrence(&local, false).ok().map(|t| t.timestamp_millis())
     }
 
     /// Occurrences in `(from_ms, to_ms]`, at most `max`, oldest first.
@@ -72,10 +69,7 @@ mod tests {
     fn finds_occurrences_in_the_time_zone() {
         let daily_9am_paris = CronSchedule::parse("0 9 * * *", "Europe/Paris").unwrap();
         // 09:00 in Paris in winter is 08:00 UTC.
-        assert_eq!(
-            daily_9am_paris.next_after(ms("2026-01-10T07:00:00Z")),
-            Some(ms("2026-01-10T08:00:00Z"))
-        );
+        assert_eq!(daily_9am_paris.next_after(ms("2026-01-10T07:00:00Z")), Some(ms("2026-01-10T08:00:00Z")));
         let every_15 = CronSchedule::parse("*/15 * * * *", "UTC").unwrap();
         let due = every_15.due_between(ms("2026-01-10T10:00:00Z"), ms("2026-01-10T11:00:00Z"), 10);
         assert_eq!(due.len(), 4);

@@ -73,9 +73,7 @@ pub struct Database {
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Database")
-            .field("location", &self.location)
-            .finish()
+        f.debug_struct("Database").field("location", &self.location).finish()
     }
 }
 
@@ -83,27 +81,17 @@ impl Database {
     /// Open (creating if needed) the database at `path`; `:memory:` gives a private in-memory one.
     pub fn open(path: &str) -> Result<Arc<Database>, PortError> {
         if path != ":memory:" {
-            if let Some(dir) = Path::new(path)
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    PortError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-                })?;
+            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| PortError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
             }
         }
         let conn = Connection::open(path).map_err(sqlite_error)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(sqlite_error)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sqlite_error)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(sqlite_error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite_error)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite_error)?;
         conn.execute_batch(SCHEMA).map_err(sqlite_error)?;
-        Ok(Arc::new(Database {
-            conn: Mutex::new(conn),
-            location: path.to_string(),
-        }))
+        Ok(Arc::new(Database { conn: Mutex::new(conn), location: path.to_string() }))
     }
 
     pub fn in_memory() -> Arc<Database> {
@@ -118,20 +106,13 @@ impl Database {
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
         // back on drop), so a poisoned lock is still safe to use.
-        self.conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Run `f` inside one IMMEDIATE transaction, committed if `f` returns Ok.
-    fn transaction<T>(
-        &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, TxError>,
-    ) -> Result<T, PortError> {
+    fn transaction<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, TxError>) -> Result<T, PortError> {
         let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sqlite_error)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sqlite_error)?;
         match f(&tx) {
             Ok(value) => {
                 tx.commit().map_err(sqlite_error)?;
@@ -145,10 +126,7 @@ impl Database {
     /// Physically remove expired items (they are already invisible to reads).
     pub fn sweep_expired(&self, now_secs: i64) -> Result<usize, PortError> {
         self.lock()
-            .execute(
-                "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1",
-                [now_secs],
-            )
+            .execute("DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1", [now_secs])
             .map_err(sqlite_error)
     }
 }

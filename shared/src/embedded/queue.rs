@@ -7,9 +7,7 @@ use rusqlite::params;
 use tokio::sync::Notify;
 
 use super::Database;
-use crate::ports::{
-    Clock, OutgoingMessage, PortResult, Queue, QueueId, ReceivedMessage, sqs_limits,
-};
+use crate::ports::{Clock, OutgoingMessage, PortResult, Queue, QueueId, ReceivedMessage, sqs_limits};
 
 /// Per-queue settings that SQS keeps as queue attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,17 +35,8 @@ pub struct EmbeddedQueue {
 
 impl EmbeddedQueue {
     pub fn new(db: Arc<Database>, clock: Arc<dyn Clock>) -> Self {
-        let policies = [
-            (QueueId::Runs, QueuePolicy::default()),
-            (QueueId::Polls, QueuePolicy::default()),
-        ]
-        .into();
-        EmbeddedQueue {
-            db,
-            clock,
-            policies,
-            arrived: Notify::new(),
-        }
+        let policies = [(QueueId::Runs, QueuePolicy::default()), (QueueId::Polls, QueuePolicy::default())].into();
+        EmbeddedQueue { db, clock, policies, arrived: Notify::new() }
     }
 
     pub fn with_policy(mut self, queue: QueueId, policy: QueuePolicy) -> Self {
@@ -65,10 +54,7 @@ impl EmbeddedQueue {
         let now = self.clock.now_ms();
         let max_receives = self.policies.get(&queue).map(|p| p.max_receives);
         let dlq = queue.dead_letter();
-        let visibility_ms = visibility
-            .as_millis()
-            .min(u128::from(sqs_limits::MAX_VISIBILITY_SECONDS) * 1000)
-            as i64;
+        let visibility_ms = visibility.as_millis().min(u128::from(sqs_limits::MAX_VISIBILITY_SECONDS) * 1000) as i64;
         self.db.transaction(|tx| {
             let mut received = Vec::new();
             // Candidates beyond `max` are needed when some of them move to the DLQ instead.
@@ -131,13 +117,7 @@ impl Queue for EmbeddedQueue {
             )?;
             for m in messages {
                 let id = crate::domain::ids::ulid_at(now).to_string();
-                stmt.execute(params![
-                    id,
-                    queue.name(),
-                    m.body,
-                    now,
-                    now + i64::from(m.delay_seconds) * 1000
-                ])?;
+                stmt.execute(params![id, queue.name(), m.body, now, now + i64::from(m.delay_seconds) * 1000])?;
             }
             Ok(())
         })?;
@@ -182,18 +162,11 @@ impl Queue for EmbeddedQueue {
         })
     }
 
-    async fn change_visibility(
-        &self,
-        queue: QueueId,
-        receipt_handle: &str,
-        visibility: Duration,
-    ) -> PortResult<()> {
+    async fn change_visibility(&self, queue: QueueId, receipt_handle: &str, visibility: Duration) -> PortResult<()> {
         let visible_at = self.clock.now_ms() + visibility.as_millis() as i64;
         self.db.transaction(|tx| {
-            tx.prepare_cached(
-                "UPDATE queue_messages SET visible_at = ?3 WHERE queue = ?1 AND receipt = ?2",
-            )?
-            .execute(params![queue.name(), receipt_handle, visible_at])?;
+            tx.prepare_cached("UPDATE queue_messages SET visible_at = ?3 WHERE queue = ?1 AND receipt = ?2")?
+                .execute(params![queue.name(), receipt_handle, visible_at])?;
             Ok(())
         })?;
         if visibility.is_zero() {

@@ -32,9 +32,7 @@ impl Secrets for EmbeddedSecrets {
         })?;
         text.map(|t| match serde_json::from_str(&t) {
             Ok(serde_json::Value::Object(map)) => Ok(SecretDocument(map)),
-            _ => Err(PortError::Rejected(
-                "stored secret document is not a JSON object".into(),
-            )),
+            _ => Err(PortError::Rejected("stored secret document is not a JSON object".into())),
         })
         .transpose()
     }

@@ -5,9 +5,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::Value;
 
 use super::{Database, TxError};
-use crate::ports::{
-    Clock, Condition, Item, Key, Page, PortError, PortResult, Query, Store, WriteOp, cursor,
-};
+use crate::ports::{Clock, Condition, Item, Key, Page, PortError, PortResult, Query, Store, WriteOp, cursor};
 
 /// `Store` over the `items` table.
 pub struct EmbeddedStore {
@@ -50,8 +48,8 @@ fn condition_holds(stored: &Option<Stored>, condition: Condition) -> bool {
 }
 
 fn write_item(tx: &Transaction<'_>, item: &Item) -> Result<(), TxError> {
-    let data = serde_json::to_string(&item.data)
-        .map_err(|e| PortError::Rejected(format!("unserializable item: {e}")))?;
+    let data =
+        serde_json::to_string(&item.data).map_err(|e| PortError::Rejected(format!("unserializable item: {e}")))?;
     crate::store_limits::check_size(&item.key, data.len())?;
     tx.prepare_cached(
         "INSERT INTO items (pk, sk, data, n, version, expires_at) VALUES (?1, ?2, ?3, NULL, ?4, ?5)
@@ -62,9 +60,7 @@ fn write_item(tx: &Transaction<'_>, item: &Item) -> Result<(), TxError> {
     Ok(())
 }
 
-fn row_to_item(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(Key, Option<String>, Option<i64>, i64, Option<i64>)> {
+fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Key, Option<String>, Option<i64>, i64, Option<i64>)> {
     Ok((
         Key::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?),
         row.get(2)?,
@@ -82,12 +78,7 @@ fn into_item(raw: (Key, Option<String>, Option<i64>, i64, Option<i64>)) -> PortR
         (None, Some(n)) => Value::from(n),
         (None, None) => Value::Null,
     };
-    Ok(Item {
-        key,
-        data,
-        version: version as u64,
-        expires_at,
-    })
+    Ok(Item { key, data, version: version as u64, expires_at })
 }
 
 #[async_trait]
@@ -109,9 +100,7 @@ impl Store for EmbeddedStore {
     async fn put(&self, item: Item, condition: Condition) -> PortResult<()> {
         let now = self.clock.now_secs();
         self.db.transaction(|tx| {
-            if condition != Condition::None
-                && !condition_holds(&live_version(tx, &item.key, now)?, condition)
-            {
+            if condition != Condition::None && !condition_holds(&live_version(tx, &item.key, now)?, condition) {
                 return Err(PortError::ConditionFailed.into());
             }
             write_item(tx, &item)
@@ -121,13 +110,10 @@ impl Store for EmbeddedStore {
     async fn delete(&self, key: &Key, condition: Condition) -> PortResult<()> {
         let now = self.clock.now_secs();
         self.db.transaction(|tx| {
-            if condition != Condition::None
-                && !condition_holds(&live_version(tx, key, now)?, condition)
-            {
+            if condition != Condition::None && !condition_holds(&live_version(tx, key, now)?, condition) {
                 return Err(PortError::ConditionFailed.into());
             }
-            tx.prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2")?
-                .execute(params![key.pk, key.sk])?;
+            tx.prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2")?.execute(params![key.pk, key.sk])?;
             Ok(())
         })
     }
@@ -135,11 +121,7 @@ impl Store for EmbeddedStore {
     async fn query(&self, query: &Query) -> PortResult<Page> {
         let now = self.clock.now_secs();
         let limit = query.limit.clamp(1, crate::ports::MAX_PAGE_SIZE);
-        let after = query
-            .cursor
-            .as_deref()
-            .map(|c| cursor::decode(c, &query.sk_prefix))
-            .transpose()?;
+        let after = query.cursor.as_deref().map(|c| cursor::decode(c, &query.sk_prefix)).transpose()?;
         let start = query.sk_prefix.clone();
         let end = prefix_end(&query.sk_prefix);
         // Ascending pages continue strictly after the cursor; descending ones strictly before it.
@@ -156,16 +138,10 @@ impl Store for EmbeddedStore {
         );
         let raws = self.db.transaction(|tx| {
             let mut stmt = tx.prepare_cached(&sql)?;
-            let rows = stmt.query_map(
-                params![query.pk, lower, upper, now, limit as i64 + 1],
-                row_to_item,
-            )?;
+            let rows = stmt.query_map(params![query.pk, lower, upper, now, limit as i64 + 1], row_to_item)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })?;
-        let mut items = raws
-            .into_iter()
-            .map(into_item)
-            .collect::<PortResult<Vec<_>>>()?;
+        let mut items = raws.into_iter().map(into_item).collect::<PortResult<Vec<_>>>()?;
         let next = if items.len() > limit as usize {
             items.truncate(limit as usize);
             items.last().map(|i| cursor::encode(&i.key.sk))
@@ -218,9 +194,7 @@ impl Store for EmbeddedStore {
                     | WriteOp::Delete { condition, .. }
                     | WriteOp::Check { condition, .. } => *condition,
                 };
-                if condition != Condition::None
-                    && !condition_holds(&live_version(tx, op.key(), now)?, condition)
-                {
+                if condition != Condition::None && !condition_holds(&live_version(tx, op.key(), now)?, condition) {
                     failed.push(index);
                 }
             }

@@ -78,9 +78,7 @@ impl Expr {
 
     fn compile_uncached(source: &str) -> Result<Expr, ExprError> {
         if source.len() > MAX_SOURCE_LEN {
-            return Err(ExprError::Compile(format!(
-                "longer than {MAX_SOURCE_LEN} bytes"
-            )));
+            return Err(ExprError::Compile(format!("longer than {MAX_SOURCE_LEN} bytes")));
         }
         // Definitions built on a denied native (`debug`, `stderr`, `halt_error`...) go too.
         let defs = jaq_core::defs()
@@ -94,32 +92,16 @@ impl Expr {
         let loader = Loader::new(defs);
         let arena = Arena::default();
         let modules = loader
-            .load(
-                &arena,
-                File {
-                    code: source,
-                    path: (),
-                },
-            )
+            .load(&arena, File { code: source, path: () })
             .map_err(|errors| ExprError::Compile(describe_load_errors(&errors)))?;
-        let filter = Compiler::default()
-            .with_funs(funs)
-            .compile(modules)
-            .map_err(|errors| {
-                let names: Vec<String> = errors
-                    .iter()
-                    .flat_map(|(_, undefined)| {
-                        undefined
-                            .iter()
-                            .map(|(name, kind)| format!("{name} ({kind:?})"))
-                    })
-                    .collect();
-                ExprError::Compile(format!("undefined: {}", names.join(", ")))
-            })?;
-        Ok(Expr {
-            source: source.to_string(),
-            filter,
-        })
+        let filter = Compiler::default().with_funs(funs).compile(modules).map_err(|errors| {
+            let names: Vec<String> = errors
+                .iter()
+                .flat_map(|(_, undefined)| undefined.iter().map(|(name, kind)| format!("{name} ({kind:?})")))
+                .collect();
+            ExprError::Compile(format!("undefined: {}", names.join(", ")))
+        })?;
+        Ok(Expr { source: source.to_string(), filter })
     }
 
     pub fn source(&self) -> &str {
@@ -128,15 +110,12 @@ impl Expr {
 
     /// All outputs for `input` (at most `MAX_OUTPUTS`).
     pub fn eval_all(&self, input: &Value) -> Result<Vec<Value>, ExprError> {
-        let input = Val::deserialize(input)
-            .map_err(|e| ExprError::Runtime(format!("input is not JSON: {e}")))?;
+        let input = Val::deserialize(input).map_err(|e| ExprError::Runtime(format!("input is not JSON: {e}")))?;
         let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
         let mut outputs = Vec::new();
         for output in self.filter.id.run((ctx, input)).map(jaq_core::unwrap_valr) {
             if outputs.len() >= MAX_OUTPUTS {
-                return Err(ExprError::Runtime(format!(
-                    "produced more than {MAX_OUTPUTS} outputs"
-                )));
+                return Err(ExprError::Runtime(format!("produced more than {MAX_OUTPUTS} outputs")));
             }
             match output {
                 Ok(v) => outputs.push(to_json(&v)),
@@ -148,16 +127,9 @@ impl Expr {
 
     /// The first output, or `null` when there is none (jq's `empty`).
     pub fn eval(&self, input: &Value) -> Result<Value, ExprError> {
-        let input = Val::deserialize(input)
-            .map_err(|e| ExprError::Runtime(format!("input is not JSON: {e}")))?;
+        let input = Val::deserialize(input).map_err(|e| ExprError::Runtime(format!("input is not JSON: {e}")))?;
         let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
-        match self
-            .filter
-            .id
-            .run((ctx, input))
-            .map(jaq_core::unwrap_valr)
-            .next()
-        {
+        match self.filter.id.run((ctx, input)).map(jaq_core::unwrap_valr).next() {
             None => Ok(Value::Null),
             Some(Ok(v)) => Ok(to_json(&v)),
             Some(Err(e)) => Err(ExprError::Runtime(truncate(&e.to_string(), 500))),
@@ -170,38 +142,20 @@ fn describe_load_errors<P>(errors: &jaq_core::load::Errors<&str, P>) -> String {
     let mut parts = Vec::new();
     for (file, error) in errors {
         match error {
-            Error::Io(items) => parts.extend(
-                items
-                    .iter()
-                    .map(|(path, e)| format!("cannot import {path}: {e}")),
-            ),
+            Error::Io(items) => parts.extend(items.iter().map(|(path, e)| format!("cannot import {path}: {e}"))),
             Error::Lex(items) => parts.extend(items.iter().map(|(expected, found)| {
-                format!(
-                    "expected {} at offset {}",
-                    expected.as_str(),
-                    offset(file.code, found)
-                )
+                format!("expected {} at offset {}", expected.as_str(), offset(file.code, found))
             })),
             Error::Parse(items) => parts.extend(items.iter().map(|(expected, found)| {
-                format!(
-                    "expected {} near {:?}",
-                    expected.as_str(),
-                    truncate(&format!("{found:?}"), 60)
-                )
+                format!("expected {} near {:?}", expected.as_str(), truncate(&format!("{found:?}"), 60))
             })),
         }
     }
-    if parts.is_empty() {
-        "syntax error".to_string()
-    } else {
-        parts.join("; ")
-    }
+    if parts.is_empty() { "syntax error".to_string() } else { parts.join("; ") }
 }
 
 fn offset(whole: &str, part: &str) -> usize {
-    (part.as_ptr() as usize)
-        .saturating_sub(whole.as_ptr() as usize)
-        .min(whole.len())
+    (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize).min(whole.len())
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -242,9 +196,7 @@ fn number_to_json(n: &jaq_json::Num) -> Value {
     use jaq_json::Num;
     match n {
         Num::Int(i) => Value::Number((*i as i64).into()),
-        Num::Float(f) => Number::from_f64(*f)
-            .map(Value::Number)
-            .unwrap_or(Value::Null),
+        Num::Float(f) => Number::from_f64(*f).map(Value::Number).unwrap_or(Value::Null),
         other => {
             let text = other.to_string();
             if let Ok(i) = text.parse::<i64>() {
@@ -252,11 +204,7 @@ fn number_to_json(n: &jaq_json::Num) -> Value {
             } else if let Ok(u) = text.parse::<u64>() {
                 Value::Number(u.into())
             } else {
-                text.parse::<f64>()
-                    .ok()
-                    .and_then(Number::from_f64)
-                    .map(Value::Number)
-                    .unwrap_or(Value::Null)
+                text.parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number).unwrap_or(Value::Null)
             }
         }
     }
@@ -276,40 +224,19 @@ mod tests {
     #[test]
     fn evaluates_jq() {
         let e = Expr::compile("{n: (.items | length), first: .items[0].name}").unwrap();
-        assert_eq!(
-            e.eval(&json!({"items": [{"name": "a"}, {"name": "b"}]}))
-                .unwrap(),
-            json!({"n": 2, "first": "a"})
-        );
-        let all = Expr::compile(".[] | . * 2")
-            .unwrap()
-            .eval_all(&json!([1, 2.5]))
-            .unwrap();
+        assert_eq!(e.eval(&json!({"items": [{"name": "a"}, {"name": "b"}]})).unwrap(), json!({"n": 2, "first": "a"}));
+        let all = Expr::compile(".[] | . * 2").unwrap().eval_all(&json!([1, 2.5])).unwrap();
         assert_eq!(all, vec![json!(2), json!(5.0)]);
-        assert_eq!(
-            Expr::compile("empty").unwrap().eval(&json!(1)).unwrap(),
-            Value::Null
-        );
-        assert_eq!(
-            Expr::compile("map(select(. > 1))")
-                .unwrap()
-                .eval(&json!([1, 2, 3]))
-                .unwrap(),
-            json!([2, 3])
-        );
+        assert_eq!(Expr::compile("empty").unwrap().eval(&json!(1)).unwrap(), Value::Null);
+        assert_eq!(Expr::compile("map(select(. > 1))").unwrap().eval(&json!([1, 2, 3])).unwrap(), json!([2, 3]));
     }
 
     #[test]
     fn reports_compile_and_runtime_errors() {
         assert!(matches!(Expr::compile("{a: }"), Err(ExprError::Compile(_))));
-        assert!(
-            matches!(Expr::compile("nosuchfn(1)"), Err(ExprError::Compile(m)) if m.contains("nosuchfn"))
-        );
+        assert!(matches!(Expr::compile("nosuchfn(1)"), Err(ExprError::Compile(m)) if m.contains("nosuchfn")));
         let e = Expr::compile(".a + 1").unwrap();
-        assert!(matches!(
-            e.eval(&json!({"a": "x"})),
-            Err(ExprError::Runtime(_))
-        ));
+        assert!(matches!(e.eval(&json!({"a": "x"})), Err(ExprError::Runtime(_))));
         assert!(
             matches!(Expr::compile("error(\"boom\")").unwrap().eval(&json!(null)), Err(ExprError::Runtime(m)) if m.contains("boom"))
         );
@@ -317,17 +244,9 @@ mod tests {
 
     #[test]
     fn cannot_reach_the_environment_or_stop_the_process() {
-        for source in [
-            "env",
-            "$ENV",
-            "env.AWS_SECRET_ACCESS_KEY",
-            "input",
-            "inputs",
-            "halt",
-            "halt_error",
-            "debug",
-            "stderr",
-        ] {
+        for source in
+            ["env", "$ENV", "env.AWS_SECRET_ACCESS_KEY", "input", "inputs", "halt", "halt_error", "debug", "stderr"]
+        {
             assert!(Expr::compile(source).is_err(), "{source} must not compile");
         }
     }
@@ -335,10 +254,7 @@ mod tests {
     #[test]
     fn bounds_outputs() {
         let e = Expr::compile("range(1000000)").unwrap();
-        assert!(matches!(
-            e.eval_all(&json!(null)),
-            Err(ExprError::Runtime(_))
-        ));
+        assert!(matches!(e.eval_all(&json!(null)), Err(ExprError::Runtime(_))));
         // The first output alone is fine: evaluation is lazy.
         assert_eq!(e.eval(&json!(null)).unwrap(), json!(0));
     }

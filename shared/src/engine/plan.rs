@@ -54,11 +54,7 @@ pub fn definition_order(steps: &[StepDef]) -> HashMap<StepId, usize> {
 
 /// The branch a condition step took, from its output.
 pub fn condition_result(record: &StepRecord) -> Option<bool> {
-    record
-        .output
-        .as_ref()
-        .and_then(|o| o.get("result"))
-        .and_then(Value::as_bool)
+    record.output.as_ref().and_then(|o| o.get("result")).and_then(Value::as_bool)
 }
 
 /// Plan one level of steps against their checkpoints.
@@ -98,32 +94,20 @@ pub fn plan(steps: &[StepDef], records: &HashMap<StepId, StepRecord>, now_ms: i6
             }
         }
         let my_deps: &BTreeSet<StepId> = deps.get(&step.id).expect("every step has a deps entry");
-        if !my_deps
-            .iter()
-            .all(|d| status(d).is_some_and(StepStatus::is_final))
-        {
+        if !my_deps.iter().all(|d| status(d).is_some_and(StepStatus::is_final)) {
             continue;
         }
-        if my_deps
-            .iter()
-            .any(|d| matches!(status(d), Some(StepStatus::Failed | StepStatus::Cancelled)))
-        {
+        if my_deps.iter().any(|d| matches!(status(d), Some(StepStatus::Failed | StepStatus::Cancelled))) {
             out.blocked.push(step.id.clone());
             continue;
         }
-        let untaken = branch_of
-            .get(&step.id)
-            .into_iter()
-            .flatten()
-            .any(|(cond, wants_then)| match records.get(*cond) {
+        let untaken =
+            branch_of.get(&step.id).into_iter().flatten().any(|(cond, wants_then)| match records.get(*cond) {
                 Some(r) if r.status == StepStatus::Skipped => true,
                 Some(r) => condition_result(r) != Some(*wants_then),
                 None => false,
             });
-        let all_parents_skipped = !my_deps.is_empty()
-            && my_deps
-                .iter()
-                .all(|d| status(d) == Some(StepStatus::Skipped));
+        let all_parents_skipped = !my_deps.is_empty() && my_deps.iter().all(|d| status(d) == Some(StepStatus::Skipped));
         if untaken || all_parents_skipped {
             out.skip.push(step.id.clone());
         } else {
@@ -142,9 +126,7 @@ mod tests {
 
     fn steps(v: Value) -> Vec<StepDef> {
         let flow = json!({"name": "t", "trigger": {"type": "manual"}, "steps": v});
-        FlowDefinition::parse(&flow, crate::domain::connector::Catalog::builtin())
-            .unwrap()
-            .steps
+        FlowDefinition::parse(&flow, crate::domain::connector::Catalog::builtin()).unwrap().steps
     }
 
     fn done(id: &str, status: StepStatus, output: Value) -> (StepId, StepRecord) {
@@ -199,15 +181,11 @@ mod tests {
             {"id": "after_no", "kind": "transform", "expr": "3", "depends_on": ["no"]},
             {"id": "join", "kind": "transform", "expr": "4", "depends_on": ["yes", "no"]}
         ]));
-        let mut records: HashMap<_, _> =
-            [done("cond", StepStatus::Succeeded, json!({"result": true}))].into();
+        let mut records: HashMap<_, _> = [done("cond", StepStatus::Succeeded, json!({"result": true}))].into();
         let p = plan(&s, &records, 0);
         assert_eq!(ids(&p.run), vec!["yes"]);
         assert_eq!(ids(&p.skip), vec!["no"]);
-        records.extend([
-            done("yes", StepStatus::Succeeded, json!(1)),
-            done("no", StepStatus::Skipped, Value::Null),
-        ]);
+        records.extend([done("yes", StepStatus::Succeeded, json!(1)), done("no", StepStatus::Skipped, Value::Null)]);
         let p = plan(&s, &records, 0);
         assert_eq!(ids(&p.skip), vec!["after_no"]);
         assert_eq!(ids(&p.run), vec!["join"]);

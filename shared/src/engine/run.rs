@@ -26,8 +26,7 @@ use serde_json::{Map, Value, json};
 use super::plan::{self, Plan};
 use super::steps::{self, StepOutcome, StepRun};
 use crate::domain::execution::{
-    Execution, ExecutionError, ExecutionStatus, RunMessage, StepRecord, StepStatus, StepSummary,
-    Transition,
+    Execution, ExecutionError, ExecutionStatus, RunMessage, StepRecord, StepStatus, StepSummary, Transition,
 };
 use crate::domain::flow::{FlowDefinition, RetryPolicy, StepDef};
 use crate::domain::ids::StepId;
@@ -35,9 +34,7 @@ use crate::domain::keys;
 use crate::platform::Platform;
 use crate::platform::executions::{StoredExecution, get_execution, get_steps};
 use crate::platform::flows::get_flow_version;
-use crate::ports::{
-    Condition, Item, OutgoingMessage, PlatformEvent, PortError, QueueId, WriteOp, sqs_limits,
-};
+use crate::ports::{Condition, Item, OutgoingMessage, PlatformEvent, PortError, QueueId, WriteOp, sqs_limits};
 
 /// What to do with the message that was processed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,14 +61,11 @@ impl Budget {
         Budget { deadline: None }
     }
     pub fn until(deadline: tokio::time::Instant) -> Self {
-        Budget {
-            deadline: Some(deadline),
-        }
+        Budget { deadline: Some(deadline) }
     }
     /// Whether there is time for another round of steps that may take `longest`.
     fn allows(&self, longest: Duration) -> bool {
-        self.deadline
-            .is_none_or(|d| tokio::time::Instant::now() + longest + SAFETY_MARGIN < d)
+        self.deadline.is_none_or(|d| tokio::time::Instant::now() + longest + SAFETY_MARGIN < d)
     }
 }
 
@@ -85,8 +79,7 @@ pub async fn process(p: &Platform, body: &str, budget: Budget) -> Disposition {
         }
     };
     let (space, tenant, execution_id) = message.execution();
-    let span =
-        tracing::info_span!("run", space = %space, tenant = %tenant, execution = %execution_id);
+    let span = tracing::info_span!("run", space = %space, tenant = %tenant, execution = %execution_id);
     let _entered = span.enter();
     match drive(p, message.clone(), budget).await {
         Ok(disposition) => disposition,
@@ -113,31 +106,16 @@ fn event_for(e: &Execution) -> PlatformEvent {
 }
 
 fn item(e: &Execution, version: u64) -> Item {
-    Item::new(
-        keys::execution(&e.space, &e.tenant, &e.id),
-        serde_json::to_value(e).unwrap_or(Value::Null),
-    )
-    .with_version(version)
+    Item::new(keys::execution(&e.space, &e.tenant, &e.id), serde_json::to_value(e).unwrap_or(Value::Null))
+        .with_version(version)
 }
 
 /// Load or create the execution a message is about; `None` means drop the message.
 async fn take(p: &Platform, message: RunMessage) -> Result<Option<StoredExecution>, PortError> {
     let now = p.now_ms();
     match message {
-        RunMessage::Start {
-            space,
-            tenant,
-            execution_id,
-            run_key,
-            flow,
-            trigger,
-            input,
-            enqueued_at,
-        } => {
-            let flow_name = match get_flow_version(p, &flow.owner, &flow.id, flow.version)
-                .await
-                .map_err(app_to_port)?
-            {
+        RunMessage::Start { space, tenant, execution_id, run_key, flow, trigger, input, enqueued_at } => {
+            let flow_name = match get_flow_version(p, &flow.owner, &flow.id, flow.version).await.map_err(app_to_port)? {
                 Some(v) => v.parse_definition().map_err(app_to_port)?.name,
                 None => {
                     return Err(PortError::Rejected(format!(
@@ -159,14 +137,8 @@ async fn take(p: &Platform, message: RunMessage) -> Result<Option<StoredExecutio
                 updated_at: now,
                 finished_at: None,
                 transitions: vec![
-                    Transition {
-                        status: ExecutionStatus::Queued,
-                        at: enqueued_at,
-                    },
-                    Transition {
-                        status: ExecutionStatus::Running,
-                        at: now,
-                    },
+                    Transition { status: ExecutionStatus::Queued, at: enqueued_at },
+                    Transition { status: ExecutionStatus::Running, at: now },
                 ],
                 error: None,
                 steps: Vec::new(),
@@ -175,74 +147,37 @@ async fn take(p: &Platform, message: RunMessage) -> Result<Option<StoredExecutio
                 cancel_requested: false,
                 wake_token: None,
             };
-            let claim = Item::new(
-                keys::run_claim(&space, &tenant, &run_key),
-                json!({"execution_id": execution_id}),
-            )
-            .expiring_at(now / 1000 + CLAIM_TTL_SECS);
+            let claim = Item::new(keys::run_claim(&space, &tenant, &run_key), json!({"execution_id": execution_id}))
+                .expiring_at(now / 1000 + CLAIM_TTL_SECS);
             let created = p
                 .store
                 .transact(vec![
-                    WriteOp::Put {
-                        item: claim,
-                        condition: Condition::IfAbsent,
-                    },
-                    WriteOp::Put {
-                        item: item(&execution, 1),
-                        condition: Condition::IfAbsent,
-                    },
+                    WriteOp::Put { item: claim, condition: Condition::IfAbsent },
+                    WriteOp::Put { item: item(&execution, 1), condition: Condition::IfAbsent },
                 ])
                 .await;
             match created {
-                Ok(()) => Ok(Some(StoredExecution {
-                    execution,
-                    version: 1,
-                })),
+                Ok(()) => Ok(Some(StoredExecution { execution, version: 1 })),
                 Err(PortError::TransactionCancelled { .. }) => {
-                    let holder = p
-                        .store
-                        .get(&keys::run_claim(&space, &tenant, &run_key))
-                        .await?;
-                    let held_by = holder
-                        .as_ref()
-                        .and_then(|c| c.data.get("execution_id"))
-                        .and_then(Value::as_str);
+                    let holder = p.store.get(&keys::run_claim(&space, &tenant, &run_key)).await?;
+                    let held_by = holder.as_ref().and_then(|c| c.data.get("execution_id")).and_then(Value::as_str);
                     if held_by.is_some_and(|h| h != execution_id.as_str()) {
-                        tracing::info!(
-                            run_key,
-                            held_by,
-                            "duplicate run dropped: another execution already started it"
-                        );
+                        tracing::info!(run_key, held_by, "duplicate run dropped: another execution already started it");
                         return Ok(None);
                     }
                     // Our own claim: a redelivery. Carry on unless a resume chain owns it now.
-                    match get_execution(p, &space, &tenant, &execution_id)
-                        .await
-                        .map_err(app_to_port)?
-                    {
+                    match get_execution(p, &space, &tenant, &execution_id).await.map_err(app_to_port)? {
                         Some(stored) if stored.execution.wake_token.is_none() => Ok(Some(stored)),
                         Some(_) => Ok(None),
-                        None => Err(PortError::Unavailable(
-                            "run claimed but execution not yet visible".into(),
-                        )),
+                        None => Err(PortError::Unavailable("run claimed but execution not yet visible".into())),
                     }
                 }
                 Err(e) => Err(e),
             }
         }
-        RunMessage::Resume {
-            space,
-            tenant,
-            execution_id,
-            token,
-        } => {
-            let Some(mut stored) = get_execution(p, &space, &tenant, &execution_id)
-                .await
-                .map_err(app_to_port)?
-            else {
-                return Err(PortError::Rejected(format!(
-                    "execution {execution_id} does not exist"
-                )));
+        RunMessage::Resume { space, tenant, execution_id, token } => {
+            let Some(mut stored) = get_execution(p, &space, &tenant, &execution_id).await.map_err(app_to_port)? else {
+                return Err(PortError::Rejected(format!("execution {execution_id} does not exist")));
             };
             if stored.execution.wake_token.as_deref() != Some(token.as_str()) {
                 tracing::info!("stale resume message dropped");
@@ -254,14 +189,7 @@ async fn take(p: &Platform, message: RunMessage) -> Result<Option<StoredExecutio
             if !e.status.is_terminal() {
                 e.transition(ExecutionStatus::Running, now);
             }
-            match p
-                .store
-                .put(
-                    item(e, stored.version + 1),
-                    Condition::IfVersion(stored.version),
-                )
-                .await
-            {
+            match p.store.put(item(e, stored.version + 1), Condition::IfVersion(stored.version)).await {
                 Ok(()) => {
                     stored.version += 1;
                     Ok(Some(stored))
@@ -288,12 +216,7 @@ fn app_to_port(e: crate::platform::error::AppError) -> PortError {
 fn context(e: &Execution, def: &FlowDefinition, records: &HashMap<StepId, StepRecord>) -> Value {
     let steps: Map<String, Value> = records
         .values()
-        .map(|r| {
-            (
-                r.id.to_string(),
-                json!({"status": r.status, "output": r.output.clone().unwrap_or(Value::Null)}),
-            )
-        })
+        .map(|r| (r.id.to_string(), json!({"status": r.status, "output": r.output.clone().unwrap_or(Value::Null)})))
         .collect();
     json!({
         "trigger": e.input,
@@ -307,24 +230,12 @@ fn context(e: &Execution, def: &FlowDefinition, records: &HashMap<StepId, StepRe
 /// The retry policy of a step: its own, else the flow's `config.retry`, else the default.
 fn retry_policy(step: &StepDef, def: &FlowDefinition) -> RetryPolicy {
     step.retry
-        .or_else(|| {
-            def.config
-                .get("retry")
-                .and_then(|r| serde_json::from_value(r.clone()).ok())
-        })
+        .or_else(|| def.config.get("retry").and_then(|r| serde_json::from_value(r.clone()).ok()))
         .unwrap_or_default()
 }
 
-async fn drive(
-    p: &Platform,
-    message: RunMessage,
-    budget: Budget,
-) -> Result<Disposition, PortError> {
-    let Some(StoredExecution {
-        execution: mut exec,
-        mut version,
-    }) = take(p, message).await?
-    else {
+async fn drive(p: &Platform, message: RunMessage, budget: Budget) -> Result<Disposition, PortError> {
+    let Some(StoredExecution { execution: mut exec, mut version }) = take(p, message).await? else {
         return Ok(Disposition::Done);
     };
     if exec.status.is_terminal() {
@@ -334,60 +245,36 @@ async fn drive(
         .await
         .map_err(app_to_port)?
         .ok_or_else(|| {
-            PortError::Rejected(format!(
-                "flow {} version {} does not exist",
-                exec.flow.id, exec.flow.version
-            ))
+            PortError::Rejected(format!("flow {} version {} does not exist", exec.flow.id, exec.flow.version))
         })?;
     let def = flow.parse_definition().map_err(app_to_port)?;
-    let mut records: HashMap<StepId, StepRecord> =
-        get_steps(p, &exec.space, &exec.tenant, &exec.id)
-            .await
-            .map_err(app_to_port)?
-            .into_iter()
-            .map(|r| (r.id.clone(), r))
-            .collect();
+    let mut records: HashMap<StepId, StepRecord> = get_steps(p, &exec.space, &exec.tenant, &exec.id)
+        .await
+        .map_err(app_to_port)?
+        .into_iter()
+        .map(|r| (r.id.clone(), r))
+        .collect();
     let by_id: HashMap<&StepId, &StepDef> = def.steps.iter().map(|s| (&s.id, s)).collect();
     let order = plan::definition_order(&def.steps);
     let longest = def
         .steps
         .iter()
-        .map(|s| {
-            s.timeout_ms
-                .map(Duration::from_millis)
-                .unwrap_or(steps::DEFAULT_STEP_TIMEOUT)
-        })
+        .map(|s| s.timeout_ms.map(Duration::from_millis).unwrap_or(steps::DEFAULT_STEP_TIMEOUT))
         .max()
         .unwrap_or_default();
     let mut rounds = 0u32;
     loop {
         if exec.cancel_requested {
-            return finish(
-                p,
-                exec,
-                version,
-                &records,
-                &order,
-                ExecutionStatus::Cancelled,
-            )
-            .await;
+            return finish(p, exec, version, &records, &order, ExecutionStatus::Cancelled).await;
         }
         let now = p.now_ms();
-        let Plan {
-            run,
-            skip,
-            wake_at,
-            blocked: _,
-        } = plan::plan(&def.steps, &records, now);
+        let Plan { run, skip, wake_at, blocked: _ } = plan::plan(&def.steps, &records, now);
         if !skip.is_empty() {
             let skipped: Vec<StepRecord> = skip
                 .iter()
                 .map(|id| StepRecord {
                     id: id.clone(),
-                    kind: by_id
-                        .get(id)
-                        .map(|s| s.kind.name().to_string())
-                        .unwrap_or_default(),
+                    kind: by_id.get(id).map(|s| s.kind.name().to_string()).unwrap_or_default(),
                     status: StepStatus::Skipped,
                     attempt: 0,
                     started_at: now,
@@ -408,11 +295,7 @@ async fn drive(
                 return park(p, exec, version, &records, &order, at).await;
             }
             let failed = records.values().any(|r| r.status == StepStatus::Failed);
-            let status = if failed {
-                ExecutionStatus::Failed
-            } else {
-                ExecutionStatus::Succeeded
-            };
+            let status = if failed { ExecutionStatus::Failed } else { ExecutionStatus::Succeeded };
             return finish(p, exec, version, &records, &order, status).await;
         }
         if rounds > 0 && !budget.allows(longest) {
@@ -420,10 +303,7 @@ async fn drive(
         }
         if rounds > 0 {
             // Between rounds, notice a cancel request without waiting for the final write.
-            if let Some(fresh) = get_execution(p, &exec.space, &exec.tenant, &exec.id)
-                .await
-                .map_err(app_to_port)?
-            {
+            if let Some(fresh) = get_execution(p, &exec.space, &exec.tenant, &exec.id).await.map_err(app_to_port)? {
                 if fresh.execution.cancel_requested {
                     exec.cancel_requested = true;
                     version = fresh.version;
@@ -440,14 +320,7 @@ async fn drive(
             let exec = &exec;
             async move {
                 let started = p.now_ms();
-                let outcome = steps::run(StepRun {
-                    platform: p,
-                    execution: exec,
-                    step,
-                    attempt,
-                    context: ctx,
-                })
-                .await;
+                let outcome = steps::run(StepRun { platform: p, execution: exec, step, attempt, context: ctx }).await;
                 (step, attempt, started, outcome)
             }
         });
@@ -455,9 +328,7 @@ async fn drive(
         let finished = p.now_ms();
         let new_records = outcomes
             .into_iter()
-            .map(|(step, attempt, started, outcome)| {
-                record_outcome(step, &def, attempt, started, finished, outcome)
-            })
+            .map(|(step, attempt, started, outcome)| record_outcome(step, &def, attempt, started, finished, outcome))
             .collect();
         checkpoint(p, &exec, new_records, &mut records).await?;
     }
@@ -490,18 +361,12 @@ fn record_outcome(
             record.input = input;
             record.output = Some(output);
         }
-        StepOutcome::Failed {
-            input,
-            error,
-            retry_after,
-        } => {
+        StepOutcome::Failed { input, error, retry_after } => {
             record.input = input;
             let policy = retry_policy(step, def);
             if error.retryable && attempt < policy.max_attempts {
                 record.status = StepStatus::Retrying;
-                record.resume_at = Some(
-                    finished + steps::backoff(&policy, attempt, retry_after).as_millis() as i64,
-                );
+                record.resume_at = Some(finished + steps::backoff(&policy, attempt, retry_after).as_millis() as i64);
             } else {
                 record.status = StepStatus::Failed;
             }
@@ -555,10 +420,7 @@ async fn checkpoint(
     Ok(())
 }
 
-fn summaries(
-    records: &HashMap<StepId, StepRecord>,
-    order: &HashMap<StepId, usize>,
-) -> Vec<StepSummary> {
+fn summaries(records: &HashMap<StepId, StepRecord>, order: &HashMap<StepId, usize>) -> Vec<StepSummary> {
     let mut list: Vec<StepSummary> = records
         .values()
         .map(|r| StepSummary {
@@ -585,10 +447,7 @@ async fn finish(
     exec.wake_token = None;
     exec.error = match status {
         ExecutionStatus::Failed => {
-            let failed = records
-                .values()
-                .filter(|r| r.status == StepStatus::Failed)
-                .min_by_key(|r| r.finished_at);
+            let failed = records.values().filter(|r| r.status == StepStatus::Failed).min_by_key(|r| r.finished_at);
             Some(ExecutionError {
                 step: failed.map(|r| r.id.clone()),
                 message: failed
@@ -597,64 +456,38 @@ async fn finish(
                     .unwrap_or_else(|| "failed".into()),
             })
         }
-        ExecutionStatus::Cancelled => Some(ExecutionError {
-            step: None,
-            message: "cancelled".into(),
-        }),
+        ExecutionStatus::Cancelled => Some(ExecutionError { step: None, message: "cancelled".into() }),
         _ => None,
     };
     exec.transition(status, now);
     p.bus.publish(&[event_for(&exec)]).await?;
-    match p
-        .store
-        .put(item(&exec, version + 1), Condition::IfVersion(version))
-        .await
-    {
+    match p.store.put(item(&exec, version + 1), Condition::IfVersion(version)).await {
         Ok(()) => {
-            tracing::info!(
-                status = status.as_str(),
-                steps = exec.steps.len(),
-                "execution finished"
-            );
+            tracing::info!(status = status.as_str(), steps = exec.steps.len(), "execution finished");
             Ok(Disposition::Done)
         }
         // A cancel request landed meanwhile: record the cancellation instead.
         Err(PortError::ConditionFailed) => {
-            let Some(fresh) = get_execution(p, &exec.space, &exec.tenant, &exec.id)
-                .await
-                .map_err(app_to_port)?
-            else {
+            let Some(fresh) = get_execution(p, &exec.space, &exec.tenant, &exec.id).await.map_err(app_to_port)? else {
                 return Ok(Disposition::Done);
             };
             if fresh.execution.status.is_terminal() {
                 return Ok(Disposition::Done);
             }
-            let final_status = if fresh.execution.cancel_requested {
-                ExecutionStatus::Cancelled
-            } else {
-                status
-            };
+            let final_status = if fresh.execution.cancel_requested { ExecutionStatus::Cancelled } else { status };
             let mut merged = fresh.execution;
             merged.steps = exec.steps;
             merged.error = if final_status == status {
                 exec.error
             } else {
-                Some(ExecutionError {
-                    step: None,
-                    message: "cancelled".into(),
-                })
+                Some(ExecutionError { step: None, message: "cancelled".into() })
             };
             merged.wake_token = None;
             merged.transition(final_status, now);
             if final_status != status {
                 p.bus.publish(&[event_for(&merged)]).await?;
             }
-            p.store
-                .put(
-                    item(&merged, fresh.version + 1),
-                    Condition::IfVersion(fresh.version),
-                )
-                .await?;
+            p.store.put(item(&merged, fresh.version + 1), Condition::IfVersion(fresh.version)).await?;
             Ok(Disposition::Done)
         }
         Err(e) => Err(e),
@@ -672,9 +505,8 @@ async fn park(
 ) -> Result<Disposition, PortError> {
     let now = p.now_ms();
     let token = format!("{:016x}", rand::random::<u64>());
-    let delay_secs = ((wake_at - now).max(0) as u64)
-        .div_ceil(1000)
-        .min(u64::from(sqs_limits::MAX_DELAY_SECONDS)) as u32;
+    let delay_secs =
+        ((wake_at - now).max(0) as u64).div_ceil(1000).min(u64::from(sqs_limits::MAX_DELAY_SECONDS)) as u32;
     let resume = RunMessage::Resume {
         space: exec.space.clone(),
         tenant: exec.tenant.clone(),
@@ -682,33 +514,18 @@ async fn park(
         token: token.clone(),
     };
     let body = serde_json::to_string(&resume).map_err(|e| PortError::Rejected(e.to_string()))?;
-    p.queue
-        .send(
-            QueueId::Runs,
-            &[OutgoingMessage::new(body).delayed(delay_secs)],
-        )
-        .await?;
+    p.queue.send(QueueId::Runs, &[OutgoingMessage::new(body).delayed(delay_secs)]).await?;
     exec.steps = summaries(records, order);
     exec.wake_token = Some(token);
-    let status = if delay_secs == 0 {
-        ExecutionStatus::Running
-    } else {
-        ExecutionStatus::Waiting
-    };
+    let status = if delay_secs == 0 { ExecutionStatus::Running } else { ExecutionStatus::Waiting };
     exec.transition(status, now);
-    match p
-        .store
-        .put(item(&exec, version + 1), Condition::IfVersion(version))
-        .await
-    {
+    match p.store.put(item(&exec, version + 1), Condition::IfVersion(version)).await {
         Ok(()) => {
             tracing::info!(delay_secs, "execution parked");
             Ok(Disposition::Done)
         }
         // Changed meanwhile (a cancel request): the new resume message is stale; run again.
-        Err(PortError::ConditionFailed) => {
-            Ok(Disposition::Retry("execution changed while parking".into()))
-        }
+        Err(PortError::ConditionFailed) => Ok(Disposition::Retry("execution changed while parking".into())),
         Err(e) => Err(e),
     }
 }

@@ -31,19 +31,10 @@ pub enum StepOutcome {
 }
 
 impl StepOutcome {
-    fn fail(
-        input: Option<Value>,
-        message: impl Into<String>,
-        retryable: bool,
-        status: Option<u16>,
-    ) -> Self {
+    fn fail(input: Option<Value>, message: impl Into<String>, retryable: bool, status: Option<u16>) -> Self {
         StepOutcome::Failed {
             input,
-            error: StepError {
-                message: message.into(),
-                retryable,
-                status,
-            },
+            error: StepError { message: message.into(), retryable, status },
             retry_after: None,
         }
     }
@@ -73,10 +64,7 @@ impl StepRun<'_> {
     }
 
     fn timeout(&self) -> Duration {
-        self.step
-            .timeout_ms
-            .map(Duration::from_millis)
-            .unwrap_or(DEFAULT_STEP_TIMEOUT)
+        self.step.timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_STEP_TIMEOUT)
     }
 }
 
@@ -85,38 +73,24 @@ pub async fn run(run: StepRun<'_>) -> StepOutcome {
     let timeout = run.timeout();
     match tokio::time::timeout(timeout + Duration::from_secs(1), run_inner(&run)).await {
         Ok(outcome) => outcome,
-        Err(_) => StepOutcome::fail(
-            None,
-            format!("step timed out after {} ms", timeout.as_millis()),
-            true,
-            None,
-        ),
+        Err(_) => StepOutcome::fail(None, format!("step timed out after {} ms", timeout.as_millis()), true, None),
     }
 }
 
 async fn run_inner(run: &StepRun<'_>) -> StepOutcome {
     match &run.step.kind {
         StepKind::Transform(t) => match Expr::compile(&t.expr).and_then(|e| e.eval(run.context)) {
-            Ok(output) => StepOutcome::Done {
-                input: None,
-                output,
-            },
+            Ok(output) => StepOutcome::Done { input: None, output },
             Err(e) => StepOutcome::fail(None, format!("expression {e}"), false, None),
         },
         StepKind::Condition(c) => match Expr::compile(&c.expr).and_then(|e| e.eval(run.context)) {
-            Ok(value) => StepOutcome::Done {
-                input: None,
-                output: json!({"result": truthy(&value), "value": value}),
-            },
+            Ok(value) => StepOutcome::Done { input: None, output: json!({"result": truthy(&value), "value": value}) },
             Err(e) => StepOutcome::fail(None, format!("expression {e}"), false, None),
         },
         StepKind::Http(h) => run_http(run, h).await,
         other => StepOutcome::fail(
             None,
-            format!(
-                "step kind {} is not supported by this executor version",
-                other.name()
-            ),
+            format!("step kind {} is not supported by this executor version", other.name()),
             false,
             None,
         ),
@@ -126,12 +100,7 @@ async fn run_inner(run: &StepRun<'_>) -> StepOutcome {
 fn render(value: &Value, run: &StepRun<'_>, field: &str) -> Result<Value, StepOutcome> {
     template::render(value, run.context).map_err(|e| {
         let path = e.path.trim_start_matches('$');
-        StepOutcome::fail(
-            None,
-            format!("{field}{path}: expression {}", e.error),
-            false,
-            None,
-        )
+        StepOutcome::fail(None, format!("{field}{path}: expression {}", e.error), false, None)
     })
 }
 
@@ -148,11 +117,7 @@ async fn run_http(run: &StepRun<'_>, step: &HttpStep) -> StepOutcome {
         let url = render(&Value::String(step.url.clone()), run, "url")?;
         let headers = render(&Value::Object(step.headers.clone()), run, "headers")?;
         let query = render(&Value::Object(step.query.clone()), run, "query")?;
-        let body = step
-            .body
-            .as_ref()
-            .map(|b| render(b, run, "body"))
-            .transpose()?;
+        let body = step.body.as_ref().map(|b| render(b, run, "body")).transpose()?;
         Ok::<_, StepOutcome>((url, headers, query, body))
     })();
     let (url, headers, query, body) = match rendered {
@@ -164,12 +129,7 @@ async fn run_http(run: &StepRun<'_>, step: &HttpStep) -> StepOutcome {
     let mut url = match url::Url::parse(url_text) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => u,
         _ => {
-            return StepOutcome::fail(
-                Some(input),
-                format!("invalid URL {url_text:?}"),
-                false,
-                None,
-            );
+            return StepOutcome::fail(Some(input), format!("invalid URL {url_text:?}"), false, None);
         }
     };
     if let Value::Object(q) = &query {
@@ -200,32 +160,21 @@ async fn run_http(run: &StepRun<'_>, step: &HttpStep) -> StepOutcome {
             }
         }
     }
-    if !has_idempotency_key
-        && !matches!(
-            method,
-            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
-        )
-    {
-        request
-            .headers
-            .push(("Idempotency-Key".into(), run.idempotency_key()));
+    if !has_idempotency_key && !matches!(method, http::Method::GET | http::Method::HEAD | http::Method::OPTIONS) {
+        request.headers.push(("Idempotency-Key".into(), run.idempotency_key()));
     }
     match &body {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) => {
             request.body = Some(bytes::Bytes::from(s.clone()));
             if !has_content_type {
-                request
-                    .headers
-                    .push(("Content-Type".into(), "text/plain; charset=utf-8".into()));
+                request.headers.push(("Content-Type".into(), "text/plain; charset=utf-8".into()));
             }
         }
         Some(other) => {
             request.body = Some(bytes::Bytes::from(other.to_string()));
             if !has_content_type {
-                request
-                    .headers
-                    .push(("Content-Type".into(), "application/json".into()));
+                request.headers.push(("Content-Type".into(), "application/json".into()));
             }
         }
     }
@@ -238,11 +187,7 @@ async fn run_http(run: &StepRun<'_>, step: &HttpStep) -> StepOutcome {
 
 /// Turn a third party's response into an outcome: 2xx succeeds; 408, 429 and 5xx are retried
 /// (honouring `Retry-After`); any other status fails for good.
-pub fn response_outcome(
-    input: Option<Value>,
-    host: &str,
-    response: OutboundResponse,
-) -> StepOutcome {
+pub fn response_outcome(input: Option<Value>, host: &str, response: OutboundResponse) -> StepOutcome {
     let body = response_body(&response);
     if (200..300).contains(&response.status) {
         let headers: Map<String, Value> = response
@@ -273,15 +218,8 @@ pub fn response_outcome(
 }
 
 fn response_body(response: &OutboundResponse) -> Value {
-    let is_json = response
-        .header("content-type")
-        .is_some_and(|ct| ct.contains("json"));
-    if is_json
-        || response
-            .body
-            .first()
-            .is_some_and(|b| *b == b'{' || *b == b'[')
-    {
+    let is_json = response.header("content-type").is_some_and(|ct| ct.contains("json"));
+    if is_json || response.body.first().is_some_and(|b| *b == b'{' || *b == b'[') {
         if let Ok(v) = serde_json::from_slice(&response.body) {
             return v;
         }
@@ -308,14 +246,10 @@ pub fn outbound_failure(input: Option<Value>, e: OutboundError) -> StepOutcome {
 /// Full-jitter exponential backoff (AWS architecture blog): a random delay up to
 /// `min(cap, initial * 2^(attempt-1))`, at least `floor` (a `Retry-After`).
 pub fn backoff(policy: &RetryPolicy, attempt: u32, floor: Option<Duration>) -> Duration {
-    let exp = policy
-        .initial_delay_ms
-        .saturating_mul(1u64 << attempt.saturating_sub(1).min(30));
+    let exp = policy.initial_delay_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(30));
     let ceiling = exp.min(policy.max_delay_ms).max(1);
     let jittered = Duration::from_millis(rand::random_range(0..=ceiling));
-    jittered
-        .max(floor.unwrap_or_default())
-        .max(Duration::from_millis(100))
+    jittered.max(floor.unwrap_or_default()).max(Duration::from_millis(100))
 }
 
 #[cfg(test)]
@@ -325,45 +259,28 @@ mod tests {
     fn response(status: u16, headers: &[(&str, &str)], body: &str) -> OutboundResponse {
         OutboundResponse {
             status,
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             body: bytes::Bytes::from(body.to_string()),
         }
     }
 
     #[test]
     fn classifies_responses() {
-        let ok = response_outcome(
-            None,
-            "h",
-            response(200, &[("content-type", "application/json")], r#"{"a":1}"#),
-        );
+        let ok = response_outcome(None, "h", response(200, &[("content-type", "application/json")], r#"{"a":1}"#));
         assert!(matches!(ok, StepOutcome::Done { output, .. } if output["body"]["a"] == 1));
-        let throttled = response_outcome(
-            None,
-            "h",
-            response(429, &[("retry-after", "7")], "slow down"),
-        );
+        let throttled = response_outcome(None, "h", response(429, &[("retry-after", "7")], "slow down"));
         assert!(
             matches!(throttled, StepOutcome::Failed { error, retry_after: Some(d), .. } if error.retryable && d == Duration::from_secs(7))
         );
         let missing = response_outcome(None, "h", response(404, &[], "nope"));
-        assert!(
-            matches!(missing, StepOutcome::Failed { error, .. } if !error.retryable && error.status == Some(404))
-        );
+        assert!(matches!(missing, StepOutcome::Failed { error, .. } if !error.retryable && error.status == Some(404)));
         let down = response_outcome(None, "h", response(503, &[], ""));
         assert!(matches!(down, StepOutcome::Failed { error, .. } if error.retryable));
     }
 
     #[test]
     fn backoff_is_bounded_jitter() {
-        let policy = RetryPolicy {
-            max_attempts: 5,
-            initial_delay_ms: 1000,
-            max_delay_ms: 4000,
-        };
+        let policy = RetryPolicy { max_attempts: 5, initial_delay_ms: 1000, max_delay_ms: 4000 };
         for attempt in 1..10 {
             let d = backoff(&policy, attempt, None);
             assert!(d <= Duration::from_millis(4000), "{d:?}");

@@ -35,10 +35,7 @@ fn pieces(s: &str) -> Result<Option<Vec<Piece<'_>>>, ExprError> {
         return Ok(None);
     }
     let trimmed = s.trim();
-    if let Some(inner) = trimmed
-        .strip_prefix(OPEN)
-        .and_then(|r| r.strip_suffix(CLOSE))
-    {
+    if let Some(inner) = trimmed.strip_prefix(OPEN).and_then(|r| r.strip_suffix(CLOSE)) {
         if !inner.contains(OPEN) {
             return Ok(Some(vec![Piece::Expr(inner.trim())]));
         }
@@ -50,9 +47,7 @@ fn pieces(s: &str) -> Result<Option<Vec<Piece<'_>>>, ExprError> {
             out.push(Piece::Text(&rest[..start]));
         }
         let after = &rest[start + OPEN.len()..];
-        let end = after
-            .find(CLOSE)
-            .ok_or_else(|| ExprError::Compile(format!("unclosed {OPEN}")))?;
+        let end = after.find(CLOSE).ok_or_else(|| ExprError::Compile(format!("unclosed {OPEN}")))?;
         out.push(Piece::Expr(after[..end].trim()));
         rest = &after[end + CLOSE.len()..];
     }
@@ -99,10 +94,7 @@ fn walk(v: &Value, path: &str, f: &mut impl FnMut(&str, &str)) {
 /// Compile every expression of a template, reporting the first that fails with its path.
 pub fn check(template: &Value) -> Result<(), TemplateError> {
     for (path, source) in expressions(template) {
-        let source = source.map_err(|error| TemplateError {
-            path: path.clone(),
-            error,
-        })?;
+        let source = source.map_err(|error| TemplateError { path: path.clone(), error })?;
         Expr::compile(&source).map_err(|error| TemplateError { path, error })?;
     }
     Ok(())
@@ -114,31 +106,25 @@ pub fn render(template: &Value, context: &Value) -> Result<Value, TemplateError>
 }
 
 fn render_at(template: &Value, context: &Value, path: &str) -> Result<Value, TemplateError> {
-    let fail = |error| TemplateError {
-        path: path.to_string(),
-        error,
-    };
+    let fail = |error| TemplateError { path: path.to_string(), error };
     match template {
         Value::String(s) => match pieces(s).map_err(fail)? {
             None => Ok(template.clone()),
             Some(ps) => {
                 if let [Piece::Expr(source)] = ps.as_slice() {
-                    return Expr::compile(source)
-                        .and_then(|e| e.eval(context))
-                        .map_err(fail);
+                    return Expr::compile(source).and_then(|e| e.eval(context)).map_err(fail);
                 }
                 let mut out = String::new();
                 for p in ps {
                     match p {
                         Piece::Text(t) => out.push_str(t),
-                        Piece::Expr(source) => match Expr::compile(source)
-                            .and_then(|e| e.eval(context))
-                            .map_err(fail)?
-                        {
-                            Value::String(s) => out.push_str(&s),
-                            Value::Null => {}
-                            other => out.push_str(&other.to_string()),
-                        },
+                        Piece::Expr(source) => {
+                            match Expr::compile(source).and_then(|e| e.eval(context)).map_err(fail)? {
+                                Value::String(s) => out.push_str(&s),
+                                Value::Null => {}
+                                other => out.push_str(&other.to_string()),
+                            }
+                        }
                     }
                 }
                 Ok(Value::String(out))

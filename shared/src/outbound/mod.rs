@@ -29,8 +29,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let policy = self.policy.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if addrs.is_empty() {
                 return Err(format!("{host} has no address").into());
             }
@@ -66,9 +65,7 @@ impl OutboundClient {
     pub fn new(policy: AddressPolicy) -> Result<Self, String> {
         let policy = Arc::new(policy);
         let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver {
-                policy: policy.clone(),
-            }))
+            .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
             .redirect(reqwest::redirect::Policy::none())
             // A proxy would connect on our behalf to wherever it is told: bypassing the guard.
             .no_proxy()
@@ -77,11 +74,7 @@ impl OutboundClient {
             .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
-        Ok(OutboundClient {
-            client,
-            policy,
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-        })
+        Ok(OutboundClient { client, policy, max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES })
     }
 
     pub fn with_max_response_bytes(mut self, max: usize) -> Self {
@@ -93,24 +86,17 @@ impl OutboundClient {
     /// by the resolver when the connection is made.
     fn check_url(&self, url: &Url) -> Result<(), OutboundError> {
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(OutboundError::Forbidden(format!(
-                "scheme {} is not allowed",
-                url.scheme()
-            )));
+            return Err(OutboundError::Forbidden(format!("scheme {} is not allowed", url.scheme())));
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(OutboundError::Invalid(
-                "credentials in the URL are not allowed".into(),
-            ));
+            return Err(OutboundError::Invalid("credentials in the URL are not allowed".into()));
         }
         let ip = match url.host() {
             Some(Host::Ipv4(v4)) => IpAddr::V4(v4),
             Some(Host::Ipv6(v6)) => IpAddr::V6(v6),
             Some(Host::Domain(name)) => {
                 // `localhost` never needs a lookup to be known as loopback.
-                if name.eq_ignore_ascii_case("localhost")
-                    || name.to_ascii_lowercase().ends_with(".localhost")
-                {
+                if name.eq_ignore_ascii_case("localhost") || name.to_ascii_lowercase().ends_with(".localhost") {
                     IpAddr::from([127, 0, 0, 1])
                 } else {
                     return Ok(());
@@ -132,15 +118,10 @@ impl OutboundClient {
         body: Option<&Bytes>,
         strip_auth: bool,
     ) -> Result<reqwest::Response, OutboundError> {
-        let mut builder = self
-            .client
-            .request(method.clone(), url.clone())
-            .timeout(request.timeout);
+        let mut builder = self.client.request(method.clone(), url.clone()).timeout(request.timeout);
         for (name, value) in &request.headers {
-            let sensitive = matches!(
-                name.to_ascii_lowercase().as_str(),
-                "authorization" | "cookie" | "proxy-authorization"
-            );
+            let sensitive =
+                matches!(name.to_ascii_lowercase().as_str(), "authorization" | "cookie" | "proxy-authorization");
             if strip_auth && sensitive {
                 continue;
             }
@@ -196,19 +177,12 @@ impl Http for OutboundClient {
         let mut strip_auth = false;
         for _ in 0..=MAX_REDIRECTS {
             self.check_url(&url)?;
-            let mut response = self
-                .send_once(&request, &url, &method, body.as_ref(), strip_auth)
-                .await?;
+            let mut response = self.send_once(&request, &url, &method, body.as_ref(), strip_auth).await?;
             let status = response.status();
             if status.is_redirection() && status != http::StatusCode::NOT_MODIFIED {
-                if let Some(location) = response
-                    .headers()
-                    .get(http::header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                {
-                    let next = url
-                        .join(location)
-                        .map_err(|_| OutboundError::Invalid("bad redirect location".into()))?;
+                if let Some(location) = response.headers().get(http::header::LOCATION).and_then(|v| v.to_str().ok()) {
+                    let next =
+                        url.join(location).map_err(|_| OutboundError::Invalid("bad redirect location".into()))?;
                     // 303, and 301/302 after a POST, turn into a GET without body (as browsers do).
                     if status == http::StatusCode::SEE_OTHER
                         || (matches!(status.as_u16(), 301 | 302) && method == http::Method::POST)
@@ -225,16 +199,9 @@ impl Http for OutboundClient {
             let headers = response
                 .headers()
                 .iter()
-                .filter_map(|(k, v)| {
-                    v.to_str()
-                        .ok()
-                        .map(|v| (k.as_str().to_string(), v.to_string()))
-                })
+                .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
                 .collect();
-            if response
-                .content_length()
-                .is_some_and(|n| n > self.max_response_bytes as u64)
-            {
+            if response.content_length().is_some_and(|n| n > self.max_response_bytes as u64) {
                 return Err(OutboundError::TooLarge(self.max_response_bytes));
             }
             let mut buffer = BytesMut::new();
@@ -244,11 +211,7 @@ impl Http for OutboundClient {
                 }
                 buffer.extend_from_slice(&chunk);
             }
-            return Ok(OutboundResponse {
-                status: status.as_u16(),
-                headers,
-                body: buffer.freeze(),
-            });
+            return Ok(OutboundResponse { status: status.as_u16(), headers, body: buffer.freeze() });
         }
         Err(OutboundError::TooManyRedirects)
     }

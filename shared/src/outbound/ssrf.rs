@@ -24,16 +24,12 @@ impl IpRange {
             Some((a, p)) => (a, Some(p)),
             None => (text, None),
         };
-        let network: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("invalid address range {text:?}"))?;
+        let network: IpAddr = addr.parse().map_err(|_| format!("invalid address range {text:?}"))?;
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("invalid prefix in {text:?}"))?,
+            Some(p) => {
+                p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("invalid prefix in {text:?}"))?
+            }
             None => max,
         };
         Ok(IpRange { network, prefix })
@@ -42,19 +38,11 @@ impl IpRange {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.network, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - u32::from(self.prefix))
-                };
+                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - u32::from(self.prefix))
-                };
+                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -72,11 +60,7 @@ pub struct AddressPolicy {
 impl AddressPolicy {
     /// Parse a comma-separated allow-list (`SWITCHYARD_OUTBOUND_ALLOW`).
     pub fn from_allow_list(text: &str) -> Result<AddressPolicy, String> {
-        let allow = text
-            .split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(IpRange::parse)
-            .collect::<Result<_, _>>()?;
+        let allow = text.split(',').filter(|s| !s.trim().is_empty()).map(IpRange::parse).collect::<Result<_, _>>()?;
         Ok(AddressPolicy { allow })
     }
 
@@ -98,11 +82,7 @@ pub fn forbidden(ip: IpAddr) -> Option<&'static str> {
 }
 
 fn in_v4(ip: Ipv4Addr, net: [u8; 4], prefix: u32) -> bool {
-    let mask = if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - prefix)
-    };
+    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
     u32::from(ip) & mask == u32::from(Ipv4Addr::from(net)) & mask
 }
 
@@ -124,20 +104,13 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
         ([224, 0, 0, 0], 4, "multicast address"),
         ([240, 0, 0, 0], 4, "reserved address"),
     ];
-    RANGES
-        .iter()
-        .find(|(net, prefix, _)| in_v4(ip, *net, *prefix))
-        .map(|(_, _, why)| *why)
+    RANGES.iter().find(|(net, prefix, _)| in_v4(ip, *net, *prefix)).map(|(_, _, why)| *why)
 }
 
 fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
     let bits = u128::from(ip);
     let in_v6 = |net: u128, prefix: u32| {
-        let mask = if prefix == 0 {
-            0
-        } else {
-            u128::MAX << (128 - prefix)
-        };
+        let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
         bits & mask == net & mask
     };
     if ip.is_unspecified() {
@@ -154,55 +127,22 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
     if in_v6(0, 96) {
         return Some(forbidden_v4(low32).unwrap_or("IPv4-compatible address"));
     }
-    if in_v6(0x0064_ff9b_0000_0000_0000_0000_0000_0000, 96)
-        || in_v6(0x0064_ff9b_0001_0000_0000_0000_0000_0000, 48)
-    {
+    if in_v6(0x0064_ff9b_0000_0000_0000_0000_0000_0000, 96) || in_v6(0x0064_ff9b_0001_0000_0000_0000_0000_0000, 48) {
         return Some(forbidden_v4(low32).unwrap_or("NAT64 address"));
     }
     if in_v6(0x2002_0000_0000_0000_0000_0000_0000_0000, 16) {
         return Some("6to4 address");
     }
     const RANGES: &[(u128, u32, &str)] = &[
-        (
-            0x0100_0000_0000_0000_0000_0000_0000_0000,
-            64,
-            "discard-only address",
-        ),
-        (
-            0x2001_0000_0000_0000_0000_0000_0000_0000,
-            32,
-            "Teredo address",
-        ),
-        (
-            0x2001_0db8_0000_0000_0000_0000_0000_0000,
-            32,
-            "documentation address",
-        ),
-        (
-            0xfc00_0000_0000_0000_0000_0000_0000_0000,
-            7,
-            "unique local address",
-        ),
-        (
-            0xfe80_0000_0000_0000_0000_0000_0000_0000,
-            10,
-            "link-local address",
-        ),
-        (
-            0xfec0_0000_0000_0000_0000_0000_0000_0000,
-            10,
-            "site-local address",
-        ),
-        (
-            0xff00_0000_0000_0000_0000_0000_0000_0000,
-            8,
-            "multicast address",
-        ),
+        (0x0100_0000_0000_0000_0000_0000_0000_0000, 64, "discard-only address"),
+        (0x2001_0000_0000_0000_0000_0000_0000_0000, 32, "Teredo address"),
+        (0x2001_0db8_0000_0000_0000_0000_0000_0000, 32, "documentation address"),
+        (0xfc00_0000_0000_0000_0000_0000_0000_0000, 7, "unique local address"),
+        (0xfe80_0000_0000_0000_0000_0000_0000_0000, 10, "link-local address"),
+        (0xfec0_0000_0000_0000_0000_0000_0000_0000, 10, "site-local address"),
+        (0xff00_0000_0000_0000_0000_0000_0000_0000, 8, "multicast address"),
     ];
-    RANGES
-        .iter()
-        .find(|(net, prefix, _)| in_v6(*net, *prefix))
-        .map(|(_, _, why)| *why)
+    RANGES.iter().find(|(net, prefix, _)| in_v6(*net, *prefix)).map(|(_, _, why)| *why)
 }
 
 #[cfg(test)]
@@ -241,12 +181,7 @@ mod tests {
 
     #[test]
     fn allows_public_addresses_and_the_allow_list() {
-        for ip in [
-            "93.184.215.14",
-            "140.82.112.3",
-            "2606:4700::6810:85e5",
-            "::ffff:8.8.8.8",
-        ] {
+        for ip in ["93.184.215.14", "140.82.112.3", "2606:4700::6810:85e5", "::ffff:8.8.8.8"] {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(forbidden(ip), None, "{ip} must be allowed");
         }

@@ -31,18 +31,13 @@ impl Principal {
         if self.role.allows(permission) {
             Ok(())
         } else {
-            Err(AppError::Forbidden(format!(
-                "this API key's role may not {}",
-                permission_text(permission)
-            )))
+            Err(AppError::Forbidden(format!("this API key's role may not {}", permission_text(permission))))
         }
     }
 
     /// The space the request acts on.
     pub fn space(&self) -> Result<&SpaceId, AppError> {
-        self.space
-            .as_ref()
-            .ok_or_else(|| AppError::bad_request(format!("the {SPACE_HEADER} header is required")))
+        self.space.as_ref().ok_or_else(|| AppError::bad_request(format!("the {SPACE_HEADER} header is required")))
     }
 
     /// Refuse a tenant-bound key acting for another tenant. The refusal is a 404, the same as
@@ -56,14 +51,9 @@ impl Principal {
 
     /// The tenant named by the request (path, else header), checked against the key.
     pub fn tenant_from(&self, from_path: Option<&str>) -> Result<TenantId, AppError> {
-        let text = from_path
-            .map(str::to_string)
-            .or_else(|| self.tenant.as_ref().map(ToString::to_string))
-            .ok_or_else(|| {
-                AppError::bad_request(format!(
-                    "name the tenant in the path or the {TENANT_HEADER} header"
-                ))
-            })?;
+        let text = from_path.map(str::to_string).or_else(|| self.tenant.as_ref().map(ToString::to_string)).ok_or_else(
+            || AppError::bad_request(format!("name the tenant in the path or the {TENANT_HEADER} header")),
+        )?;
         let tenant = TenantId::parse(text).map_err(|e| AppError::bad_request(e.to_string()))?;
         self.check_tenant(&tenant)?;
         Ok(tenant)
@@ -71,20 +61,14 @@ impl Principal {
 }
 
 fn permission_text(p: Permission) -> String {
-    serde_json::to_value(p)
-        .ok()
-        .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
-        .unwrap_or_default()
+    serde_json::to_value(p).ok().and_then(|v| v.as_str().map(|s| s.replace('_', " "))).unwrap_or_default()
 }
 
 /// The key presented, from `x-fastn-api-key` or a bearer token.
 fn presented_key(req: &Request) -> Option<&str> {
     header(req, API_KEY_HEADER).or_else(|| {
         header(req, "authorization")
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
     })
 }
@@ -100,9 +84,7 @@ async fn admin_key(p: &Platform) -> Result<Option<String>, AppError> {
             let client = p
                 .secrets_manager
                 .as_ref()
-                .ok_or_else(|| AppError::Unavailable {
-                    detail: "admin key secret configured without AWS".into(),
-                })?;
+                .ok_or_else(|| AppError::Unavailable { detail: "admin key secret configured without AWS".into() })?;
             let key = crate::aws::read_secret_string(client, id).await?;
             p.caches.admin_key.put((), key.clone());
             Ok(key)
@@ -113,8 +95,7 @@ async fn admin_key(p: &Platform) -> Result<Option<String>, AppError> {
 /// Authenticate a request. Missing or unknown keys are 401; a space header that does not match
 /// the key's space is 401 too (the key is not valid for that space).
 pub async fn authenticate(p: &Platform, req: &Request) -> Result<Principal, AppError> {
-    let key = presented_key(req)
-        .ok_or_else(|| AppError::Unauthorized(format!("missing {API_KEY_HEADER} header")))?;
+    let key = presented_key(req).ok_or_else(|| AppError::Unauthorized(format!("missing {API_KEY_HEADER} header")))?;
     if key.len() > 512 {
         return Err(AppError::Unauthorized("invalid API key".into()));
     }
@@ -135,13 +116,10 @@ pub async fn authenticate(p: &Platform, req: &Request) -> Result<Principal, AppE
             });
         }
     }
-    let record = tenancy::find_api_key(p, key)
-        .await?
-        .ok_or_else(|| AppError::Unauthorized("invalid API key".into()))?;
+    let record =
+        tenancy::find_api_key(p, key).await?.ok_or_else(|| AppError::Unauthorized("invalid API key".into()))?;
     if space_header.as_ref().is_some_and(|s| s != &record.space) {
-        return Err(AppError::Unauthorized(
-            "this API key is not valid for that space".into(),
-        ));
+        return Err(AppError::Unauthorized("this API key is not valid for that space".into()));
     }
     let tenant = match (&record.tenant, tenant_header) {
         (Some(bound), Some(asked)) if bound != &asked => {
@@ -150,11 +128,5 @@ pub async fn authenticate(p: &Platform, req: &Request) -> Result<Principal, AppE
         (Some(bound), _) => Some(bound.clone()),
         (None, asked) => asked,
     };
-    Ok(Principal {
-        role: record.role,
-        space: Some(record.space),
-        tenant,
-        key_id: Some(record.id),
-        tools: record.tools,
-    })
+    Ok(Principal { role: record.role, space: Some(record.space), tenant, key_id: Some(record.id), tools: record.tools })
 }

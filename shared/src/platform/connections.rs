@@ -16,9 +16,7 @@ use super::{Platform, lease};
 use crate::domain::connector::{ConnectorSpec, HmacConfig};
 use crate::domain::ids::{ConnectorId, SpaceId, TenantId};
 use crate::domain::keys;
-use crate::ports::{
-    Condition, Item, PortError, Query, SecretDocument, SecretOwner, Secrets, query_all,
-};
+use crate::ports::{Condition, Item, PortError, Query, SecretDocument, SecretOwner, Secrets, query_all};
 use crate::webhook::signature::SigningSecret;
 
 /// How long a secrets lease may be held before it expires on its own.
@@ -61,10 +59,7 @@ pub struct CredentialStatus {
 }
 
 pub fn owner(space: &SpaceId, tenant: &TenantId) -> SecretOwner {
-    SecretOwner {
-        space: space.to_string(),
-        tenant: tenant.to_string(),
-    }
+    SecretOwner { space: space.to_string(), tenant: tenant.to_string() }
 }
 
 pub async fn get_settings(
@@ -73,11 +68,7 @@ pub async fn get_settings(
     tenant: &TenantId,
     connector: &ConnectorId,
 ) -> Result<Option<ConnectorSettings>, AppError> {
-    Ok(p.store
-        .get(&keys::connector_settings(space, tenant, connector))
-        .await?
-        .map(|i| i.parse())
-        .transpose()?)
+    Ok(p.store.get(&keys::connector_settings(space, tenant, connector)).await?.map(|i| i.parse()).transpose()?)
 }
 
 /// The settings, cached per container for `CACHE_TTL` (the webhook hot path reads them for
@@ -102,16 +93,9 @@ pub async fn list_settings(
     space: &SpaceId,
     tenant: &TenantId,
 ) -> Result<Vec<ConnectorSettings>, AppError> {
-    let items = query_all(
-        p.store.as_ref(),
-        Query::prefix(keys::tenant_pk(space, tenant), keys::CONNECTOR_PREFIX),
-        500,
-    )
-    .await?;
-    Ok(items
-        .iter()
-        .map(|i| i.parse())
-        .collect::<Result<Vec<_>, _>>()?)
+    let items =
+        query_all(p.store.as_ref(), Query::prefix(keys::tenant_pk(space, tenant), keys::CONNECTOR_PREFIX), 500).await?;
+    Ok(items.iter().map(|i| i.parse()).collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Read-modify-write the settings item with optimistic concurrency (retried on conflict).
@@ -126,11 +110,7 @@ pub async fn update_settings(
     for _ in 0..5 {
         let existing = p.store.get(&key).await?;
         let (mut settings, condition, version) = match &existing {
-            Some(item) => (
-                item.parse::<ConnectorSettings>()?,
-                Condition::IfVersion(item.version),
-                item.version + 1,
-            ),
+            Some(item) => (item.parse::<ConnectorSettings>()?, Condition::IfVersion(item.version), item.version + 1),
             None => (
                 ConnectorSettings {
                     connector: connector.clone(),
@@ -149,50 +129,29 @@ pub async fn update_settings(
         change(&mut settings);
         settings.updated_at = p.now_ms();
         let value = serde_json::to_value(&settings).unwrap_or(Value::Null);
-        match p
-            .store
-            .put(
-                Item::new(key.clone(), value).with_version(version),
-                condition,
-            )
-            .await
-        {
+        match p.store.put(Item::new(key.clone(), value).with_version(version), condition).await {
             Ok(()) => {
-                p.caches
-                    .connector_settings
-                    .remove(&(keys::tenant_pk(space, tenant), connector.to_string()));
+                p.caches.connector_settings.remove(&(keys::tenant_pk(space, tenant), connector.to_string()));
                 return Ok(settings);
             }
             Err(PortError::ConditionFailed) => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    Err(AppError::Conflict(
-        "connector settings are being changed concurrently; retry".into(),
-    ))
+    Err(AppError::Conflict("connector settings are being changed concurrently; retry".into()))
 }
 
 /// Check tenant settings against the connector's declared settings: known names, allowed
 /// characters only (they end up in URLs), required ones present.
-pub fn validate_settings(
-    spec: &ConnectorSpec,
-    settings: &Map<String, Value>,
-) -> Result<(), AppError> {
+pub fn validate_settings(spec: &ConnectorSpec, settings: &Map<String, Value>) -> Result<(), AppError> {
     for (name, value) in settings {
         let declared = spec
             .settings
             .iter()
             .find(|s| &s.name == name)
-            .ok_or_else(|| {
-                AppError::bad_request(format!("connector {} has no setting {name:?}", spec.id))
-            })?;
-        let text = value
-            .as_str()
-            .ok_or_else(|| AppError::bad_request(format!("setting {name:?} must be a string")))?;
-        if text.is_empty()
-            || text.len() > 253
-            || !text.chars().all(|c| charset_allows(&declared.charset, c))
-        {
+            .ok_or_else(|| AppError::bad_request(format!("connector {} has no setting {name:?}", spec.id)))?;
+        let text = value.as_str().ok_or_else(|| AppError::bad_request(format!("setting {name:?} must be a string")))?;
+        if text.is_empty() || text.len() > 253 || !text.chars().all(|c| charset_allows(&declared.charset, c)) {
             return Err(AppError::bad_request(format!(
                 "setting {name:?} may only contain the characters [{}]",
                 declared.charset
@@ -201,10 +160,7 @@ pub fn validate_settings(
     }
     for declared in spec.settings.iter().filter(|s| s.required) {
         if !settings.contains_key(&declared.name) {
-            return Err(AppError::bad_request(format!(
-                "connector {} needs the setting {:?}",
-                spec.id, declared.name
-            )));
+            return Err(AppError::bad_request(format!("connector {} needs the setting {:?}", spec.id, declared.name)));
         }
     }
     Ok(())
@@ -238,55 +194,33 @@ pub async fn modify_secret_document<T>(
     change: impl FnOnce(&mut SecretDocument) -> Result<T, AppError>,
 ) -> Result<T, AppError> {
     let who = owner(space, tenant);
-    lease::with_lease(
-        p,
-        keys::lease(space, tenant, "secrets"),
-        LEASE_TTL,
-        LEASE_WAIT,
-        || async {
-            let mut document = p.secrets.get_fresh(&who).await?.unwrap_or_default();
-            let result = change(&mut document)?;
-            p.secrets.put(&who, &document).await?;
-            Ok::<T, AppError>(result)
-        },
-    )
+    lease::with_lease(p, keys::lease(space, tenant, "secrets"), LEASE_TTL, LEASE_WAIT, || async {
+        let mut document = p.secrets.get_fresh(&who).await?.unwrap_or_default();
+        let result = change(&mut document)?;
+        p.secrets.put(&who, &document).await?;
+        Ok::<T, AppError>(result)
+    })
     .await
 }
 
 /// The part of the secret document for one connector, created if missing.
-pub fn connector_entry<'d>(
-    document: &'d mut SecretDocument,
-    connector: &ConnectorId,
-) -> &'d mut Map<String, Value> {
+pub fn connector_entry<'d>(document: &'d mut SecretDocument, connector: &ConnectorId) -> &'d mut Map<String, Value> {
     let connectors = document.0.entry("connectors").or_insert_with(|| json!({}));
     if !connectors.is_object() {
         *connectors = json!({});
     }
-    let Value::Object(connectors) = connectors else {
-        unreachable!("made an object above")
-    };
-    let entry = connectors
-        .entry(connector.to_string())
-        .or_insert_with(|| json!({}));
+    let Value::Object(connectors) = connectors else { unreachable!("made an object above") };
+    let entry = connectors.entry(connector.to_string()).or_insert_with(|| json!({}));
     if !entry.is_object() {
         *entry = json!({});
     }
-    let Value::Object(entry) = entry else {
-        unreachable!("made an object above")
-    };
+    let Value::Object(entry) = entry else { unreachable!("made an object above") };
     entry
 }
 
 /// The read-only view of a connector's part of the document.
-pub fn connector_view<'d>(
-    document: &'d SecretDocument,
-    connector: &ConnectorId,
-) -> Option<&'d Map<String, Value>> {
-    document
-        .0
-        .get("connectors")?
-        .get(connector.as_str())?
-        .as_object()
+pub fn connector_view<'d>(document: &'d SecretDocument, connector: &ConnectorId) -> Option<&'d Map<String, Value>> {
+    document.0.get("connectors")?.get(connector.as_str())?.as_object()
 }
 
 /// Set (or rotate) a connector's webhook signing secret. The replaced secret keeps verifying
@@ -299,19 +233,13 @@ pub async fn set_webhook_secret(
     secret: &str,
 ) -> Result<ConnectorSettings, AppError> {
     if secret.len() < 8 || secret.len() > 1024 {
-        return Err(AppError::bad_request(
-            "a webhook secret must be 8 to 1024 characters",
-        ));
+        return Err(AppError::bad_request("a webhook secret must be 8 to 1024 characters"));
     }
     let now = p.now_ms();
     let until = now + p.settings.webhook.rotation_window_secs * 1000;
     let rotated = modify_secret_document(p, space, tenant, |document| {
         let entry = connector_entry(document, connector);
-        let previous = entry
-            .get("webhook")
-            .and_then(|w| w.get("current"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let previous = entry.get("webhook").and_then(|w| w.get("current")).and_then(Value::as_str).map(str::to_string);
         let rotated = previous.is_some();
         let mut webhook = json!({"current": secret});
         if let Some(previous) = previous.filter(|prev| prev != secret) {
@@ -349,10 +277,7 @@ pub async fn webhook_secrets(
     if let Some(current) = webhook.get("current").and_then(Value::as_str) {
         secrets.push(SigningSecret::new(current));
     }
-    let until = webhook
-        .get("previous_until")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
+    let until = webhook.get("previous_until").and_then(Value::as_i64).unwrap_or(0);
     if let Some(previous) = webhook.get("previous").and_then(Value::as_str) {
         if until > p.now_ms() {
             secrets.push(SigningSecret::new(previous));

@@ -11,11 +11,7 @@ use crate::ports::PortError;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AppError {
     #[error("{message}")]
-    BadRequest {
-        code: &'static str,
-        message: String,
-        details: Option<Value>,
-    },
+    BadRequest { code: &'static str, message: String, details: Option<Value> },
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -31,10 +27,7 @@ pub enum AppError {
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{message}")]
-    TooManyRequests {
-        message: String,
-        retry_after_secs: u64,
-    },
+    TooManyRequests { message: String, retry_after_secs: u64 },
     /// A dependency failed; the caller should retry. The detail is logged, not returned.
     #[error("service temporarily unavailable")]
     Unavailable { detail: String },
@@ -42,19 +35,11 @@ pub enum AppError {
 
 impl AppError {
     pub fn bad_request(message: impl Into<String>) -> Self {
-        AppError::BadRequest {
-            code: "bad_request",
-            message: message.into(),
-            details: None,
-        }
+        AppError::BadRequest { code: "bad_request", message: message.into(), details: None }
     }
     /// A 400 with a specific code; `details` (unless null) says where the problem is.
     pub fn invalid(code: &'static str, message: impl Into<String>, details: Value) -> Self {
-        AppError::BadRequest {
-            code,
-            message: message.into(),
-            details: (!details.is_null()).then_some(details),
-        }
+        AppError::BadRequest { code, message: message.into(), details: (!details.is_null()).then_some(details) }
     }
     pub fn not_found(what: impl Into<String>) -> Self {
         AppError::NotFound(what.into())
@@ -92,11 +77,7 @@ impl AppError {
 
     pub fn body(&self) -> Value {
         let mut error = json!({"code": self.code(), "message": self.to_string()});
-        if let AppError::BadRequest {
-            details: Some(details),
-            ..
-        } = self
-        {
+        if let AppError::BadRequest { details: Some(details), .. } = self {
             error["details"] = details.clone();
         }
         json!({ "error": error })

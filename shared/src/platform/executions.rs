@@ -25,12 +25,7 @@ pub async fn get_execution(
     Ok(p.store
         .get(&keys::execution(space, tenant, id))
         .await?
-        .map(|item: Item| {
-            Ok::<_, AppError>(StoredExecution {
-                execution: item.parse()?,
-                version: item.version,
-            })
-        })
+        .map(|item: Item| Ok::<_, AppError>(StoredExecution { execution: item.parse()?, version: item.version }))
         .transpose()?)
 }
 
@@ -43,17 +38,11 @@ pub async fn get_steps(
 ) -> Result<Vec<StepRecord>, AppError> {
     let items = query_all(
         p.store.as_ref(),
-        Query::prefix(
-            keys::execution_steps_pk(space, tenant, id),
-            keys::STEP_PREFIX,
-        ),
+        Query::prefix(keys::execution_steps_pk(space, tenant, id), keys::STEP_PREFIX),
         2000,
     )
     .await?;
-    Ok(items
-        .iter()
-        .map(|i| i.parse())
-        .collect::<Result<Vec<_>, _>>()?)
+    Ok(items.iter().map(|i| i.parse()).collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Filters of the execution listing.
@@ -96,10 +85,7 @@ pub async fn list_executions(
         (None, Some(until)) => {
             // The smallest id at `until`: everything before it was created earlier.
             let bound = ulid::Ulid::from_parts(until.max(0) as u64, 0);
-            Some(cursor::encode(&format!(
-                "{}ex_{bound}",
-                keys::EXECUTION_PREFIX
-            )))
+            Some(cursor::encode(&format!("{}ex_{bound}", keys::EXECUTION_PREFIX)))
         }
         (None, None) => None,
     };

@@ -68,13 +68,7 @@ fn invalidate(p: &Platform, owner: &FlowOwner) {
 const MAX_FLOWS_PER_OWNER: usize = 1000;
 
 async fn count_flows(p: &Platform, owner: &FlowOwner) -> Result<usize, AppError> {
-    Ok(query_all(
-        p.store.as_ref(),
-        Query::prefix(owner.pk(), keys::FLOW_PREFIX),
-        MAX_FLOWS_PER_OWNER + 1,
-    )
-    .await?
-    .len())
+    Ok(query_all(p.store.as_ref(), Query::prefix(owner.pk(), keys::FLOW_PREFIX), MAX_FLOWS_PER_OWNER + 1).await?.len())
 }
 
 /// Create a flow from a validated definition. `limit` is the plan's flows-per-tenant quota.
@@ -86,10 +80,7 @@ pub async fn create_flow(
     limit: Option<u64>,
 ) -> Result<FlowRecord, AppError> {
     let count = count_flows(p, &owner).await?;
-    let max = limit
-        .map(|l| l as usize)
-        .unwrap_or(MAX_FLOWS_PER_OWNER)
-        .min(MAX_FLOWS_PER_OWNER);
+    let max = limit.map(|l| l as usize).unwrap_or(MAX_FLOWS_PER_OWNER).min(MAX_FLOWS_PER_OWNER);
     if count >= max {
         return Err(AppError::TooManyRequests {
             message: format!("flow limit of {max} reached for this plan"),
@@ -110,13 +101,8 @@ pub async fn create_flow(
         created_at: now,
         updated_at: now,
     };
-    let version = FlowVersion {
-        id: id.clone(),
-        owner: owner.clone(),
-        version: 1,
-        definition: definition_value,
-        created_at: now,
-    };
+    let version =
+        FlowVersion { id: id.clone(), owner: owner.clone(), version: 1, definition: definition_value, created_at: now };
     let result = p
         .store
         .transact(vec![
@@ -135,9 +121,7 @@ pub async fn create_flow(
             invalidate(p, &owner);
             Ok(record)
         }
-        Err(PortError::TransactionCancelled { .. }) => {
-            Err(AppError::Conflict(format!("flow {id} already exists")))
-        }
+        Err(PortError::TransactionCancelled { .. }) => Err(AppError::Conflict(format!("flow {id} already exists"))),
         Err(e) => Err(e.into()),
     }
 }
@@ -184,10 +168,7 @@ pub async fn update_flow(
                 condition: Condition::IfVersion(item.version),
             },
             WriteOp::Put {
-                item: Item::new(
-                    keys::flow_version(owner, id, record.version),
-                    to_value(&version),
-                ),
+                item: Item::new(keys::flow_version(owner, id, record.version), to_value(&version)),
                 condition: Condition::IfAbsent,
             },
         ])
@@ -222,11 +203,7 @@ pub async fn set_flow_status(
 
 /// Delete a flow's head. Its versions stay, so executions in flight can finish.
 pub async fn delete_flow(p: &Platform, owner: &FlowOwner, id: &FlowId) -> Result<(), AppError> {
-    match p
-        .store
-        .delete(&keys::flow(owner, id), Condition::IfExists)
-        .await
-    {
+    match p.store.delete(&keys::flow(owner, id), Condition::IfExists).await {
         Ok(()) => {
             invalidate(p, owner);
             Ok(())
@@ -236,16 +213,8 @@ pub async fn delete_flow(p: &Platform, owner: &FlowOwner, id: &FlowId) -> Result
     }
 }
 
-pub async fn get_flow(
-    p: &Platform,
-    owner: &FlowOwner,
-    id: &FlowId,
-) -> Result<Option<FlowRecord>, AppError> {
-    Ok(p.store
-        .get(&keys::flow(owner, id))
-        .await?
-        .map(|i| i.parse())
-        .transpose()?)
+pub async fn get_flow(p: &Platform, owner: &FlowOwner, id: &FlowId) -> Result<Option<FlowRecord>, AppError> {
+    Ok(p.store.get(&keys::flow(owner, id)).await?.map(|i| i.parse()).transpose()?)
 }
 
 pub async fn list_flows(
@@ -254,21 +223,8 @@ pub async fn list_flows(
     limit: u32,
     cursor: Option<String>,
 ) -> Result<(Vec<FlowRecord>, Option<String>), AppError> {
-    let page = p
-        .store
-        .query(
-            &Query::prefix(owner.pk(), keys::FLOW_PREFIX)
-                .limit(limit)
-                .after(cursor),
-        )
-        .await?;
-    Ok((
-        page.items
-            .iter()
-            .map(|i| i.parse())
-            .collect::<Result<Vec<_>, _>>()?,
-        page.next,
-    ))
+    let page = p.store.query(&Query::prefix(owner.pk(), keys::FLOW_PREFIX).limit(limit).after(cursor)).await?;
+    Ok((page.items.iter().map(|i| i.parse()).collect::<Result<Vec<_>, _>>()?, page.next))
 }
 
 /// A pinned version (immutable, so cached per container without expiry concerns).
@@ -302,17 +258,9 @@ async fn active_flows(p: &Platform, owner: &FlowOwner) -> Result<Arc<Vec<FlowRec
     if let Some(found) = p.caches.triggers.get(&key) {
         return Ok(found);
     }
-    let items = query_all(
-        p.store.as_ref(),
-        Query::prefix(owner.pk(), keys::FLOW_PREFIX),
-        MAX_FLOWS_PER_OWNER,
-    )
-    .await?;
-    let flows: Vec<FlowRecord> = items
-        .iter()
-        .filter_map(|i| i.parse::<FlowRecord>().ok())
-        .filter(|f| f.status == FlowStatus::Active)
-        .collect();
+    let items = query_all(p.store.as_ref(), Query::prefix(owner.pk(), keys::FLOW_PREFIX), MAX_FLOWS_PER_OWNER).await?;
+    let flows: Vec<FlowRecord> =
+        items.iter().filter_map(|i| i.parse::<FlowRecord>().ok()).filter(|f| f.status == FlowStatus::Active).collect();
     let flows = Arc::new(flows);
     p.caches.triggers.put(key, flows.clone());
     Ok(flows)
@@ -326,23 +274,10 @@ pub async fn flows_for_webhook(
     connector: &ConnectorId,
     event_type: &str,
 ) -> Result<Vec<FlowRecord>, AppError> {
-    let space_owner = FlowOwner::Space {
-        space: tenant.space.id.clone(),
-    };
-    let tenant_owner = FlowOwner::Tenant {
-        space: tenant.space.id.clone(),
-        tenant: tenant.tenant.id.clone(),
-    };
-    let (shared, own) = futures::try_join!(
-        active_flows(p, &space_owner),
-        active_flows(p, &tenant_owner)
-    )?;
-    Ok(shared
-        .iter()
-        .chain(own.iter())
-        .filter(|f| f.trigger.matches_webhook(connector, event_type))
-        .cloned()
-        .collect())
+    let space_owner = FlowOwner::Space { space: tenant.space.id.clone() };
+    let tenant_owner = FlowOwner::Tenant { space: tenant.space.id.clone(), tenant: tenant.tenant.id.clone() };
+    let (shared, own) = futures::try_join!(active_flows(p, &space_owner), active_flows(p, &tenant_owner))?;
+    Ok(shared.iter().chain(own.iter()).filter(|f| f.trigger.matches_webhook(connector, event_type)).cloned().collect())
 }
 
 /// Active flows with a given kind of trigger, for the scheduler and the poller.
@@ -351,12 +286,7 @@ pub async fn flows_with_trigger(
     owner: &FlowOwner,
     wanted: impl Fn(&Trigger) -> bool,
 ) -> Result<Vec<FlowRecord>, AppError> {
-    Ok(active_flows(p, owner)
-        .await?
-        .iter()
-        .filter(|f| wanted(&f.trigger))
-        .cloned()
-        .collect())
+    Ok(active_flows(p, owner).await?.iter().filter(|f| wanted(&f.trigger)).cloned().collect())
 }
 
 /// Resolve a flow visible to a tenant: its own first, then the space's.
@@ -365,40 +295,22 @@ pub async fn find_flow_for_tenant(
     tenant: &ResolvedTenant,
     id: &FlowId,
 ) -> Result<Option<FlowRecord>, AppError> {
-    let own = FlowOwner::Tenant {
-        space: tenant.space.id.clone(),
-        tenant: tenant.tenant.id.clone(),
-    };
+    let own = FlowOwner::Tenant { space: tenant.space.id.clone(), tenant: tenant.tenant.id.clone() };
     if let Some(flow) = get_flow(p, &own, id).await? {
         return Ok(Some(flow));
     }
-    get_flow(
-        p,
-        &FlowOwner::Space {
-            space: tenant.space.id.clone(),
-        },
-        id,
-    )
-    .await
+    get_flow(p, &FlowOwner::Space { space: tenant.space.id.clone() }, id).await
 }
 
 /// The owner of a tenant's own flows.
 pub fn tenant_owner(tenant: &ResolvedTenant) -> FlowOwner {
-    FlowOwner::Tenant {
-        space: tenant.space.id.clone(),
-        tenant: tenant.tenant.id.clone(),
-    }
+    FlowOwner::Tenant { space: tenant.space.id.clone(), tenant: tenant.tenant.id.clone() }
 }
 
 /// The owner for a tenant id within a space.
 pub fn owner_for(space: &crate::domain::ids::SpaceId, tenant: Option<&TenantId>) -> FlowOwner {
     match tenant {
-        Some(t) => FlowOwner::Tenant {
-            space: space.clone(),
-            tenant: t.clone(),
-        },
-        None => FlowOwner::Space {
-            space: space.clone(),
-        },
+        Some(t) => FlowOwner::Tenant { space: space.clone(), tenant: t.clone() },
+        None => FlowOwner::Space { space: space.clone() },
     }
 }

@@ -27,10 +27,7 @@ pub fn json(status: u16, value: &Value) -> Response {
 }
 
 pub fn empty(status: u16) -> Response {
-    http::Response::builder()
-        .status(status)
-        .body(Bytes::new())
-        .unwrap_or_else(|_| http::Response::new(Bytes::new()))
+    http::Response::builder().status(status).body(Bytes::new()).unwrap_or_else(|_| http::Response::new(Bytes::new()))
 }
 
 /// The response for an error; dependency failures are logged here with their detail.
@@ -39,51 +36,29 @@ pub fn error(e: &AppError) -> Response {
         tracing::error!(%detail, "dependency unavailable");
     }
     let mut response = json(e.status(), &e.body());
-    if let AppError::TooManyRequests {
-        retry_after_secs, ..
-    } = e
-    {
+    if let AppError::TooManyRequests { retry_after_secs, .. } = e {
         if let Ok(v) = http::HeaderValue::from_str(&retry_after_secs.to_string()) {
             response.headers_mut().insert(http::header::RETRY_AFTER, v);
         }
     }
     if let AppError::Unavailable { .. } = e {
-        response.headers_mut().insert(
-            http::header::RETRY_AFTER,
-            http::HeaderValue::from_static("5"),
-        );
+        response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("5"));
     }
     response
 }
 
 pub fn header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
-    req.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
+    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
 /// Decoded query parameters (last one wins).
 pub fn query(req: &Request) -> HashMap<String, String> {
-    req.uri()
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default()
+    req.uri().query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
 }
 
 /// Decoded, non-empty path segments.
 pub fn segments(req: &Request) -> Vec<String> {
-    req.uri()
-        .path()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| percent_decode(s))
-        .collect()
+    req.uri().path().split('/').filter(|s| !s.is_empty()).map(|s| percent_decode(s)).collect()
 }
 
 fn percent_decode(s: &str) -> String {
@@ -96,21 +71,12 @@ fn percent_decode(s: &str) -> String {
 /// Parse a JSON request body into `T`, with a 4xx naming the problem.
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, AppError> {
     if req.body().len() > MAX_JSON_BODY {
-        return Err(AppError::PayloadTooLarge(format!(
-            "body larger than {MAX_JSON_BODY} bytes"
-        )));
+        return Err(AppError::PayloadTooLarge(format!("body larger than {MAX_JSON_BODY} bytes")));
     }
     if let Some(ct) = header(req, "content-type") {
-        let media = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         if media != "application/json" && !media.ends_with("+json") {
-            return Err(AppError::UnsupportedMediaType(format!(
-                "expected application/json, got {media}"
-            )));
+            return Err(AppError::UnsupportedMediaType(format!("expected application/json, got {media}")));
         }
     }
     if req.body().is_empty() {
@@ -118,15 +84,7 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, AppError> {
     }
     serde_json::from_slice(req.body()).map_err(|e| {
         let message = e.to_string();
-        let message = message
-            .split(" at line ")
-            .next()
-            .unwrap_or(&message)
-            .to_string();
-        AppError::invalid(
-            "invalid_body",
-            format!("invalid JSON body: {message}"),
-            Value::Null,
-        )
+        let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+        AppError::invalid("invalid_body", format!("invalid JSON body: {message}"), Value::Null)
     })
 }

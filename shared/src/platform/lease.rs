@@ -19,12 +19,7 @@ pub struct Lease {
 }
 
 /// Take the lease at `key`, waiting up to `wait` for the current holder.
-pub async fn acquire(
-    p: &Platform,
-    key: Key,
-    ttl: Duration,
-    wait: Duration,
-) -> Result<Lease, PortError> {
+pub async fn acquire(p: &Platform, key: Key, ttl: Duration, wait: Duration) -> Result<Lease, PortError> {
     let deadline = tokio::time::Instant::now() + wait;
     let mut pause = Duration::from_millis(20);
     loop {
@@ -32,9 +27,7 @@ pub async fn acquire(
         // A random version tells our lease from a successor's when releasing.
         let version = u64::from(rand::random::<u32>()) + 1;
         let expires = now.div_euclid(1000) + ttl.as_secs().max(1) as i64;
-        let item = Item::new(key.clone(), json!({"acquired_at": now}))
-            .with_version(version)
-            .expiring_at(expires);
+        let item = Item::new(key.clone(), json!({"acquired_at": now})).with_version(version).expiring_at(expires);
         match p.store.put(item, Condition::IfAbsent).await {
             Ok(()) => return Ok(Lease { key, version }),
             Err(PortError::ConditionFailed) => {
@@ -52,11 +45,7 @@ pub async fn acquire(
 impl Lease {
     /// Give the lease back (if it expired and someone else holds it now, leave theirs alone).
     pub async fn release(self, p: &Platform) {
-        match p
-            .store
-            .delete(&self.key, Condition::IfVersion(self.version))
-            .await
-        {
+        match p.store.delete(&self.key, Condition::IfVersion(self.version)).await {
             Ok(()) | Err(PortError::ConditionFailed) => {}
             Err(e) => {
                 tracing::warn!(lease = %self.key.sk, error = %e, "lease release failed; it will expire")
@@ -66,13 +55,7 @@ impl Lease {
 }
 
 /// Run `f` while holding the lease at `key`.
-pub async fn with_lease<T, E, F, Fut>(
-    p: &Platform,
-    key: Key,
-    ttl: Duration,
-    wait: Duration,
-    f: F,
-) -> Result<T, E>
+pub async fn with_lease<T, E, F, Fut>(p: &Platform, key: Key, ttl: Duration, wait: Duration, f: F) -> Result<T, E>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,

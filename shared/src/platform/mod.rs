@@ -104,18 +104,13 @@ pub struct Settings {
 pub struct ConfigError(pub String);
 
 fn env(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
+    std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
 }
 
 fn env_number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError> {
     match env(name) {
         None => Ok(default),
-        Some(v) => v
-            .parse()
-            .map_err(|_| ConfigError(format!("{name}={v:?} is not a number"))),
+        Some(v) => v.parse().map_err(|_| ConfigError(format!("{name}={v:?} is not a number"))),
     }
 }
 
@@ -128,18 +123,14 @@ impl Settings {
         let backend = match env("SWITCHYARD_BACKEND").as_deref() {
             Some("aws") => Backend::Aws,
             Some("embedded") => Backend::Embedded {
-                path: env("SWITCHYARD_DB")
-                    .unwrap_or_else(|| crate::embedded::DEFAULT_DB_PATH.into()),
+                path: env("SWITCHYARD_DB").unwrap_or_else(|| crate::embedded::DEFAULT_DB_PATH.into()),
             },
             Some(other) => {
-                return Err(ConfigError(format!(
-                    "SWITCHYARD_BACKEND={other:?}: expected `aws` or `embedded`"
-                )));
+                return Err(ConfigError(format!("SWITCHYARD_BACKEND={other:?}: expected `aws` or `embedded`")));
             }
             None if in_lambda => Backend::Aws,
             None => Backend::Embedded {
-                path: env("SWITCHYARD_DB")
-                    .unwrap_or_else(|| crate::embedded::DEFAULT_DB_PATH.into()),
+                path: env("SWITCHYARD_DB").unwrap_or_else(|| crate::embedded::DEFAULT_DB_PATH.into()),
             },
         };
         let mut urls = HashMap::new();
@@ -153,16 +144,11 @@ impl Settings {
                 urls.insert(queue, url);
             }
         }
-        let admin_key = match (
-            env("SWITCHYARD_ADMIN_KEY"),
-            env("SWITCHYARD_ADMIN_KEY_SECRET"),
-        ) {
+        let admin_key = match (env("SWITCHYARD_ADMIN_KEY"), env("SWITCHYARD_ADMIN_KEY_SECRET")) {
             (_, Some(secret_id)) => AdminKeySource::Secret(secret_id),
             (Some(key), None) if key.len() >= 16 => AdminKeySource::Value(key),
             (Some(_), None) => {
-                return Err(ConfigError(
-                    "SWITCHYARD_ADMIN_KEY must be at least 16 characters".into(),
-                ));
+                return Err(ConfigError("SWITCHYARD_ADMIN_KEY must be at least 16 characters".into()));
             }
             // The development key only ever exists with the embedded backend, which no AWS
             // deployment uses.
@@ -171,9 +157,8 @@ impl Settings {
             }
             (None, None) => AdminKeySource::None,
         };
-        let outbound =
-            AddressPolicy::from_allow_list(&env("SWITCHYARD_OUTBOUND_ALLOW").unwrap_or_default())
-                .map_err(|e| ConfigError(format!("SWITCHYARD_OUTBOUND_ALLOW: {e}")))?;
+        let outbound = AddressPolicy::from_allow_list(&env("SWITCHYARD_OUTBOUND_ALLOW").unwrap_or_default())
+            .map_err(|e| ConfigError(format!("SWITCHYARD_OUTBOUND_ALLOW: {e}")))?;
         let settings = Settings {
             backend,
             in_lambda,
@@ -184,10 +169,7 @@ impl Settings {
             kms_key_id: env("SWITCHYARD_KMS_KEY_ID"),
             admin_key,
             outbound,
-            secrets_cache_ttl: Duration::from_secs(env_number(
-                "SWITCHYARD_SECRETS_CACHE_SECONDS",
-                60,
-            )?),
+            secrets_cache_ttl: Duration::from_secs(env_number("SWITCHYARD_SECRETS_CACHE_SECONDS", 60)?),
             webhook: WebhookSettings {
                 tolerance_secs: env_number("SWITCHYARD_WEBHOOK_TOLERANCE_SECONDS", 300)?,
                 max_body_bytes: env_number("SWITCHYARD_WEBHOOK_MAX_BODY_BYTES", 1024 * 1024)?,
@@ -200,10 +182,7 @@ impl Settings {
         let provisioning = env("SWITCHYARD_AWS_CREATE_RESOURCES").as_deref() == Some("1");
         if settings.backend == Backend::Aws && !provisioning {
             for queue in [QueueId::Runs, QueueId::RunsDlq] {
-                settings
-                    .queue_urls
-                    .url(queue)
-                    .map_err(|e| ConfigError(e.to_string()))?;
+                settings.queue_urls.url(queue).map_err(|e| ConfigError(e.to_string()))?;
             }
         }
         Ok(settings)
@@ -212,9 +191,7 @@ impl Settings {
     /// Settings for tests and embedded tools: embedded backend, no environment read.
     pub fn for_embedded(path: &str) -> Settings {
         Settings {
-            backend: Backend::Embedded {
-                path: path.to_string(),
-            },
+            backend: Backend::Embedded { path: path.to_string() },
             in_lambda: false,
             table: "switchyard".into(),
             queue_urls: QueueUrls::default(),
@@ -266,18 +243,11 @@ pub mod caches {
 
     impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         pub fn new(ttl: Duration, max: usize) -> Self {
-            TtlCache {
-                ttl,
-                max,
-                entries: Mutex::new(HashMap::new()),
-            }
+            TtlCache { ttl, max, entries: Mutex::new(HashMap::new()) }
         }
         pub fn get(&self, key: &K) -> Option<V> {
             let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            entries
-                .get(key)
-                .filter(|(at, _)| at.elapsed() < self.ttl)
-                .map(|(_, v)| v.clone())
+            entries.get(key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, v)| v.clone())
         }
         pub fn put(&self, key: K, value: V) {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
@@ -287,16 +257,10 @@ pub mod caches {
             entries.insert(key, (Instant::now(), value));
         }
         pub fn remove(&self, key: &K) {
-            self.entries
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(key);
+            self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
         }
         pub fn clear(&self) {
-            self.entries
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clear();
+            self.entries.lock().unwrap_or_else(|p| p.into_inner()).clear();
         }
     }
 
@@ -306,8 +270,7 @@ pub mod caches {
         pub tenants: TtlCache<String, Option<super::tenancy::ResolvedTenant>>,
         pub api_keys: TtlCache<String, Option<crate::domain::access::ApiKeyRecord>>,
         pub triggers: TtlCache<(String, String), std::sync::Arc<Vec<super::flows::FlowRecord>>>,
-        pub connector_settings:
-            TtlCache<(String, String), Option<super::connections::ConnectorSettings>>,
+        pub connector_settings: TtlCache<(String, String), Option<super::connections::ConnectorSettings>>,
         pub admin_key: TtlCache<(), Option<String>>,
     }
 
@@ -345,8 +308,7 @@ impl Platform {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         match settings.backend.clone() {
             Backend::Embedded { path } => {
-                let db = Database::open(&path)
-                    .map_err(|e| ConfigError(format!("database {path}: {e}")))?;
+                let db = Database::open(&path).map_err(|e| ConfigError(format!("database {path}: {e}")))?;
                 Platform::embedded(db, clock, settings)
             }
             Backend::Aws => {
@@ -357,11 +319,7 @@ impl Platform {
     }
 
     /// The embedded backend over `db`.
-    pub fn embedded(
-        db: Arc<Database>,
-        clock: Arc<dyn Clock>,
-        settings: Settings,
-    ) -> Result<Platform, ConfigError> {
+    pub fn embedded(db: Arc<Database>, clock: Arc<dyn Clock>, settings: Settings) -> Result<Platform, ConfigError> {
         let store = Arc::new(EmbeddedStore::new(db.clone(), clock.clone()));
         let queue = Arc::new(EmbeddedQueue::new(db.clone(), clock.clone()));
         let secrets: Arc<dyn Secrets> = Arc::new(EmbeddedSecrets::new(db.clone(), clock.clone()));
@@ -377,25 +335,16 @@ impl Platform {
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Result<Platform, ConfigError> {
-        let store = Arc::new(DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            settings.table.clone(),
-            clock.clone(),
-        ));
-        let queue = Arc::new(SqsQueue::new(
-            aws_sdk_sqs::Client::new(sdk),
-            settings.queue_urls.clone(),
-        ));
+        let store =
+            Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table.clone(), clock.clone()));
+        let queue = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), settings.queue_urls.clone()));
         let secrets_manager = aws_sdk_secretsmanager::Client::new(sdk);
         let secrets: Arc<dyn Secrets> = Arc::new(SecretsManagerSecrets::new(
             secrets_manager.clone(),
             settings.secret_prefix.clone(),
             settings.kms_key_id.clone(),
         ));
-        let bus = Arc::new(EventBridgeBus::new(
-            aws_sdk_eventbridge::Client::new(sdk),
-            settings.event_bus.clone(),
-        ));
+        let bus = Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(sdk), settings.event_bus.clone()));
         let mut platform = Platform::assemble(store, queue, secrets, bus, clock, settings)?;
         platform.secrets_manager = Some(secrets_manager);
         Ok(platform)

@@ -25,37 +25,24 @@ impl Reservation {
 
 /// The window a timestamp falls in: the UTC day, and when that window's counter can go.
 fn day_window(now_ms: i64) -> (String, i64) {
-    let now = Utc
-        .timestamp_millis_opt(now_ms)
-        .single()
-        .unwrap_or_default();
+    let now = Utc.timestamp_millis_opt(now_ms).single().unwrap_or_default();
     let day = now.format("%Y-%m-%d").to_string();
-    let next_midnight = now
-        .date_naive()
-        .succ_opt()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|d| d.and_utc().timestamp());
+    let next_midnight =
+        now.date_naive().succ_opt().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc().timestamp());
     // Keep the counter a day past its window so usage can still be read.
     (day, next_midnight.unwrap_or(now_ms / 1000) + 86_400)
 }
 
 /// Take one event from the tenant's daily event quota. `Ok(None)` means unlimited (nothing to
 /// refund); a full quota is a 429 that says when the window resets.
-pub async fn reserve_event(
-    p: &Platform,
-    tenant: &ResolvedTenant,
-) -> Result<Option<Reservation>, AppError> {
+pub async fn reserve_event(p: &Platform, tenant: &ResolvedTenant) -> Result<Option<Reservation>, AppError> {
     let Some(limit) = tenant.plan().quotas().events_per_day else {
         return Ok(None);
     };
     let now = p.now_ms();
     let (day, expires_at) = day_window(now);
     let key = keys::quota_counter(&tenant.space.id, &tenant.tenant.id, "events", &day);
-    match p
-        .store
-        .add_counter(&key, 1, Some(limit as i64), Some(expires_at))
-        .await?
-    {
+    match p.store.add_counter(&key, 1, Some(limit as i64), Some(expires_at)).await? {
         Some(_) => Ok(Some(Reservation { key })),
         None => {
             let reset_in = (expires_at - 86_400 - now / 1000).max(1) as u64;
@@ -68,16 +55,8 @@ pub async fn reserve_event(
 }
 
 /// Today's usage of a counted dimension.
-pub async fn usage_today(
-    p: &Platform,
-    tenant: &ResolvedTenant,
-    dimension: &str,
-) -> Result<i64, AppError> {
+pub async fn usage_today(p: &Platform, tenant: &ResolvedTenant, dimension: &str) -> Result<i64, AppError> {
     let (day, _) = day_window(p.now_ms());
     let key = keys::quota_counter(&tenant.space.id, &tenant.tenant.id, dimension, &day);
-    Ok(p.store
-        .get(&key)
-        .await?
-        .and_then(|i| i.data.as_i64())
-        .unwrap_or(0))
+    Ok(p.store.get(&key).await?.and_then(|i| i.data.as_i64()).unwrap_or(0))
 }

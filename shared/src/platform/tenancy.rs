@@ -27,54 +27,26 @@ fn to_value<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-pub async fn create_space(
-    p: &Platform,
-    id: SpaceId,
-    name: String,
-    plan: Plan,
-) -> Result<Space, AppError> {
-    let space = Space {
-        id: id.clone(),
-        name,
-        plan,
-        created_at: p.now_ms(),
-    };
-    match p
-        .store
-        .put(
-            Item::new(keys::space(&id), to_value(&space)),
-            Condition::IfAbsent,
-        )
-        .await
-    {
+pub async fn create_space(p: &Platform, id: SpaceId, name: String, plan: Plan) -> Result<Space, AppError> {
+    let space = Space { id: id.clone(), name, plan, created_at: p.now_ms() };
+    match p.store.put(Item::new(keys::space(&id), to_value(&space)), Condition::IfAbsent).await {
         Ok(()) => Ok(space),
-        Err(PortError::ConditionFailed) => {
-            Err(AppError::Conflict(format!("space {id} already exists")))
-        }
+        Err(PortError::ConditionFailed) => Err(AppError::Conflict(format!("space {id} already exists"))),
         Err(e) => Err(e.into()),
     }
 }
 
 pub async fn get_space(p: &Platform, id: &SpaceId) -> Result<Option<Space>, AppError> {
-    Ok(p.store
-        .get(&keys::space(id))
-        .await?
-        .map(|item| item.parse())
-        .transpose()?)
+    Ok(p.store.get(&keys::space(id)).await?.map(|item| item.parse()).transpose()?)
 }
 
 pub async fn require_space(p: &Platform, id: &SpaceId) -> Result<Space, AppError> {
-    get_space(p, id)
-        .await?
-        .ok_or_else(|| AppError::not_found(format!("space {id} not found")))
+    get_space(p, id).await?.ok_or_else(|| AppError::not_found(format!("space {id} not found")))
 }
 
 pub async fn update_space_plan(p: &Platform, id: &SpaceId, plan: Plan) -> Result<Space, AppError> {
-    let item = p
-        .store
-        .get(&keys::space(id))
-        .await?
-        .ok_or_else(|| AppError::not_found(format!("space {id} not found")))?;
+    let item =
+        p.store.get(&keys::space(id)).await?.ok_or_else(|| AppError::not_found(format!("space {id} not found")))?;
     let mut space: Space = item.parse()?;
     space.plan = plan;
     p.store
@@ -106,17 +78,9 @@ pub async fn create_tenant(
         created_at: p.now_ms(),
     };
     let ops = vec![
+        WriteOp::Put { item: Item::new(keys::tenant(space, &id), to_value(&tenant)), condition: Condition::IfAbsent },
         WriteOp::Put {
-            item: Item::new(keys::tenant(space, &id), to_value(&tenant)),
-            condition: Condition::IfAbsent,
-        },
-        WriteOp::Put {
-            item: Item::new(
-                keys::tenant_ref(&id),
-                to_value(&TenantRef {
-                    space: space.clone(),
-                }),
-            ),
+            item: Item::new(keys::tenant_ref(&id), to_value(&TenantRef { space: space.clone() })),
             condition: Condition::IfAbsent,
         },
     ];
@@ -125,9 +89,9 @@ pub async fn create_tenant(
             p.caches.tenants.remove(&id.to_string());
             Ok(tenant)
         }
-        Err(PortError::TransactionCancelled { failed }) if failed.contains(&0) => Err(
-            AppError::Conflict(format!("tenant {id} already exists in this space")),
-        ),
+        Err(PortError::TransactionCancelled { failed }) if failed.contains(&0) => {
+            Err(AppError::Conflict(format!("tenant {id} already exists in this space")))
+        }
         Err(PortError::TransactionCancelled { .. }) => Err(AppError::Conflict(format!(
             "tenant id {id} is already used by another space of this deployment; choose another id"
         ))),
@@ -135,26 +99,12 @@ pub async fn create_tenant(
     }
 }
 
-pub async fn get_tenant(
-    p: &Platform,
-    space: &SpaceId,
-    id: &TenantId,
-) -> Result<Option<Tenant>, AppError> {
-    Ok(p.store
-        .get(&keys::tenant(space, id))
-        .await?
-        .map(|item| item.parse())
-        .transpose()?)
+pub async fn get_tenant(p: &Platform, space: &SpaceId, id: &TenantId) -> Result<Option<Tenant>, AppError> {
+    Ok(p.store.get(&keys::tenant(space, id)).await?.map(|item| item.parse()).transpose()?)
 }
 
-pub async fn require_tenant(
-    p: &Platform,
-    space: &SpaceId,
-    id: &TenantId,
-) -> Result<Tenant, AppError> {
-    get_tenant(p, space, id)
-        .await?
-        .ok_or_else(|| AppError::not_found(format!("tenant {id} not found")))
+pub async fn require_tenant(p: &Platform, space: &SpaceId, id: &TenantId) -> Result<Tenant, AppError> {
+    get_tenant(p, space, id).await?.ok_or_else(|| AppError::not_found(format!("tenant {id} not found")))
 }
 
 pub async fn list_tenants(
@@ -163,19 +113,9 @@ pub async fn list_tenants(
     limit: u32,
     cursor: Option<String>,
 ) -> Result<(Vec<Tenant>, Option<String>), AppError> {
-    let page = p
-        .store
-        .query(
-            &Query::prefix(keys::space_pk(space), keys::TENANT_PREFIX)
-                .limit(limit)
-                .after(cursor),
-        )
-        .await?;
-    let tenants = page
-        .items
-        .iter()
-        .map(|i| i.parse())
-        .collect::<Result<Vec<Tenant>, _>>()?;
+    let page =
+        p.store.query(&Query::prefix(keys::space_pk(space), keys::TENANT_PREFIX).limit(limit).after(cursor)).await?;
+    let tenants = page.items.iter().map(|i| i.parse()).collect::<Result<Vec<Tenant>, _>>()?;
     Ok((tenants, page.next))
 }
 
@@ -203,10 +143,7 @@ pub async fn set_tenant_status(
 }
 
 /// Find a tenant and its space from the tenant id alone (cached per container).
-pub async fn resolve_tenant(
-    p: &Platform,
-    id: &TenantId,
-) -> Result<Option<ResolvedTenant>, AppError> {
+pub async fn resolve_tenant(p: &Platform, id: &TenantId) -> Result<Option<ResolvedTenant>, AppError> {
     if let Some(cached) = p.caches.tenants.get(&id.to_string()) {
         return Ok(cached);
     }
@@ -214,10 +151,7 @@ pub async fn resolve_tenant(
         None => None,
         Some(item) => {
             let tref: TenantRef = item.parse()?;
-            match (
-                get_space(p, &tref.space).await?,
-                get_tenant(p, &tref.space, id).await?,
-            ) {
+            match (get_space(p, &tref.space).await?, get_tenant(p, &tref.space, id).await?) {
                 (Some(space), Some(tenant)) => Some(ResolvedTenant { space, tenant }),
                 _ => None,
             }
@@ -240,9 +174,7 @@ pub async fn create_api_key(
         return Err(AppError::bad_request("a tenant key needs `tenant`"));
     }
     if role != Role::Tenant && tenant.is_some() {
-        return Err(AppError::bad_request(
-            "only keys with role `tenant` are bound to a tenant",
-        ));
+        return Err(AppError::bad_request("only keys with role `tenant` are bound to a tenant"));
     }
     if let Some(t) = &tenant {
         require_tenant(p, space, t).await?;
@@ -277,36 +209,20 @@ pub async fn create_api_key(
 }
 
 pub async fn list_api_keys(p: &Platform, space: &SpaceId) -> Result<Vec<ApiKeyRecord>, AppError> {
-    let items = crate::ports::query_all(
-        p.store.as_ref(),
-        Query::prefix(keys::space_pk(space), keys::API_KEY_PREFIX),
-        1000,
-    )
-    .await?;
-    Ok(items
-        .iter()
-        .map(|i| i.parse())
-        .collect::<Result<Vec<_>, _>>()?)
+    let items =
+        crate::ports::query_all(p.store.as_ref(), Query::prefix(keys::space_pk(space), keys::API_KEY_PREFIX), 1000)
+            .await?;
+    Ok(items.iter().map(|i| i.parse()).collect::<Result<Vec<_>, _>>()?)
 }
 
 pub async fn revoke_api_key(p: &Platform, space: &SpaceId, id: &ApiKeyId) -> Result<(), AppError> {
     let listing = keys::api_key_listing(space, id);
-    let item = p
-        .store
-        .get(&listing)
-        .await?
-        .ok_or_else(|| AppError::not_found(format!("api key {id} not found")))?;
+    let item = p.store.get(&listing).await?.ok_or_else(|| AppError::not_found(format!("api key {id} not found")))?;
     let record: ApiKeyRecord = item.parse()?;
     p.store
         .transact(vec![
-            WriteOp::Delete {
-                key: listing,
-                condition: Condition::None,
-            },
-            WriteOp::Delete {
-                key: keys::api_key_by_hash(&record.key_hash),
-                condition: Condition::None,
-            },
+            WriteOp::Delete { key: listing, condition: Condition::None },
+            WriteOp::Delete { key: keys::api_key_by_hash(&record.key_hash), condition: Condition::None },
         ])
         .await?;
     p.caches.api_keys.remove(&record.key_hash);
@@ -320,12 +236,8 @@ pub async fn find_api_key(p: &Platform, key: &str) -> Result<Option<ApiKeyRecord
     if let Some(cached) = p.caches.api_keys.get(&hash) {
         return Ok(cached);
     }
-    let record: Option<ApiKeyRecord> = p
-        .store
-        .get(&keys::api_key_by_hash(&hash))
-        .await?
-        .map(|i| i.parse())
-        .transpose()?;
+    let record: Option<ApiKeyRecord> =
+        p.store.get(&keys::api_key_by_hash(&hash)).await?.map(|i| i.parse()).transpose()?;
     p.caches.api_keys.put(hash, record.clone());
     Ok(record)
 }

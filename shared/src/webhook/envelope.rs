@@ -34,13 +34,7 @@ pub const UNKNOWN_EVENT_TYPE: &str = "unknown";
 /// Parse the body by content type: JSON, form fields (Slack commands), or text.
 /// A body that claims to be JSON but is not is malformed.
 pub fn parse_payload(content_type: Option<&str>, body: &[u8]) -> Result<Value, String> {
-    let media = content_type
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if media == "application/x-www-form-urlencoded" {
         let mut fields = serde_json::Map::new();
         for (k, v) in url::form_urlencoded::parse(body) {
@@ -56,11 +50,7 @@ pub fn parse_payload(content_type: Option<&str>, body: &[u8]) -> Result<Value, S
     let looks_json = media.is_empty() || media == "application/json" || media.ends_with("+json");
     if looks_json {
         if body.iter().all(u8::is_ascii_whitespace) {
-            return if media.is_empty() {
-                Ok(Value::Null)
-            } else {
-                Err("empty JSON body".into())
-            };
+            return if media.is_empty() { Ok(Value::Null) } else { Err("empty JSON body".into()) };
         }
         return serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"));
     }
@@ -72,9 +62,7 @@ pub fn parse_payload(content_type: Option<&str>, body: &[u8]) -> Result<Value, S
 
 fn extract(source: &EventTypeSource, webhook: &VerifiedWebhook, payload: &Value) -> Option<String> {
     match source {
-        EventTypeSource::Header(name) => webhook
-            .header(&name.to_ascii_lowercase())
-            .map(str::to_string),
+        EventTypeSource::Header(name) => webhook.header(&name.to_ascii_lowercase()).map(str::to_string),
         EventTypeSource::Fixed(value) => Some(value.clone()),
         EventTypeSource::Body(expr) => match Expr::compile(expr).and_then(|e| e.eval(payload)) {
             Ok(Value::String(s)) if !s.is_empty() => Some(s),
@@ -98,11 +86,7 @@ pub fn delivery_id(spec: &WebhookSpec, webhook: &VerifiedWebhook, payload: &Valu
     webhook
         .scheme_delivery_id()
         .map(str::to_string)
-        .or_else(|| {
-            spec.event_id
-                .as_ref()
-                .and_then(|s| extract(s, webhook, payload))
-        })
+        .or_else(|| spec.event_id.as_ref().and_then(|s| extract(s, webhook, payload)))
         .map(|id| id.chars().take(200).collect())
         .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(webhook.body()))))
 }
@@ -118,9 +102,7 @@ pub fn selected_headers(spec: &WebhookSpec, webhook: &VerifiedWebhook) -> BTreeM
         .iter()
         .filter_map(|name| {
             let lower = name.to_ascii_lowercase();
-            webhook
-                .header(&lower)
-                .map(|v| (lower, v.chars().take(1024).collect()))
+            webhook.header(&lower).map(|v| (lower, v.chars().take(1024).collect()))
         })
         .collect()
 }

@@ -64,11 +64,7 @@ pub struct VerifyOptions {
 
 impl VerifyOptions {
     pub fn at(now_secs: i64) -> Self {
-        VerifyOptions {
-            now_secs,
-            tolerance_secs: 300,
-            shopify_max_age_secs: 48 * 3600,
-        }
+        VerifyOptions { now_secs, tolerance_secs: 300, shopify_max_age_secs: 48 * 3600 }
     }
 }
 
@@ -77,6 +73,9 @@ impl VerifyOptions {
 pub struct UnverifiedWebhook {
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Method and path with query, for schemes that sign them (`{method}`, `{url}`).
+    pub method: String,
+    pub path_and_query: String,
 }
 
 /// A webhook whose signature checked out.
@@ -109,11 +108,7 @@ impl VerifiedWebhook {
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
 fn required<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str, VerifyError> {
@@ -124,8 +119,7 @@ type HmacSha256 = Hmac<Sha256>;
 
 fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac =
-        <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
+    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
     for p in parts {
         mac.update(p);
     }
@@ -144,14 +138,31 @@ fn check_window(signed_at: i64, options: &VerifyOptions) -> Result<(), VerifyErr
 }
 
 fn parse_timestamp(value: &str, what: &str) -> Result<i64, VerifyError> {
-    value
-        .parse::<i64>()
-        .map_err(|_| VerifyError::Malformed(format!("{what} (expected Unix seconds)")))
+    value.parse::<i64>().map_err(|_| VerifyError::Malformed(format!("{what} (expected Unix seconds)")))
+}
+
+/// A timestamp header of the generic scheme: Unix seconds, Unix milliseconds (HubSpot) or
+/// RFC 3339 (Zendesk).
+fn parse_any_timestamp(value: &str, what: &str) -> Result<i64, VerifyError> {
+    if let Ok(n) = value.parse::<i64>() {
+        // Milliseconds are 13 digits for the next few centuries; seconds are 10.
+        return Ok(if n > 100_000_000_000 { n / 1000 } else { n });
+    }
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp())
+        .map_err(|_| VerifyError::Malformed(format!("{what} (expected Unix time or RFC 3339)")))
 }
 
 impl UnverifiedWebhook {
     pub fn new(headers: HeaderMap, body: Bytes) -> Self {
-        UnverifiedWebhook { headers, body }
+        UnverifiedWebhook { headers, body, method: "POST".into(), path_and_query: "/".into() }
+    }
+
+    /// With the request line, for schemes that sign the method and URL.
+    pub fn with_request_line(mut self, method: &str, path_and_query: &str) -> Self {
+        self.method = method.to_string();
+        self.path_and_query = path_and_query.to_string();
+        self
     }
 
     /// Check the signature with each candidate secret (current first, then the previous one
@@ -179,29 +190,18 @@ impl UnverifiedWebhook {
                 verify_hmac(&self, config, secrets, options)?
             }
         };
-        Ok(VerifiedWebhook {
-            headers: self.headers,
-            body: self.body,
-            scheme_delivery_id,
-            signed_at,
-        })
+        Ok(VerifiedWebhook { headers: self.headers, body: self.body, scheme_delivery_id, signed_at })
     }
 }
 
 /// GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>`.
-fn verify_github(
-    req: &UnverifiedWebhook,
-    secrets: &[SigningSecret],
-) -> Result<Option<String>, VerifyError> {
+fn verify_github(req: &UnverifiedWebhook, secrets: &[SigningSecret]) -> Result<Option<String>, VerifyError> {
     let value = required(&req.headers, "x-hub-signature-256")?;
-    let hex_sig = value.strip_prefix("sha256=").ok_or_else(|| {
-        VerifyError::Malformed("x-hub-signature-256 (expected sha256=<hex>)".into())
-    })?;
+    let hex_sig = value
+        .strip_prefix("sha256=")
+        .ok_or_else(|| VerifyError::Malformed("x-hub-signature-256 (expected sha256=<hex>)".into()))?;
     let provided = hex::decode(hex_sig).map_err(|_| VerifyError::Mismatch)?;
-    if !secrets
-        .iter()
-        .any(|s| matches(&hmac_sha256(s.expose().as_bytes(), &[&req.body]), &provided))
-    {
+    if !secrets.iter().any(|s| matches(&hmac_sha256(s.expose().as_bytes(), &[&req.body]), &provided)) {
         return Err(VerifyError::Mismatch);
     }
     Ok(header(&req.headers, "x-github-delivery").map(str::to_string))
@@ -216,18 +216,13 @@ fn verify_shopify(
 ) -> Result<(Option<String>, Option<i64>), VerifyError> {
     let value = required(&req.headers, "x-shopify-hmac-sha256")?;
     let provided = BASE64.decode(value).map_err(|_| VerifyError::Mismatch)?;
-    if !secrets
-        .iter()
-        .any(|s| matches(&hmac_sha256(s.expose().as_bytes(), &[&req.body]), &provided))
-    {
+    if !secrets.iter().any(|s| matches(&hmac_sha256(s.expose().as_bytes(), &[&req.body]), &provided)) {
         return Err(VerifyError::Mismatch);
     }
     let triggered_at = match header(&req.headers, "x-shopify-triggered-at") {
         Some(t) => {
             let at = chrono::DateTime::parse_from_rfc3339(t)
-                .map_err(|_| {
-                    VerifyError::Malformed("x-shopify-triggered-at (expected RFC 3339)".into())
-                })?
+                .map_err(|_| VerifyError::Malformed("x-shopify-triggered-at (expected RFC 3339)".into()))?
                 .timestamp();
             let age = options.now_secs - at;
             if age > options.shopify_max_age_secs || age < -options.tolerance_secs {
@@ -237,8 +232,7 @@ fn verify_shopify(
         }
         None => None,
     };
-    let id = header(&req.headers, "x-shopify-event-id")
-        .or_else(|| header(&req.headers, "x-shopify-webhook-id"));
+    let id = header(&req.headers, "x-shopify-event-id").or_else(|| header(&req.headers, "x-shopify-webhook-id"));
     Ok((id.map(str::to_string), triggered_at))
 }
 
@@ -261,9 +255,7 @@ fn verify_stripe(
     }
     let t = timestamp.ok_or_else(|| VerifyError::Malformed("stripe-signature (no t=)".into()))?;
     if signatures.is_empty() {
-        return Err(VerifyError::Malformed(
-            "stripe-signature (no v1= signature)".into(),
-        ));
+        return Err(VerifyError::Malformed("stripe-signature (no v1= signature)".into()));
     }
     let t_text = t.to_string();
     let ok = secrets.iter().any(|s| {
@@ -301,18 +293,13 @@ fn verify_standard(
         .filter_map(|b64| BASE64.decode(b64).ok())
         .collect();
     if signatures.is_empty() {
-        return Err(VerifyError::Malformed(format!(
-            "{sig_name} (no v1 signature)"
-        )));
+        return Err(VerifyError::Malformed(format!("{sig_name} (no v1 signature)")));
     }
     let ok = secrets.iter().any(|s| {
         let Some(key) = standard_key(s) else {
             return false;
         };
-        let expected = hmac_sha256(
-            &key,
-            &[id.as_bytes(), b".", ts_text.as_bytes(), b".", &req.body],
-        );
+        let expected = hmac_sha256(&key, &[id.as_bytes(), b".", ts_text.as_bytes(), b".", &req.body]);
         signatures.iter().any(|sig| matches(&expected, sig))
     });
     if !ok {
@@ -324,9 +311,7 @@ fn verify_standard(
 
 fn standard_key(secret: &SigningSecret) -> Option<Vec<u8>> {
     let text = secret.expose();
-    BASE64
-        .decode(text.strip_prefix("whsec_").unwrap_or(text))
-        .ok()
+    BASE64.decode(text.strip_prefix("whsec_").unwrap_or(text)).ok()
 }
 
 /// Slack: `X-Slack-Signature: v0=<hex>` over `v0:{X-Slack-Request-Timestamp}:{body}`.
@@ -343,13 +328,7 @@ fn verify_slack(
         .ok_or_else(|| VerifyError::Malformed("x-slack-signature (expected v0=<hex>)".into()))?;
     let provided = hex::decode(hex_sig).map_err(|_| VerifyError::Mismatch)?;
     let ok = secrets.iter().any(|s| {
-        matches(
-            &hmac_sha256(
-                s.expose().as_bytes(),
-                &[b"v0:", ts_text.as_bytes(), b":", &req.body],
-            ),
-            &provided,
-        )
+        matches(&hmac_sha256(s.expose().as_bytes(), &[b"v0:", ts_text.as_bytes(), b":", &req.body]), &provided)
     });
     if !ok {
         return Err(VerifyError::Mismatch);
@@ -368,90 +347,68 @@ fn verify_hmac(
 ) -> Result<(Option<String>, Option<i64>), VerifyError> {
     let header_name = config.header.to_ascii_lowercase();
     let value = required(&req.headers, &header_name)?;
-    let encoded = value.strip_prefix(config.prefix.as_str()).ok_or_else(|| {
-        VerifyError::Malformed(format!(
-            "{header_name} (expected prefix {:?})",
-            config.prefix
-        ))
-    })?;
+    let encoded = value
+        .strip_prefix(config.prefix.as_str())
+        .ok_or_else(|| VerifyError::Malformed(format!("{header_name} (expected prefix {:?})", config.prefix)))?;
     let provided = match config.encoding {
         SignatureEncoding::Hex => hex::decode(encoded.trim()),
-        SignatureEncoding::Base64 => BASE64
-            .decode(encoded.trim())
-            .map_err(|_| hex::FromHexError::OddLength),
+        SignatureEncoding::Base64 => BASE64.decode(encoded.trim()).map_err(|_| hex::FromHexError::OddLength),
     }
     .map_err(|_| VerifyError::Mismatch)?;
     let timestamp = match &config.timestamp_header {
         Some(name) => {
             let name = name.to_ascii_lowercase();
             let text = required(&req.headers, &name)?;
-            Some((text.to_string(), parse_timestamp(text, &name)?))
+            Some((text.to_string(), parse_any_timestamp(text, &name)?))
         }
         None => None,
     };
-    let content = signed_content(
-        &config.template,
-        &req.headers,
-        &req.body,
-        timestamp.as_ref().map(|(t, _)| t.as_str()),
-    )?;
-    let ok = secrets
-        .iter()
-        .any(|s| matches(&hmac_sha256(s.expose().as_bytes(), &content), &provided));
+    let content = signed_content(&config.template, req, timestamp.as_ref().map(|(t, _)| t.as_str()))?;
+    let ok = secrets.iter().any(|s| matches(&hmac_sha256(s.expose().as_bytes(), &[&content]), &provided));
     if !ok {
         return Err(VerifyError::Mismatch);
     }
     if let Some((_, t)) = &timestamp {
         check_window(*t, options)?;
     }
-    let id = config
-        .id_header
-        .as_deref()
-        .and_then(|h| header(&req.headers, &h.to_ascii_lowercase()))
-        .map(str::to_string);
+    let id =
+        config.id_header.as_deref().and_then(|h| header(&req.headers, &h.to_ascii_lowercase())).map(str::to_string);
     Ok((id, timestamp.map(|(_, t)| t)))
 }
 
-/// The pieces of the signed content, from the template.
-fn signed_content<'a>(
-    template: &'a str,
-    headers: &'a HeaderMap,
-    body: &'a [u8],
-    timestamp: Option<&'a str>,
-) -> Result<Vec<&'a [u8]>, VerifyError> {
-    let mut parts: Vec<&[u8]> = Vec::new();
+/// The signed content, from the template.
+fn signed_content(template: &str, req: &UnverifiedWebhook, timestamp: Option<&str>) -> Result<Vec<u8>, VerifyError> {
+    let mut content = Vec::with_capacity(req.body.len() + 128);
     let mut rest = template;
     while let Some(start) = rest.find('{') {
-        parts.push(rest[..start].as_bytes());
+        content.extend_from_slice(rest[..start].as_bytes());
         let end = rest[start..]
             .find('}')
             .map(|e| start + e)
             .ok_or_else(|| VerifyError::Malformed("signing template".into()))?;
         let name = &rest[start + 1..end];
         match name {
-            "body" => parts.push(body),
-            "timestamp" => parts.push(
-                timestamp
-                    .ok_or_else(|| {
-                        VerifyError::Malformed(
-                            "signing template uses {timestamp} without a timestamp header".into(),
-                        )
-                    })?
-                    .as_bytes(),
-            ),
+            "body" => content.extend_from_slice(&req.body),
+            "timestamp" => {
+                let t = timestamp.ok_or_else(|| {
+                    VerifyError::Malformed("signing template uses {timestamp} without a timestamp header".into())
+                })?;
+                content.extend_from_slice(t.as_bytes());
+            }
+            "method" => content.extend_from_slice(req.method.as_bytes()),
+            "url" => {
+                let host = required(&req.headers, "host")?;
+                content.extend_from_slice(format!("https://{host}{}", req.path_and_query).as_bytes());
+            }
             _ => match name.strip_prefix("header:") {
-                Some(h) => parts.push(required(headers, &h.to_ascii_lowercase())?.as_bytes()),
-                None => {
-                    return Err(VerifyError::Malformed(format!(
-                        "signing template placeholder {{{name}}}"
-                    )));
-                }
+                Some(h) => content.extend_from_slice(required(&req.headers, &h.to_ascii_lowercase())?.as_bytes()),
+                None => return Err(VerifyError::Malformed(format!("signing template placeholder {{{name}}}"))),
             },
         }
         rest = &rest[end + 1..];
     }
-    parts.push(rest.as_bytes());
-    Ok(parts)
+    content.extend_from_slice(rest.as_bytes());
+    Ok(content)
 }
 
 /// Signature helpers for tests, demos and load generators: sign like the provider would.
@@ -459,41 +416,20 @@ pub mod sign {
     use super::*;
 
     pub fn github(secret: &str, body: &[u8]) -> String {
-        format!(
-            "sha256={}",
-            hex::encode(hmac_sha256(secret.as_bytes(), &[body]))
-        )
+        format!("sha256={}", hex::encode(hmac_sha256(secret.as_bytes(), &[body])))
     }
     pub fn shopify(secret: &str, body: &[u8]) -> String {
         BASE64.encode(hmac_sha256(secret.as_bytes(), &[body]))
     }
     pub fn stripe(secret: &str, t: i64, body: &[u8]) -> String {
-        format!(
-            "t={t},v1={}",
-            hex::encode(hmac_sha256(
-                secret.as_bytes(),
-                &[t.to_string().as_bytes(), b".", body]
-            ))
-        )
+        format!("t={t},v1={}", hex::encode(hmac_sha256(secret.as_bytes(), &[t.to_string().as_bytes(), b".", body])))
     }
     pub fn standard(secret: &str, id: &str, t: i64, body: &[u8]) -> String {
         let key = standard_key(&SigningSecret::new(secret)).unwrap_or_default();
-        format!(
-            "v1,{}",
-            BASE64.encode(hmac_sha256(
-                &key,
-                &[id.as_bytes(), b".", t.to_string().as_bytes(), b".", body]
-            ))
-        )
+        format!("v1,{}", BASE64.encode(hmac_sha256(&key, &[id.as_bytes(), b".", t.to_string().as_bytes(), b".", body])))
     }
     pub fn slack(secret: &str, t: i64, body: &[u8]) -> String {
-        format!(
-            "v0={}",
-            hex::encode(hmac_sha256(
-                secret.as_bytes(),
-                &[b"v0:", t.to_string().as_bytes(), b":", body]
-            ))
-        )
+        format!("v0={}", hex::encode(hmac_sha256(secret.as_bytes(), &[b"v0:", t.to_string().as_bytes(), b":", body])))
     }
     pub fn hmac_hex(secret: &str, content: &[u8]) -> String {
         hex::encode(hmac_sha256(secret.as_bytes(), &[content]))
