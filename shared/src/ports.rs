@@ -224,6 +224,11 @@ pub trait Store: Send + Sync {
     ) -> PortResult<Option<i64>>;
     /// Apply all operations or none (at most `MAX_TRANSACTION_OPS`, each key at most once).
     async fn transact(&self, ops: Vec<WriteOp>) -> PortResult<()>;
+
+    /// `get` with an owned key, for futures that outlive the caller's borrow.
+    async fn get_owned(&self, key: Key) -> PortResult<Option<Item>> {
+        self.get(&key).await
+    }
 }
 
 /// Fetch every page of a query (for small, bounded partitions only).

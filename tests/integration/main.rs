@@ -7,3 +7,4 @@ mod contract_secrets;
 mod contract_store;
 mod event_samples;
 mod pipeline;
+mod webhook;

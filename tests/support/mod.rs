@@ -4,6 +4,8 @@
 //! names in `SWITCHYARD_TEST_AWS_ENDPOINT`. Without it the AWS tests fail (they never skip):
 //! run the suite with `./scripts/test`.
 
+pub mod instrument;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,29 +86,73 @@ pub async fn platform_with(
     max_receives: u32,
     tweak: impl FnOnce(&mut Settings),
 ) -> Platform {
-    match kind {
+    instrumented_platform(kind, clock, max_receives, tweak, None).await
+}
+
+type Ports = (Arc<dyn Store>, Arc<dyn Queue>, Arc<dyn Secrets>, Arc<dyn EventBus>, Settings, Option<Arc<Database>>);
+
+/// A platform whose store, queue and secrets go through `instruments` (counts and faults).
+pub async fn instrumented_platform(
+    kind: Kind,
+    clock: Arc<dyn Clock>,
+    max_receives: u32,
+    tweak: impl FnOnce(&mut Settings),
+    instruments: Option<Arc<instrument::Instruments>>,
+) -> Platform {
+    use instrument::{InstrumentedQueue, InstrumentedSecrets, InstrumentedStore};
+    let (store, queue, secrets, bus, settings, db): Ports = match kind {
         Kind::Embedded => {
             let db = Database::in_memory();
             let mut settings = test_settings(Backend::Embedded { path: ":memory:".into() });
             tweak(&mut settings);
-            let store: Arc<dyn Store> = Arc::new(EmbeddedStore::new(db.clone(), clock.clone()));
-            let queue: Arc<dyn Queue> = Arc::new(
-                EmbeddedQueue::new(db.clone(), clock.clone())
-                    .with_policy(QueueId::Runs, QueuePolicy { max_receives })
-                    .with_policy(QueueId::Polls, QueuePolicy { max_receives }),
-            );
-            let secrets: Arc<dyn Secrets> = Arc::new(EmbeddedSecrets::new(db.clone(), clock.clone()));
-            let bus: Arc<dyn EventBus> = Arc::new(EmbeddedEventBus::new(db.clone(), clock.clone()));
-            let mut p = Platform::assemble(store, queue, secrets, bus, clock, settings).expect("platform");
-            p.database = Some(db);
-            p
+            (
+                Arc::new(EmbeddedStore::new(db.clone(), clock.clone())),
+                Arc::new(
+                    EmbeddedQueue::new(db.clone(), clock.clone())
+                        .with_policy(QueueId::Runs, QueuePolicy { max_receives })
+                        .with_policy(QueueId::Polls, QueuePolicy { max_receives }),
+                ),
+                Arc::new(EmbeddedSecrets::new(db.clone(), clock.clone())),
+                Arc::new(EmbeddedEventBus::new(db.clone(), clock.clone())),
+                settings,
+                Some(db),
+            )
         }
         Kind::Aws => {
             let (sdk, mut settings) = aws_resources(max_receives).await;
             tweak(&mut settings);
-            Platform::aws(&sdk, clock, settings).expect("platform")
+            (
+                Arc::new(switchyard::aws::DynamoStore::new(
+                    aws_sdk_dynamodb::Client::new(&sdk),
+                    settings.table.clone(),
+                    clock.clone(),
+                )),
+                Arc::new(switchyard::aws::SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), settings.queue_urls.clone())),
+                Arc::new(switchyard::aws::SecretsManagerSecrets::new(
+                    aws_sdk_secretsmanager::Client::new(&sdk),
+                    settings.secret_prefix.clone(),
+                    None,
+                )),
+                Arc::new(switchyard::aws::EventBridgeBus::new(
+                    aws_sdk_eventbridge::Client::new(&sdk),
+                    settings.event_bus.clone(),
+                )),
+                settings,
+                None,
+            )
         }
-    }
+    };
+    let (store, queue, secrets): (Arc<dyn Store>, Arc<dyn Queue>, Arc<dyn Secrets>) = match instruments {
+        Some(i) => (
+            Arc::new(InstrumentedStore(store, i.clone())),
+            Arc::new(InstrumentedQueue(queue, i.clone())),
+            Arc::new(InstrumentedSecrets(secrets, i)),
+        ),
+        None => (store, queue, secrets),
+    };
+    let mut p = Platform::assemble(store, queue, secrets, bus, clock, settings).expect("platform");
+    p.database = db;
+    p
 }
 
 /// A dev server running in this process on an ephemeral port.

@@ -52,14 +52,18 @@ pub async fn get(call: &Call<'_>, tenant: &str, id: &str) -> Result<Response, Ap
     let stored = repo::get_execution(call.p, &space, &tenant, &id).await?.ok_or_else(not_found)?;
     let mut steps = repo::get_steps(call.p, &space, &tenant, &id).await?;
     // In the order the flow lists them.
-    let flow = &stored.execution.flow;
+    let flow = &stored.execution.flow.clone();
     let order = match switchyard::platform::flows::get_flow_version(call.p, &flow.owner, &flow.id, flow.version).await?
     {
         Some(version) => switchyard::engine::plan::definition_order(&version.parse_definition()?.steps),
         None => Default::default(),
     };
     steps.sort_by_key(|s| (order.get(&s.id).copied().unwrap_or(usize::MAX), s.started_at));
-    let mut body = json!(stored.execution);
+    let mut execution = stored.execution;
+    if let Ok(input) = switchyard::platform::blobs::resolve(call.p, &space, &tenant, &execution.input).await {
+        execution.input = input;
+    }
+    let mut body = json!(execution);
     body["step_details"] = json!(steps);
     Ok(json_response(200, &body))
 }

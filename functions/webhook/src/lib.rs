@@ -21,7 +21,7 @@ use std::time::Instant;
 use http::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use switchyard::domain::connector::ConnectorSpec;
+use switchyard::domain::connector::{ConnectorSpec, HmacConfig};
 use switchyard::domain::execution::{FlowRef, RunMessage, TriggerInfo, run_key};
 use switchyard::domain::ids::{ConnectorId, ExecutionId, FlowId, TenantId, ulid_at};
 use switchyard::domain::keys;
@@ -29,10 +29,10 @@ use switchyard::domain::tenancy::TenantStatus;
 use switchyard::platform::error::AppError;
 use switchyard::platform::http::{Request, Response, error, header, json as json_response, segments};
 use switchyard::platform::tenancy::ResolvedTenant;
-use switchyard::platform::{Platform, connections, flows, quotas, tenancy};
-use switchyard::ports::{Condition, Item, OutgoingMessage, PortError, QueueId, WriteOp};
+use switchyard::platform::{Platform, blobs, connections, flows, quotas, tenancy};
+use switchyard::ports::{Condition, Item, Key, OutgoingMessage, PortError, QueueId, WriteOp};
 use switchyard::webhook::envelope::{self, EventEnvelope};
-use switchyard::webhook::signature::{UnverifiedWebhook, VerifyError, VerifyOptions};
+use switchyard::webhook::signature::{SigningSecret, UnverifiedWebhook, VerifyError, VerifyOptions};
 
 /// How long the log of received events is kept.
 pub const EVENT_LOG_TTL_SECS: i64 = 7 * 86_400;
@@ -100,10 +100,75 @@ fn unauthorized(e: VerifyError) -> AppError {
     AppError::Unauthorized(format!("webhook signature rejected: {e}"))
 }
 
-async fn receive(p: &Platform, req: Request, path: &[String]) -> Result<Outcome, AppError> {
-    let [root, tenant, connector] = path else {
-        return Err(not_found());
+/// An event that passed verification and normalization, ready to be routed.
+#[derive(Debug, Clone)]
+pub struct PreparedEvent {
+    pub event: EventEnvelope,
+    /// Hash of the delivery id, the dedup key.
+    pub delivery_key: String,
+    pub content_type: Option<String>,
+    pub size: usize,
+    pub body_sha256: String,
+}
+
+/// The result of the CPU path.
+#[derive(Debug, Clone)]
+pub enum Prepared {
+    /// Slack's endpoint check: answer the challenge.
+    Challenge(String),
+    Event(Box<PreparedEvent>),
+}
+
+/// The CPU path, with no I/O: verify the signature over the raw body, parse it, find the
+/// event type and delivery id, normalize into the envelope.
+pub fn prepare(
+    tenant: &ResolvedTenant,
+    spec: &ConnectorSpec,
+    hmac: Option<&HmacConfig>,
+    secrets: &[SigningSecret],
+    options: &VerifyOptions,
+    req: Request,
+    now_ms: i64,
+) -> Result<Prepared, AppError> {
+    use sha2::Digest;
+    let webhook_spec = spec.webhook.as_ref().ok_or_else(not_found)?;
+    let content_type = header(&req, "content-type").map(str::to_string);
+    let (parts, body) = req.into_parts();
+    let path_and_query = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let verified = UnverifiedWebhook::new(parts.headers, body)
+        .with_request_line(parts.method.as_str(), &path_and_query)
+        .verify(webhook_spec.scheme, hmac, secrets, options)
+        .map_err(unauthorized)?;
+    let payload = envelope::parse_payload(content_type.as_deref(), verified.body())
+        .map_err(|m| AppError::invalid("malformed_payload", m, Value::Null))?;
+    if payload.get("type").and_then(Value::as_str) == Some("url_verification") {
+        if let Some(challenge) = payload.get("challenge").and_then(Value::as_str) {
+            return Ok(Prepared::Challenge(challenge.to_string()));
+        }
+    }
+    let event_type = envelope::event_type(webhook_spec, &verified, &payload);
+    let delivery_id = envelope::delivery_id(webhook_spec, &verified, &payload);
+    let event = EventEnvelope {
+        id: delivery_id.clone(),
+        space: tenant.space.id.clone(),
+        tenant: tenant.tenant.id.clone(),
+        connector: spec.id.clone(),
+        event_type,
+        received_at: now_ms,
+        headers: envelope::selected_headers(webhook_spec, &verified),
+        payload,
     };
+    Ok(Prepared::Event(Box::new(PreparedEvent {
+        delivery_key: envelope::delivery_key(&delivery_id),
+        content_type,
+        size: verified.body().len(),
+        body_sha256: hex::encode(sha2::Sha256::digest(verified.body())),
+        event,
+    })))
+}
+
+async fn receive(p: &Platform, req: Request, path: &[String]) -> Result<Outcome, AppError> {
+    let [root, tenant, connector] = path else { return Err(not_found()) };
     if root != "webhooks" {
         return Err(not_found());
     }
@@ -126,47 +191,22 @@ async fn receive(p: &Platform, req: Request, path: &[String]) -> Result<Outcome,
         .filter(|s| s.enabled)
         .ok_or_else(not_found)?;
     let secrets = connections::webhook_secrets(p, space_id, &tenant_id, connector_id).await?;
-    let webhook_spec = spec.webhook.as_ref().ok_or_else(not_found)?;
-    let hmac = settings.hmac.as_ref().or(webhook_spec.hmac.as_ref());
+    let hmac = settings.hmac.as_ref().or(spec.webhook.as_ref().and_then(|w| w.hmac.as_ref()));
     let mut options = VerifyOptions::at(p.clock.now_secs());
     options.tolerance_secs = p.settings.webhook.tolerance_secs;
-    let content_type = header(&req, "content-type").map(str::to_string);
-    let (parts, body) = req.into_parts();
-    let path_and_query = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
-    let verified = UnverifiedWebhook::new(parts.headers, body)
-        .with_request_line(parts.method.as_str(), &path_and_query)
-        .verify(webhook_spec.scheme, hmac, &secrets, &options)
-        .map_err(unauthorized)?;
-    let payload = envelope::parse_payload(content_type.as_deref(), verified.body())
-        .map_err(|m| AppError::invalid("malformed_payload", m, Value::Null))?;
-    // Slack checks the endpoint with a signed challenge before sending events.
-    if payload.get("type").and_then(Value::as_str) == Some("url_verification") {
-        if let Some(challenge) = payload.get("challenge").and_then(Value::as_str) {
-            return Ok(Outcome::Challenge(challenge.to_string()));
-        }
-    }
-    let event_type = envelope::event_type(webhook_spec, &verified, &payload);
-    let delivery_id = envelope::delivery_id(webhook_spec, &verified, &payload);
-    let delivery_key =
-        keys::webhook_delivery(space_id, &tenant_id, connector_id, &envelope::delivery_key(&delivery_id));
+    let prepared = match prepare(&resolved, spec, hmac, &secrets, &options, req, p.now_ms())? {
+        Prepared::Challenge(challenge) => return Ok(Outcome::Challenge(challenge)),
+        Prepared::Event(prepared) => prepared,
+    };
+    let delivery_key = keys::webhook_delivery(space_id, &tenant_id, connector_id, &prepared.delivery_key);
+    let delivery_id = prepared.event.id.clone();
     if p.store.get(&delivery_key).await?.is_some() {
         return Ok(Outcome::Duplicate { delivery_id });
     }
     let reservation = quotas::reserve_event(p, &resolved).await?;
-    let now = p.now_ms();
-    let event = EventEnvelope {
-        id: delivery_id.clone(),
-        space: space_id.clone(),
-        tenant: tenant_id.clone(),
-        connector: connector_id.clone(),
-        event_type: event_type.clone(),
-        received_at: now,
-        headers: envelope::selected_headers(webhook_spec, &verified),
-        payload,
-    };
-    let matched = flows::flows_for_webhook(p, &resolved, connector_id, &event_type).await;
-    let matched = match matched {
-        Ok(m) => m,
+    let queued = route(p, &resolved, spec, &prepared.event).await;
+    let runs = match queued {
+        Ok(runs) => runs,
         Err(e) => {
             if let Some(r) = reservation {
                 r.refund(p).await;
@@ -174,20 +214,31 @@ async fn receive(p: &Platform, req: Request, path: &[String]) -> Result<Outcome,
             return Err(e);
         }
     };
-    let (messages, runs) = run_messages(&resolved, spec, &event, &matched, now);
-    if !messages.is_empty() {
-        if let Err(e) = p.queue.send(QueueId::Runs, &messages).await {
-            if let Some(r) = reservation {
-                r.refund(p).await;
-            }
-            return Err(match e {
-                PortError::Rejected(_) => AppError::PayloadTooLarge("event too large to queue".into()),
-                other => other.into(),
-            });
-        }
+    record_delivery(p, &prepared, delivery_key, &runs).await;
+    Ok(Outcome::Accepted { delivery_id, event_type: prepared.event.event_type.clone(), runs })
+}
+
+/// Find the flows the event triggers and queue one run for each. An event too large to travel
+/// in a message goes to a blob first; the runs carry its reference.
+async fn route(
+    p: &Platform,
+    tenant: &ResolvedTenant,
+    spec: &ConnectorSpec,
+    event: &EventEnvelope,
+) -> Result<Vec<(FlowId, ExecutionId)>, AppError> {
+    let matched = flows::flows_for_webhook(p, tenant, &spec.id, &event.event_type).await?;
+    if matched.is_empty() {
+        return Ok(Vec::new());
     }
-    record_delivery(p, &event, delivery_key, content_type, verified.body(), &runs).await;
-    Ok(Outcome::Accepted { delivery_id, event_type, runs })
+    let input = serde_json::to_value(event).unwrap_or(Value::Null);
+    let size = serde_json::to_string(&input).map(|s| s.len()).unwrap_or(0);
+    let input = blobs::inline_or_blob(p, &tenant.space.id, &tenant.tenant.id, input, size).await?;
+    let (messages, runs) = run_messages(tenant, spec, event, &input, &matched, p.now_ms());
+    p.queue.send(QueueId::Runs, &messages).await.map_err(|e| match e {
+        PortError::Rejected(_) => AppError::PayloadTooLarge("event too large to queue".into()),
+        other => other.into(),
+    })?;
+    Ok(runs)
 }
 
 /// One start message per matched flow, with a run key that makes duplicates harmless.
@@ -195,10 +246,10 @@ pub fn run_messages(
     tenant: &ResolvedTenant,
     spec: &ConnectorSpec,
     event: &EventEnvelope,
+    input: &Value,
     matched: &[flows::FlowRecord],
     now: i64,
 ) -> (Vec<OutgoingMessage>, Vec<(FlowId, ExecutionId)>) {
-    let input = serde_json::to_value(event).unwrap_or(Value::Null);
     let mut messages = Vec::with_capacity(matched.len());
     let mut runs = Vec::with_capacity(matched.len());
     for flow in matched {
@@ -237,15 +288,8 @@ pub fn run_messages(
 
 /// Write the dedup record and the event log entry in one conditional write. The runs are
 /// already queued, so a failure here is logged, not returned.
-async fn record_delivery(
-    p: &Platform,
-    event: &EventEnvelope,
-    delivery_key: switchyard::ports::Key,
-    content_type: Option<String>,
-    body: &[u8],
-    runs: &[(FlowId, ExecutionId)],
-) {
-    use sha2::Digest;
+async fn record_delivery(p: &Platform, prepared: &PreparedEvent, delivery_key: Key, runs: &[(FlowId, ExecutionId)]) {
+    let event = &prepared.event;
     let now_secs = p.clock.now_secs();
     let log_id = ulid_at(event.received_at).to_string();
     let record = ReceivedEvent {
@@ -254,9 +298,9 @@ async fn record_delivery(
         connector: event.connector.clone(),
         event_type: event.event_type.clone(),
         received_at: event.received_at,
-        content_type,
-        size: body.len(),
-        payload_sha256: hex::encode(sha2::Sha256::digest(body)),
+        content_type: prepared.content_type.clone(),
+        size: prepared.size,
+        payload_sha256: prepared.body_sha256.clone(),
         flows: runs.iter().map(|(f, _)| f.clone()).collect(),
         executions: runs.iter().map(|(_, e)| e.clone()).collect(),
     };
@@ -278,8 +322,6 @@ async fn record_delivery(
         Err(PortError::TransactionCancelled { .. }) => {
             tracing::info!(delivery_id = %event.id, "concurrent duplicate delivery; the executor starts its runs once");
         }
-        Err(e) => {
-            tracing::warn!(delivery_id = %event.id, error = %e, "delivery record not written; runs are queued")
-        }
+        Err(e) => tracing::warn!(delivery_id = %event.id, error = %e, "delivery record not written; runs are queued"),
     }
 }

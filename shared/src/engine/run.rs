@@ -213,13 +213,13 @@ fn app_to_port(e: crate::platform::error::AppError) -> PortError {
 }
 
 /// The context expressions see.
-fn context(e: &Execution, def: &FlowDefinition, records: &HashMap<StepId, StepRecord>) -> Value {
+fn context(e: &Execution, input: &Value, def: &FlowDefinition, records: &HashMap<StepId, StepRecord>) -> Value {
     let steps: Map<String, Value> = records
         .values()
         .map(|r| (r.id.to_string(), json!({"status": r.status, "output": r.output.clone().unwrap_or(Value::Null)})))
         .collect();
     json!({
-        "trigger": e.input,
+        "trigger": input,
         "steps": steps,
         "vars": def.vars,
         "config": def.config,
@@ -256,6 +256,8 @@ async fn drive(p: &Platform, message: RunMessage, budget: Budget) -> Result<Disp
         .collect();
     let by_id: HashMap<&StepId, &StepDef> = def.steps.iter().map(|s| (&s.id, s)).collect();
     let order = plan::definition_order(&def.steps);
+    // A large trigger input travels as a blob reference; expressions see the value itself.
+    let input = crate::platform::blobs::resolve(p, &exec.space, &exec.tenant, &exec.input).await?;
     let longest = def
         .steps
         .iter()
@@ -312,7 +314,7 @@ async fn drive(p: &Platform, message: RunMessage, budget: Budget) -> Result<Disp
             }
         }
         rounds += 1;
-        let ctx = context(&exec, &def, &records);
+        let ctx = context(&exec, &input, &def, &records);
         let attempts = run.iter().map(|id| {
             let step = by_id[id];
             let attempt = records.get(id).map(|r| r.attempt).unwrap_or(0) + 1;

@@ -4,6 +4,7 @@
 //! it is always AWS; elsewhere it is the embedded SQLite file unless `SWITCHYARD_BACKEND=aws`.
 
 pub mod auth;
+pub mod blobs;
 pub mod connections;
 pub mod error;
 pub mod executions;

@@ -438,3 +438,371 @@ pub mod sign {
         BASE64.encode(hmac_sha256(secret.as_bytes(), &[content]))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderMap, HeaderName, HeaderValue};
+
+    use super::*;
+    use crate::domain::connector::{HmacConfig, SchemeKind, SignatureEncoding};
+
+    const NOW: i64 = 1_795_000_000;
+
+    fn request(headers: &[(&str, &str)], body: &[u8]) -> UnverifiedWebhook {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        UnverifiedWebhook::new(map, Bytes::copy_from_slice(body))
+    }
+
+    fn check(
+        scheme: SchemeKind,
+        secrets: &[&str],
+        headers: &[(&str, &str)],
+        body: &[u8],
+        now: i64,
+    ) -> Result<VerifiedWebhook, VerifyError> {
+        let secrets: Vec<SigningSecret> = secrets.iter().map(|s| SigningSecret::new(*s)).collect();
+        request(headers, body).verify(scheme, None, &secrets, &VerifyOptions::at(now))
+    }
+
+    // --- published test vectors -------------------------------------------------------------
+
+    #[test]
+    fn github_documentation_vector() {
+        // docs.github.com, "Validating webhook deliveries": secret, payload and signature.
+        let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        let ok = check(
+            SchemeKind::Github,
+            &["It's a Secret to Everybody"],
+            &[("x-hub-signature-256", sig)],
+            b"Hello, World!",
+            NOW,
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        assert_eq!(sign::github("It's a Secret to Everybody", b"Hello, World!"), sig);
+    }
+
+    #[test]
+    fn standard_webhooks_specification_vector() {
+        let headers = [
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "1614265330"),
+            ("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
+        ];
+        let body = br#"{"test": 2432232314}"#;
+        let verified = check(
+            SchemeKind::StandardWebhooks,
+            &["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+            &headers,
+            body,
+            1614265330,
+        )
+        .unwrap();
+        assert_eq!(verified.scheme_delivery_id(), Some("msg_p5jXN8AQM9LWM0D4loKWxJek"));
+        // The same vector through Svix's header names.
+        let svix = [
+            ("svix-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("svix-timestamp", "1614265330"),
+            ("svix-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
+        ];
+        assert!(
+            check(SchemeKind::StandardWebhooks, &["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"], &svix, body, 1614265330)
+                .is_ok()
+        );
+        // Outside the 5-minute window the same signature is stale.
+        let late = check(
+            SchemeKind::StandardWebhooks,
+            &["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+            &headers,
+            body,
+            1614265330 + 301,
+        );
+        assert_eq!(late.unwrap_err(), VerifyError::Stale(300));
+    }
+
+    #[test]
+    fn slack_documentation_vector() {
+        // api.slack.com, "Verifying requests from Slack": the slash-command example.
+        let body = b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
+        let headers = [
+            ("x-slack-request-timestamp", "1531420618"),
+            ("x-slack-signature", "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"),
+        ];
+        assert!(check(SchemeKind::Slack, &["8f742231b10e8888abcd99yyyzzz85a5"], &headers, body, 1531420618).is_ok());
+    }
+
+    // --- every scheme: correct, wrong, truncated, reordered, stale, future ---------------------
+
+    const SECRET: &str = "whsec_c2VjcmV0LWtleS1mb3ItdGVzdHMtMTIzNDU2";
+    const OLD: &str = "whsec_b2xkLXNlY3JldC1iZWZvcmUtcm90YXRpb24=";
+    const BODY: &[u8] = br#"{"id":"evt_1","type":"order.created","data":{"total":12.5}}"#;
+    const REORDERED: &[u8] = br#"{"type":"order.created","id":"evt_1","data":{"total":12.5}}"#;
+
+    /// Signed headers for a scheme, at time `t`, with `secret`.
+    fn signed(scheme: SchemeKind, secret: &str, t: i64, body: &[u8]) -> Vec<(String, String)> {
+        let h = |k: &str, v: String| (k.to_string(), v);
+        match scheme {
+            SchemeKind::Github => {
+                vec![h("x-hub-signature-256", sign::github(secret, body)), h("x-github-delivery", "d-1".into())]
+            }
+            SchemeKind::Shopify => vec![
+                h("x-shopify-hmac-sha256", sign::shopify(secret, body)),
+                h("x-shopify-event-id", "e-1".into()),
+                h("x-shopify-triggered-at", chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339()),
+            ],
+            SchemeKind::Stripe => vec![h("stripe-signature", sign::stripe(secret, t, body))],
+            SchemeKind::StandardWebhooks => vec![
+                h("webhook-id", "msg_1".into()),
+                h("webhook-timestamp", t.to_string()),
+                h("webhook-signature", sign::standard(secret, "msg_1", t, body)),
+            ],
+            SchemeKind::Slack => vec![
+                h("x-slack-request-timestamp", t.to_string()),
+                h("x-slack-signature", sign::slack(secret, t, body)),
+            ],
+            SchemeKind::Hmac => vec![
+                h("x-timestamp", t.to_string()),
+                h(
+                    "x-signature",
+                    format!(
+                        "sha256={}",
+                        sign::hmac_hex(secret, format!("{t}.{}", String::from_utf8_lossy(body)).as_bytes())
+                    ),
+                ),
+            ],
+        }
+    }
+
+    fn hmac_config() -> HmacConfig {
+        HmacConfig {
+            header: "X-Signature".into(),
+            encoding: SignatureEncoding::Hex,
+            prefix: "sha256=".into(),
+            timestamp_header: Some("X-Timestamp".into()),
+            template: "{timestamp}.{body}".into(),
+            id_header: None,
+        }
+    }
+
+    fn verify_with(
+        scheme: SchemeKind,
+        secrets: &[&str],
+        headers: &[(String, String)],
+        body: &[u8],
+        now: i64,
+    ) -> Result<VerifiedWebhook, VerifyError> {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let secrets: Vec<SigningSecret> = secrets.iter().map(|s| SigningSecret::new(*s)).collect();
+        let config = hmac_config();
+        request(&headers, body).verify(scheme, Some(&config), &secrets, &VerifyOptions::at(now))
+    }
+
+    const ALL: [SchemeKind; 6] = [
+        SchemeKind::Github,
+        SchemeKind::Shopify,
+        SchemeKind::Stripe,
+        SchemeKind::StandardWebhooks,
+        SchemeKind::Slack,
+        SchemeKind::Hmac,
+    ];
+
+    fn timestamped(scheme: SchemeKind) -> bool {
+        !matches!(scheme, SchemeKind::Github)
+    }
+
+    #[test]
+    fn correct_signatures_verify() {
+        for scheme in ALL {
+            let headers = signed(scheme, SECRET, NOW, BODY);
+            assert!(verify_with(scheme, &[SECRET], &headers, BODY, NOW).is_ok(), "{scheme:?}");
+        }
+    }
+
+    #[test]
+    fn wrong_secret_and_altered_body_are_refused() {
+        for scheme in ALL {
+            let headers = signed(scheme, "whsec_d3Jvbmctc2VjcmV0LWZvci10ZXN0cw==", NOW, BODY);
+            assert_eq!(
+                verify_with(scheme, &[SECRET], &headers, BODY, NOW).unwrap_err(),
+                VerifyError::Mismatch,
+                "{scheme:?} wrong secret"
+            );
+            // The signature covers the raw bytes: the same JSON with keys reordered is another body.
+            let headers = signed(scheme, SECRET, NOW, BODY);
+            assert_eq!(
+                verify_with(scheme, &[SECRET], &headers, REORDERED, NOW).unwrap_err(),
+                VerifyError::Mismatch,
+                "{scheme:?} reordered body"
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_signatures_are_refused() {
+        for scheme in ALL {
+            let mut headers = signed(scheme, SECRET, NOW, BODY);
+            for (name, value) in headers.iter_mut() {
+                if name.contains("signature") || name.contains("hmac") {
+                    value.truncate(value.len() - 6);
+                }
+            }
+            let result = verify_with(scheme, &[SECRET], &headers, BODY, NOW);
+            assert!(matches!(result, Err(VerifyError::Mismatch | VerifyError::Malformed(_))), "{scheme:?}: {result:?}");
+        }
+    }
+
+    #[test]
+    fn missing_signatures_are_refused() {
+        for scheme in ALL {
+            let headers: Vec<(String, String)> = signed(scheme, SECRET, NOW, BODY)
+                .into_iter()
+                .filter(|(k, _)| !k.contains("signature") && !k.contains("hmac"))
+                .collect();
+            let result = verify_with(scheme, &[SECRET], &headers, BODY, NOW);
+            assert!(matches!(result, Err(VerifyError::MissingHeader(_))), "{scheme:?}: {result:?}");
+        }
+        assert_eq!(
+            verify_with(SchemeKind::Github, &[], &signed(SchemeKind::Github, SECRET, NOW, BODY), BODY, NOW)
+                .unwrap_err(),
+            VerifyError::NoSecret
+        );
+    }
+
+    #[test]
+    fn stale_and_future_timestamps_are_refused() {
+        for scheme in ALL.into_iter().filter(|s| timestamped(*s)) {
+            let window = if scheme == SchemeKind::Shopify { 48 * 3600 } else { 300 };
+            let stale = signed(scheme, SECRET, NOW - window - 1, BODY);
+            assert!(
+                matches!(verify_with(scheme, &[SECRET], &stale, BODY, NOW), Err(VerifyError::Stale(_))),
+                "{scheme:?} stale"
+            );
+            let future = signed(scheme, SECRET, NOW + 301, BODY);
+            assert!(
+                matches!(verify_with(scheme, &[SECRET], &future, BODY, NOW), Err(VerifyError::Stale(_))),
+                "{scheme:?} future"
+            );
+            let edge = signed(scheme, SECRET, NOW - 299, BODY);
+            assert!(verify_with(scheme, &[SECRET], &edge, BODY, NOW).is_ok(), "{scheme:?} inside the window");
+        }
+    }
+
+    #[test]
+    fn a_stale_timestamp_cannot_be_replayed_with_a_new_one() {
+        // Changing the timestamp header invalidates the signature for schemes that sign it.
+        for scheme in [SchemeKind::Stripe, SchemeKind::StandardWebhooks, SchemeKind::Slack, SchemeKind::Hmac] {
+            let old = signed(scheme, SECRET, NOW - 3600, BODY);
+            let fresh = signed(scheme, SECRET, NOW, BODY);
+            let replayed: Vec<(String, String)> = old
+                .iter()
+                .map(|(k, v)| {
+                    let is_time = k.contains("timestamp") && !k.contains("signature");
+                    let fresh_value = fresh.iter().find(|(fk, _)| fk == k).map(|(_, fv)| fv.clone());
+                    (k.clone(), if is_time { fresh_value.unwrap_or_else(|| v.clone()) } else { v.clone() })
+                })
+                .collect();
+            let result = verify_with(scheme, &[SECRET], &replayed, BODY, NOW);
+            if scheme == SchemeKind::Stripe {
+                // Stripe carries the timestamp inside the signature header: the old one is stale.
+                assert!(matches!(result, Err(VerifyError::Stale(_))), "{scheme:?}: {result:?}");
+            } else {
+                assert_eq!(result.unwrap_err(), VerifyError::Mismatch, "{scheme:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn reordered_header_parts_still_verify() {
+        // Stripe: t and v1 in any order, extra v0/v1 entries ignored or tried.
+        let t = NOW.to_string();
+        let good = sign::stripe(SECRET, NOW, BODY);
+        let v1 = good.split(',').find(|p| p.starts_with("v1=")).unwrap();
+        let header = format!("v0=deadbeef,{v1},v1=00ff,t={t}");
+        assert!(verify_with(SchemeKind::Stripe, &[SECRET], &[("stripe-signature".into(), header)], BODY, NOW).is_ok());
+        // Standard Webhooks: several signatures, the valid one last.
+        let mut headers = signed(SchemeKind::StandardWebhooks, SECRET, NOW, BODY);
+        let valid = headers[2].1.clone();
+        headers[2].1 = format!("v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= v2,xyz {valid}");
+        assert!(verify_with(SchemeKind::StandardWebhooks, &[SECRET], &headers, BODY, NOW).is_ok());
+    }
+
+    #[test]
+    fn the_previous_secret_verifies_during_rotation() {
+        for scheme in ALL {
+            let headers = signed(scheme, OLD, NOW, BODY);
+            assert!(verify_with(scheme, &[SECRET, OLD], &headers, BODY, NOW).is_ok(), "{scheme:?} previous secret");
+            assert_eq!(
+                verify_with(scheme, &[SECRET], &headers, BODY, NOW).unwrap_err(),
+                VerifyError::Mismatch,
+                "{scheme:?} after rotation"
+            );
+        }
+    }
+
+    #[test]
+    fn generic_hmac_signs_method_url_and_base64() {
+        let config = HmacConfig {
+            header: "X-HubSpot-Signature-v3".into(),
+            encoding: SignatureEncoding::Base64,
+            prefix: String::new(),
+            timestamp_header: Some("X-HubSpot-Request-Timestamp".into()),
+            template: "{method}{url}{body}{timestamp}".into(),
+            id_header: None,
+        };
+        let millis = (NOW * 1000).to_string();
+        let content =
+            format!("POSThttps://hooks.example.com/webhooks/acme/hubspot?x=1{}{millis}", String::from_utf8_lossy(BODY));
+        let sig = sign::hmac_base64("hubspot-secret", content.as_bytes());
+        let req = request(
+            &[
+                ("x-hubspot-signature-v3", &sig),
+                ("x-hubspot-request-timestamp", &millis),
+                ("host", "hooks.example.com"),
+            ],
+            BODY,
+        )
+        .with_request_line("POST", "/webhooks/acme/hubspot?x=1");
+        let secrets = [SigningSecret::new("hubspot-secret")];
+        assert!(req.clone().verify(SchemeKind::Hmac, Some(&config), &secrets, &VerifyOptions::at(NOW)).is_ok());
+        let moved = req.with_request_line("POST", "/webhooks/other/hubspot?x=1");
+        assert_eq!(
+            moved.verify(SchemeKind::Hmac, Some(&config), &secrets, &VerifyOptions::at(NOW)).unwrap_err(),
+            VerifyError::Mismatch
+        );
+    }
+
+    #[test]
+    fn generic_hmac_accepts_rfc3339_timestamps() {
+        let config = HmacConfig {
+            header: "X-Zendesk-Webhook-Signature".into(),
+            encoding: SignatureEncoding::Base64,
+            prefix: String::new(),
+            timestamp_header: Some("X-Zendesk-Webhook-Signature-Timestamp".into()),
+            template: "{timestamp}{body}".into(),
+            id_header: Some("X-Zendesk-Webhook-Id".into()),
+        };
+        let ts = chrono::DateTime::from_timestamp(NOW, 0).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let sig = sign::hmac_base64("zd", format!("{ts}{}", String::from_utf8_lossy(BODY)).as_bytes());
+        let req = request(
+            &[
+                ("x-zendesk-webhook-signature", &sig),
+                ("x-zendesk-webhook-signature-timestamp", &ts),
+                ("x-zendesk-webhook-id", "wh-1"),
+            ],
+            BODY,
+        );
+        let verified =
+            req.verify(SchemeKind::Hmac, Some(&config), &[SigningSecret::new("zd")], &VerifyOptions::at(NOW)).unwrap();
+        assert_eq!(verified.scheme_delivery_id(), Some("wh-1"));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_or_errors() {
+        assert_eq!(format!("{:?}", SigningSecret::new("top-secret")), "SigningSecret(redacted)");
+        let headers = signed(SchemeKind::Github, "top-secret", NOW, BODY);
+        let err = verify_with(SchemeKind::Github, &["other-secret"], &headers, b"x", NOW).unwrap_err();
+        assert!(!err.to_string().contains("secret-"), "{err}");
+    }
+}

@@ -1,0 +1,358 @@
+//! The webhook receiver: faults injected at each step lose nothing and run nothing twice
+//! (embedded and moto), quotas, limits, rotation, unmatched events, large payloads, the calls
+//! each accepted event costs, and a load test on the dev server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use switchyard::domain::flow::FlowDefinition;
+use switchyard::domain::ids::{ConnectorId, FlowId, SpaceId, TenantId};
+use switchyard::domain::keys::{self, FlowOwner};
+use switchyard::domain::tenancy::Plan;
+use switchyard::platform::{Platform, connections, flows, tenancy};
+use switchyard::ports::{ManualClock, Query, QueueId, query_all};
+use switchyard::webhook::signature::sign;
+use switchyard_local::{LocalConfig, body_json, consume_runs_once, request, route};
+use switchyard_tests::instrument::{Instruments, Op};
+use switchyard_tests::{Kind, instrumented_platform, platform, spawn_app_with, system_clock, unique};
+
+const SECRET: &str = "webhook-test-secret";
+
+struct Tenant {
+    space: SpaceId,
+    tenant: TenantId,
+}
+
+/// A tenant with GitHub set up and a one-step flow on `push`.
+async fn github_tenant(p: &Platform, plan: Plan) -> Tenant {
+    let space = SpaceId::parse(unique("sp")).unwrap();
+    let tenant = TenantId::parse(unique("tn")).unwrap();
+    tenancy::create_space(p, space.clone(), "s".into(), plan).await.unwrap();
+    tenancy::create_tenant(p, &space, tenant.clone(), "t".into(), None).await.unwrap();
+    connections::set_webhook_secret(p, &space, &tenant, &ConnectorId::parse("github").unwrap(), SECRET).await.unwrap();
+    let definition = FlowDefinition::parse(
+        &json!({
+            "name": "count commits",
+            "trigger": {"type": "webhook", "connector": "github", "events": ["push"]},
+            "steps": [{"id": "count", "kind": "transform", "expr": ".trigger.payload.commits | length"}]
+        }),
+        p.catalog,
+    )
+    .unwrap();
+    flows::create_flow(
+        p,
+        FlowOwner::Tenant { space: space.clone(), tenant: tenant.clone() },
+        Some(FlowId::parse("count").unwrap()),
+        &definition,
+        None,
+    )
+    .await
+    .unwrap();
+    Tenant { space, tenant }
+}
+
+fn push(delivery: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({"ref": "refs/heads/main", "delivery": delivery, "commits": [{"id": "a"}, {"id": "b"}]}))
+        .unwrap()
+}
+
+/// Deliver a signed GitHub event in-process, as API Gateway would.
+async fn deliver(p: &Platform, t: &Tenant, event: &str, delivery: &str, body: &[u8]) -> (u16, Value) {
+    let signature = sign::github(SECRET, body);
+    let req = request(
+        "POST",
+        &format!("/webhooks/{}/github", t.tenant),
+        &[
+            ("content-type", "application/json"),
+            ("x-github-event", event),
+            ("x-github-delivery", delivery),
+            ("x-hub-signature-256", &signature),
+        ],
+        body.to_vec(),
+    );
+    let response = route(p, req).await;
+    (response.status().as_u16(), body_json(&response))
+}
+
+/// Run the executor until the runs queue is empty.
+async fn drain(p: &Platform) {
+    let config = LocalConfig::default();
+    let mut idle = 0;
+    while idle < 3 {
+        let n = consume_runs_once(p, &config, Duration::from_millis(200)).await.unwrap();
+        idle = if n == 0 && p.queue.depth(QueueId::Runs).await.unwrap() == 0 { idle + 1 } else { 0 };
+    }
+}
+
+async fn executions_of(p: &Platform, t: &Tenant) -> Vec<Value> {
+    query_all(p.store.as_ref(), Query::prefix(keys::tenant_pk(&t.space, &t.tenant), keys::EXECUTION_PREFIX), 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.data)
+        .collect()
+}
+
+/// Fail each step of the receiver once; the provider's retry must go through, and the event
+/// must run exactly once.
+async fn faults_lose_nothing(kind: Kind) {
+    let instruments = Arc::new(Instruments::default());
+    let p = instrumented_platform(kind, system_clock(), 5, |_| {}, Some(instruments.clone())).await;
+    // (step, op, key prefix, first answer)
+    let cases = [
+        ("dedup lookup", Op::Get, "WH#", 503),
+        ("quota counter", Op::AddCounter, "Q#events", 503),
+        ("flow lookup", Op::Query, "FLOW#", 503),
+        ("queue write", Op::Send, "runs", 503),
+        ("delivery record", Op::Transact, "WH#", 202),
+    ];
+    for (step, op, prefix, first) in cases {
+        let t = github_tenant(&p, Plan::Growth).await;
+        p.caches.clear();
+        instruments.reset_counts();
+        instruments.fail(op, prefix, 1);
+        let body = push(step);
+        let (status, reply) = deliver(&p, &t, "push", step, &body).await;
+        assert_eq!(status, first, "{step}: first delivery: {reply}");
+        if status == 503 {
+            assert_eq!(reply["error"]["code"], "unavailable", "{step}");
+        }
+        // The provider retries (after a 503; and sometimes after a 202 anyway).
+        let (status, reply) = deliver(&p, &t, "push", step, &body).await;
+        assert_eq!(status, 202, "{step}: retry: {reply}");
+        let (status, reply) = deliver(&p, &t, "push", step, &body).await;
+        assert_eq!((status, reply["status"].as_str()), (200, Some("duplicate")), "{step}: third delivery");
+        drain(&p).await;
+        let executions = executions_of(&p, &t).await;
+        assert_eq!(executions.len(), 1, "{step}: exactly one run: {executions:?}");
+        assert_eq!(executions[0]["status"], "succeeded", "{step}");
+        let sends = instruments.count(Op::Send) - u64::from(op == Op::Send);
+        // Only when the record after a successful send fails can the retry enqueue again; the
+        // executor's run claim then drops the second copy.
+        let expected_sends = if op == Op::Transact { 2 } else { 1 };
+        assert_eq!(sends, expected_sends, "{step}: messages enqueued");
+    }
+}
+
+#[tokio::test]
+async fn faults_at_each_step_lose_nothing_and_run_once_embedded() {
+    faults_lose_nothing(Kind::Embedded).await;
+}
+
+#[tokio::test]
+async fn faults_at_each_step_lose_nothing_and_run_once_aws() {
+    faults_lose_nothing(Kind::Aws).await;
+}
+
+#[tokio::test]
+async fn accepted_events_cost_one_read_one_counter_one_send_one_write() {
+    let instruments = Arc::new(Instruments::default());
+    let p = instrumented_platform(Kind::Embedded, system_clock(), 5, |_| {}, Some(instruments.clone())).await;
+    let t = github_tenant(&p, Plan::Growth).await;
+    p.caches.clear();
+    p.secrets.clear();
+    instruments.reset_counts();
+    let (status, _) = deliver(&p, &t, "push", "cold", &push("cold")).await;
+    assert_eq!(status, 202);
+    assert_eq!(instruments.count(Op::SecretGet), 1, "one secret read on a cold container");
+    instruments.reset_counts();
+    for i in 0..10 {
+        let (status, _) = deliver(&p, &t, "push", &format!("warm-{i}"), &push(&format!("warm-{i}"))).await;
+        assert_eq!(status, 202);
+    }
+    assert_eq!(instruments.count(Op::SecretGet), 0, "secrets come from the container cache");
+    assert_eq!(instruments.count(Op::Get), 10, "one delivery lookup per event");
+    assert_eq!(instruments.count(Op::AddCounter), 10, "one quota counter update per event");
+    assert_eq!(instruments.count(Op::Send), 10, "one queue call per event");
+    assert_eq!(instruments.count(Op::Transact), 10, "one conditional write per event");
+    assert_eq!(instruments.count(Op::Query), 0, "flows come from the container cache");
+    assert_eq!(instruments.count(Op::Put), 0);
+}
+
+#[tokio::test]
+async fn quota_exhausted_answers_429_and_queues_nothing() {
+    let p = platform(Kind::Embedded, system_clock()).await;
+    let t = github_tenant(&p, Plan::Starter).await;
+    let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let counter = keys::quota_counter(&t.space, &t.tenant, "events", &day);
+    p.store.add_counter(&counter, 1000, None, None).await.unwrap();
+    let (status, reply) = deliver(&p, &t, "push", "over", &push("over")).await;
+    assert_eq!((status, reply["error"]["code"].as_str()), (429, Some("rate_limited")), "{reply}");
+    assert_eq!(p.queue.depth(QueueId::Runs).await.unwrap(), 0);
+    // Nothing was recorded: once the quota allows it, the provider's retry goes through.
+    p.store.add_counter(&counter, -1, None, None).await.unwrap();
+    let (status, _) = deliver(&p, &t, "push", "over", &push("over")).await;
+    assert_eq!(status, 202);
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413() {
+    let p =
+        switchyard_tests::platform_with(Kind::Embedded, system_clock(), 5, |s| s.webhook.max_body_bytes = 2048).await;
+    let t = github_tenant(&p, Plan::Growth).await;
+    let big = serde_json::to_vec(&json!({"commits": [], "padding": "x".repeat(3000)})).unwrap();
+    let (status, reply) = deliver(&p, &t, "push", "big", &big).await;
+    assert_eq!((status, reply["error"]["code"].as_str()), (413, Some("payload_too_large")));
+    assert_eq!(p.queue.depth(QueueId::Runs).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn rotated_secrets_keep_verifying_during_the_window() {
+    let clock = ManualClock::at(chrono::Utc::now().timestamp_millis());
+    let p = platform(Kind::Embedded, Arc::new(clock.clone())).await;
+    let t = github_tenant(&p, Plan::Growth).await;
+    let github = ConnectorId::parse("github").unwrap();
+    connections::set_webhook_secret(&p, &t.space, &t.tenant, &github, "the-new-secret").await.unwrap();
+    let body = push("rot");
+    let old = sign::github(SECRET, &body);
+    let new = sign::github("the-new-secret", &body);
+    let send = |signature: String, delivery: &'static str| {
+        let p = p.clone();
+        let tenant = t.tenant.to_string();
+        let body = body.clone();
+        async move {
+            let req = request(
+                "POST",
+                &format!("/webhooks/{tenant}/github"),
+                &[("x-github-event", "push"), ("x-github-delivery", delivery), ("x-hub-signature-256", &signature)],
+                body,
+            );
+            route(&p, req).await.status().as_u16()
+        }
+    };
+    assert_eq!(send(old.clone(), "r1").await, 202, "the previous secret verifies during the window");
+    assert_eq!(send(new.clone(), "r2").await, 202, "the new secret verifies");
+    clock.advance(Duration::from_secs(86_400 + 1));
+    assert_eq!(send(old, "r3").await, 401, "the previous secret stops after the window");
+    assert_eq!(send(new, "r4").await, 202);
+}
+
+#[tokio::test]
+async fn events_matching_no_flow_are_recorded() {
+    let p = platform(Kind::Embedded, system_clock()).await;
+    let t = github_tenant(&p, Plan::Growth).await;
+    let (status, reply) = deliver(&p, &t, "issues", "unmatched-1", &push("unmatched-1")).await;
+    assert_eq!(status, 202, "{reply}");
+    assert_eq!(reply["runs"], json!([]));
+    assert_eq!(p.queue.depth(QueueId::Runs).await.unwrap(), 0);
+    let logged = query_all(
+        p.store.as_ref(),
+        Query::prefix(keys::tenant_pk(&t.space, &t.tenant), keys::RECEIVED_EVENT_PREFIX),
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(logged.len(), 1);
+    assert_eq!(logged[0].data["event_type"], "issues");
+    assert_eq!(logged[0].data["delivery_id"], "unmatched-1");
+    assert_eq!(logged[0].data["flows"], json!([]));
+    assert!(logged[0].data.get("payload").is_none(), "metadata only");
+    let (status, _) = deliver(&p, &t, "issues", "unmatched-1", &push("unmatched-1")).await;
+    assert_eq!(status, 200, "deduplicated like any other");
+}
+
+/// A 900 KB event travels as a blob and the flow sees all of it.
+async fn large_payloads_run(kind: Kind) {
+    let p = platform(kind, system_clock()).await;
+    let t = github_tenant(&p, Plan::Growth).await;
+    let commits: Vec<Value> =
+        (0..3000).map(|i| json!({"id": format!("{i:040}"), "message": "m".repeat(250)})).collect();
+    let body = serde_json::to_vec(&json!({"ref": "refs/heads/main", "commits": commits})).unwrap();
+    assert!(body.len() > 800 * 1024 && body.len() < 1024 * 1024, "{}", body.len());
+    let (status, reply) = deliver(&p, &t, "push", "large", &body).await;
+    assert_eq!(status, 202, "{reply}");
+    drain(&p).await;
+    let executions = executions_of(&p, &t).await;
+    assert_eq!(executions.len(), 1);
+    assert_eq!(executions[0]["status"], "succeeded", "{}", executions[0]);
+    assert!(executions[0]["input"].get("$blob").is_some(), "stored as a reference");
+    let steps = switchyard::platform::executions::get_steps(
+        &p,
+        &t.space,
+        &t.tenant,
+        &switchyard::domain::ids::ExecutionId::parse(executions[0]["id"].as_str().unwrap()).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(steps[0].output, Some(json!(3000)), "the flow saw every commit");
+}
+
+#[tokio::test]
+async fn large_payloads_run_embedded() {
+    large_payloads_run(Kind::Embedded).await;
+}
+
+#[tokio::test]
+async fn large_payloads_run_aws() {
+    large_payloads_run(Kind::Aws).await;
+}
+
+/// 20,000 signed webhooks, 10 % of them redeliveries, 64 connections at once, against the dev
+/// server: exactly one run per unique event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_twenty_thousand_webhooks_run_each_event_once() {
+    const TOTAL: usize = 20_000;
+    const CONCURRENCY: usize = 64;
+    let p = platform(Kind::Embedded, system_clock()).await;
+    let t = github_tenant(&p, Plan::Enterprise).await;
+    let app =
+        spawn_app_with(p, LocalConfig { consumers: 4, tick: Duration::from_secs(3600), ..LocalConfig::default() })
+            .await;
+    // Every tenth delivery repeats an earlier one.
+    let deliveries: Vec<String> =
+        (0..TOTAL).map(|i| if i % 10 == 9 { format!("evt-{}", i - 5) } else { format!("evt-{i}") }).collect();
+    let unique_count = deliveries.iter().collect::<std::collections::HashSet<_>>().len();
+    assert_eq!(unique_count, 18_000);
+    let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(CONCURRENCY).build().unwrap();
+    let url = format!("{}/webhooks/{}/github", app.base, t.tenant);
+    let started = std::time::Instant::now();
+    let results: Vec<u16> = futures::stream::iter(deliveries.iter().cloned())
+        .map(|delivery| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                let body = push(&delivery);
+                let signature = sign::github(SECRET, &body);
+                let response = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("x-github-event", "push")
+                    .header("x-github-delivery", &delivery)
+                    .header("x-hub-signature-256", signature)
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("the dev server answers");
+                response.status().as_u16()
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    let accepted = results.iter().filter(|s| **s == 202).count();
+    let duplicates = results.iter().filter(|s| **s == 200).count();
+    assert_eq!(
+        accepted + duplicates,
+        TOTAL,
+        "every request answered 202 or 200: {:?}",
+        results.iter().filter(|s| **s >= 300).count()
+    );
+    eprintln!("load: {TOTAL} webhooks in {elapsed:?}, {accepted} accepted, {duplicates} duplicates");
+    let platform = app.platform.clone();
+    switchyard_tests::eventually("every run finished", Duration::from_secs(600), || {
+        let platform = platform.clone();
+        async move { platform.queue.depth(QueueId::Runs).await.unwrap() == 0 }
+    })
+    .await;
+    drop(app);
+    let executions = executions_of(&platform, &t).await;
+    let mut by_event: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for e in &executions {
+        assert_eq!(e["status"], "succeeded");
+        *by_event.entry(e["trigger"]["event_id"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    assert_eq!(by_event.len(), unique_count, "every unique event ran");
+    assert!(by_event.values().all(|n| *n == 1), "no event ran twice");
+}
