@@ -16,14 +16,16 @@
 //! limit), one queue call, one conditional write. Tenant, connector settings, flows and
 //! secrets come from per-container caches.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::Method;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use switchyard::domain::connector::{ConnectorSpec, HmacConfig};
-use switchyard::domain::execution::{FlowRef, RunMessage, TriggerInfo, run_key};
-use switchyard::domain::ids::{ConnectorId, ExecutionId, FlowId, TenantId, ulid_at};
+use switchyard::domain::execution::{FlowRef, TriggerInfo, run_key};
+use switchyard::domain::ids::{ConnectorId, ExecutionId, FlowId, SpaceId, TenantId, ulid_at};
 use switchyard::domain::keys;
 use switchyard::domain::tenancy::TenantStatus;
 use switchyard::platform::error::AppError;
@@ -139,15 +141,21 @@ pub fn prepare(
         .with_request_line(parts.method.as_str(), &path_and_query)
         .verify(webhook_spec.scheme, hmac, secrets, options)
         .map_err(unauthorized)?;
-    let payload = envelope::parse_payload(content_type.as_deref(), verified.body())
+    let payload = envelope::payload_json(content_type.as_deref(), verified.body())
         .map_err(|m| AppError::invalid("malformed_payload", m, Value::Null))?;
-    if payload.get("type").and_then(Value::as_str) == Some("url_verification") {
-        if let Some(challenge) = payload.get("challenge").and_then(Value::as_str) {
+    // The tree is only built when the catalog reads the event type or id from the body.
+    let parsed = if envelope::needs_body(webhook_spec) {
+        serde_json::from_str(payload.get()).unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
+    if parsed.get("type").and_then(Value::as_str) == Some("url_verification") {
+        if let Some(challenge) = parsed.get("challenge").and_then(Value::as_str) {
             return Ok(Prepared::Challenge(challenge.to_string()));
         }
     }
-    let event_type = envelope::event_type(webhook_spec, &verified, &payload);
-    let delivery_id = envelope::delivery_id(webhook_spec, &verified, &payload);
+    let event_type = envelope::event_type(webhook_spec, &verified, &parsed);
+    let delivery_id = envelope::delivery_id(webhook_spec, &verified, &parsed);
     let event = EventEnvelope {
         id: delivery_id.clone(),
         space: tenant.space.id.clone(),
@@ -230,9 +238,8 @@ async fn route(
     if matched.is_empty() {
         return Ok(Vec::new());
     }
-    let input = serde_json::to_value(event).unwrap_or(Value::Null);
-    let size = serde_json::to_string(&input).map(|s| s.len()).unwrap_or(0);
-    let input = blobs::inline_or_blob(p, &tenant.space.id, &tenant.tenant.id, input, size).await?;
+    let input = serde_json::value::to_raw_value(event).map_err(|e| AppError::Unavailable { detail: e.to_string() })?;
+    let input = blobs::inline_or_blob(p, &tenant.space.id, &tenant.tenant.id, input).await?;
     let (messages, runs) = run_messages(tenant, spec, event, &input, &matched, p.now_ms());
     p.queue.send(QueueId::Runs, &messages).await.map_err(|e| match e {
         PortError::Rejected(_) => AppError::PayloadTooLarge("event too large to queue".into()),
@@ -241,20 +248,41 @@ async fn route(
     Ok(runs)
 }
 
+/// A start message as the receiver writes it: the same fields as `RunMessage::Start`, with the
+/// input borrowed as JSON text so it is copied, not re-serialized, into each message.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "start")]
+struct StartMessage<'a> {
+    space: &'a SpaceId,
+    tenant: &'a TenantId,
+    execution_id: &'a ExecutionId,
+    run_key: String,
+    flow: FlowRef,
+    trigger: &'a TriggerInfo,
+    input: &'a RawValue,
+    enqueued_at: i64,
+}
+
 /// One start message per matched flow, with a run key that makes duplicates harmless.
 pub fn run_messages(
     tenant: &ResolvedTenant,
     spec: &ConnectorSpec,
     event: &EventEnvelope,
-    input: &Value,
-    matched: &[flows::FlowRecord],
+    input: &RawValue,
+    matched: &[Arc<flows::FlowRecord>],
     now: i64,
 ) -> (Vec<OutgoingMessage>, Vec<(FlowId, ExecutionId)>) {
+    let trigger = TriggerInfo {
+        kind: "webhook".into(),
+        connector: Some(spec.id.clone()),
+        event_type: Some(event.event_type.clone()),
+        event_id: Some(event.id.clone()),
+    };
     let mut messages = Vec::with_capacity(matched.len());
     let mut runs = Vec::with_capacity(matched.len());
     for flow in matched {
         let execution_id = ExecutionId::generate(now);
-        let key = run_key(&[
+        let run_key = run_key(&[
             "webhook",
             tenant.space.id.as_str(),
             tenant.tenant.id.as_str(),
@@ -263,19 +291,14 @@ pub fn run_messages(
             &flow.owner.pk(),
             flow.id.as_str(),
         ]);
-        let message = RunMessage::Start {
-            space: tenant.space.id.clone(),
-            tenant: tenant.tenant.id.clone(),
-            execution_id: execution_id.clone(),
-            run_key: key,
+        let message = StartMessage {
+            space: &tenant.space.id,
+            tenant: &tenant.tenant.id,
+            execution_id: &execution_id,
+            run_key,
             flow: FlowRef { owner: flow.owner.clone(), id: flow.id.clone(), version: flow.version },
-            trigger: TriggerInfo {
-                kind: "webhook".into(),
-                connector: Some(spec.id.clone()),
-                event_type: Some(event.event_type.clone()),
-                event_id: Some(event.id.clone()),
-            },
-            input: input.clone(),
+            trigger: &trigger,
+            input,
             enqueued_at: now,
         };
         if let Ok(body) = serde_json::to_string(&message) {
@@ -323,5 +346,47 @@ async fn record_delivery(p: &Platform, prepared: &PreparedEvent, delivery_key: K
             tracing::info!(delivery_id = %event.id, "concurrent duplicate delivery; the executor starts its runs once");
         }
         Err(e) => tracing::warn!(delivery_id = %event.id, error = %e, "delivery record not written; runs are queued"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use switchyard::domain::execution::RunMessage;
+    use switchyard::domain::keys::FlowOwner;
+
+    use super::*;
+
+    #[test]
+    fn start_messages_parse_as_run_messages() {
+        let space = SpaceId::parse("s").unwrap();
+        let tenant = TenantId::parse("t").unwrap();
+        let execution_id = ExecutionId::generate(1_000);
+        let trigger = TriggerInfo {
+            kind: "webhook".into(),
+            connector: None,
+            event_type: Some("push".into()),
+            event_id: Some("d".into()),
+        };
+        let input = serde_json::value::to_raw_value(&json!({"payload": {"a": [1, 2]}})).unwrap();
+        let message = StartMessage {
+            space: &space,
+            tenant: &tenant,
+            execution_id: &execution_id,
+            run_key: "k".into(),
+            flow: FlowRef {
+                owner: FlowOwner::Space { space: space.clone() },
+                id: FlowId::parse("f").unwrap(),
+                version: 3,
+            },
+            trigger: &trigger,
+            input: &input,
+            enqueued_at: 7,
+        };
+        let parsed: RunMessage = serde_json::from_str(&serde_json::to_string(&message).unwrap()).unwrap();
+        let RunMessage::Start { input, flow, enqueued_at, execution_id: id, .. } = parsed else {
+            panic!("not a start")
+        };
+        assert_eq!((input, flow.version, enqueued_at, id), (json!({"payload": {"a": [1, 2]}}), 3, 7, execution_id));
     }
 }

@@ -256,3 +256,77 @@ pub fn check(entity: &str, value: &serde_json::Value) -> Result<(), String> {
         other => Err(format!("unknown entity {other:?}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use serde_json::Value;
+
+    use super::*;
+    use crate::domain::connector::Catalog;
+    use crate::engine::expr::Expr;
+
+    /// Equal as JSON, numbers compared by value (jq yields 15.0 where a document says 15).
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+            (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
+            (Value::Object(x), Value::Object(y)) => {
+                x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+            }
+            _ => a == b,
+        }
+    }
+
+    #[test]
+    fn mappings_turn_provider_payloads_into_canonical_entities() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("connectors/fixtures");
+        let mut covered = Vec::new();
+        for connector_dir in std::fs::read_dir(&root).unwrap() {
+            let connector_dir = connector_dir.unwrap().path();
+            let connector = connector_dir.file_name().unwrap().to_string_lossy().into_owned();
+            let spec = Catalog::builtin()
+                .find(&connector)
+                .unwrap_or_else(|| panic!("fixtures for unknown connector {connector}"));
+            for file in std::fs::read_dir(&connector_dir).unwrap() {
+                let file = file.unwrap().path();
+                let entity = file.file_stem().unwrap().to_string_lossy().into_owned();
+                let fixture: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+                assert!(
+                    fixture["source_url"].as_str().is_some_and(|u| u.starts_with("https://")),
+                    "{connector}/{entity}: cite the docs"
+                );
+                let mapping =
+                    spec.cdm_mapping(&entity).unwrap_or_else(|| panic!("{connector} has no {entity} mapping"));
+                let output = Expr::compile(&mapping.expr).unwrap().eval(&fixture["input"]).unwrap();
+                check(&entity, &output)
+                    .unwrap_or_else(|e| panic!("{connector}/{entity}: not a canonical {entity}: {e}\n{output:#}"));
+                assert!(
+                    same(&output, &fixture["expected"]),
+                    "{connector}/{entity}:\n got {output:#}\nwant {:#}",
+                    fixture["expected"]
+                );
+                assert_eq!(output["source"], connector.as_str(), "{connector}/{entity}: source names the connector");
+                covered.push(format!("{connector}/{entity}"));
+            }
+        }
+        for spec in Catalog::builtin().all() {
+            for mapping in &spec.cdm {
+                let name = format!("{}/{}", spec.id, mapping.entity);
+                assert!(covered.contains(&name), "mapping {name} has no fixture");
+            }
+        }
+        for required in ["shopify/order", "hubspot/contact", "stripe/invoice", "xero/invoice", "salesforce/contact"] {
+            assert!(covered.contains(&required.to_string()), "{required}");
+        }
+    }
+
+    #[test]
+    fn the_schema_document_names_every_entity() {
+        let schema: Value = serde_json::from_str(SCHEMA).unwrap();
+        for entity in ENTITIES {
+            assert!(schema["$defs"][entity].is_object(), "{entity}");
+        }
+    }
+}

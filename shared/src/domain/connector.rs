@@ -337,7 +337,20 @@ pub struct Catalog {
 }
 
 /// The catalog files compiled into the binaries.
-const BUILTIN: &[(&str, &str)] = &[("github", include_str!("../../connectors/github.yaml"))];
+const BUILTIN: &[(&str, &str)] = &[
+    ("github", include_str!("../../connectors/github.yaml")),
+    ("gmail", include_str!("../../connectors/gmail.yaml")),
+    ("google_sheets", include_str!("../../connectors/google_sheets.yaml")),
+    ("hubspot", include_str!("../../connectors/hubspot.yaml")),
+    ("jira", include_str!("../../connectors/jira.yaml")),
+    ("notion", include_str!("../../connectors/notion.yaml")),
+    ("salesforce", include_str!("../../connectors/salesforce.yaml")),
+    ("shopify", include_str!("../../connectors/shopify.yaml")),
+    ("slack", include_str!("../../connectors/slack.yaml")),
+    ("stripe", include_str!("../../connectors/stripe.yaml")),
+    ("xero", include_str!("../../connectors/xero.yaml")),
+    ("zendesk", include_str!("../../connectors/zendesk.yaml")),
+];
 
 impl Catalog {
     /// The built-in catalog, parsed and checked once per process. A broken catalog file is a

@@ -6,6 +6,7 @@
 //! `{"$blob": {"id", "size", "chunks"}}` wherever it would have gone.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::Platform;
@@ -51,12 +52,17 @@ fn split(text: &str, max: usize) -> Vec<&str> {
 /// Store a value as a blob.
 pub async fn put(p: &Platform, space: &SpaceId, tenant: &TenantId, value: &Value) -> PortResult<BlobRef> {
     let text = serde_json::to_string(value).map_err(|e| PortError::Rejected(e.to_string()))?;
+    put_text(p, space, tenant, &text).await
+}
+
+/// Store JSON text as a blob.
+pub async fn put_text(p: &Platform, space: &SpaceId, tenant: &TenantId, text: &str) -> PortResult<BlobRef> {
     if text.len() > MAX_BLOB_BYTES {
         return Err(PortError::Rejected(format!("value of {} bytes exceeds {MAX_BLOB_BYTES} bytes", text.len())));
     }
     let id = ulid_at(p.now_ms()).to_string();
     let expires = p.clock.now_secs() + BLOB_TTL_SECS;
-    let parts = split(&text, CHUNK_BYTES);
+    let parts = split(text, CHUNK_BYTES);
     let ops = parts
         .iter()
         .enumerate()
@@ -85,19 +91,18 @@ pub fn as_ref(value: &Value) -> Option<BlobRef> {
     value.get("$blob").and_then(|b| serde_json::from_value(b.clone()).ok())
 }
 
-/// `value`, or a reference to it stored as a blob when its JSON is larger than `INLINE_LIMIT`.
+/// `json`, or a reference to it stored as a blob when it is larger than `INLINE_LIMIT`.
 pub async fn inline_or_blob(
     p: &Platform,
     space: &SpaceId,
     tenant: &TenantId,
-    value: Value,
-    size: usize,
-) -> PortResult<Value> {
-    if size <= INLINE_LIMIT {
-        return Ok(value);
+    json: Box<RawValue>,
+) -> PortResult<Box<RawValue>> {
+    if json.get().len() <= INLINE_LIMIT {
+        return Ok(json);
     }
-    let blob = put(p, space, tenant, &value).await?;
-    Ok(json!({ "$blob": blob }))
+    let blob = put_text(p, space, tenant, json.get()).await?;
+    serde_json::value::to_raw_value(&json!({ "$blob": blob })).map_err(|e| PortError::Rejected(e.to_string()))
 }
 
 /// The value itself, reading the blob if `value` is a reference.

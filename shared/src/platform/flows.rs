@@ -253,14 +253,18 @@ fn version_cache() -> &'static super::caches::TtlCache<(String, String), Arc<Flo
 }
 
 /// All active flows of a partition (cached per container for `CACHE_TTL`).
-async fn active_flows(p: &Platform, owner: &FlowOwner) -> Result<Arc<Vec<FlowRecord>>, AppError> {
+async fn active_flows(p: &Platform, owner: &FlowOwner) -> Result<Arc<Vec<Arc<FlowRecord>>>, AppError> {
     let key = (owner.pk(), String::new());
     if let Some(found) = p.caches.triggers.get(&key) {
         return Ok(found);
     }
     let items = query_all(p.store.as_ref(), Query::prefix(owner.pk(), keys::FLOW_PREFIX), MAX_FLOWS_PER_OWNER).await?;
-    let flows: Vec<FlowRecord> =
-        items.iter().filter_map(|i| i.parse::<FlowRecord>().ok()).filter(|f| f.status == FlowStatus::Active).collect();
+    let flows: Vec<Arc<FlowRecord>> = items
+        .iter()
+        .filter_map(|i| i.parse::<FlowRecord>().ok())
+        .filter(|f| f.status == FlowStatus::Active)
+        .map(Arc::new)
+        .collect();
     let flows = Arc::new(flows);
     p.caches.triggers.put(key, flows.clone());
     Ok(flows)
@@ -273,7 +277,7 @@ pub async fn flows_for_webhook(
     tenant: &ResolvedTenant,
     connector: &ConnectorId,
     event_type: &str,
-) -> Result<Vec<FlowRecord>, AppError> {
+) -> Result<Vec<Arc<FlowRecord>>, AppError> {
     let space_owner = FlowOwner::Space { space: tenant.space.id.clone() };
     let tenant_owner = FlowOwner::Tenant { space: tenant.space.id.clone(), tenant: tenant.tenant.id.clone() };
     let (shared, own) = futures::try_join!(active_flows(p, &space_owner), active_flows(p, &tenant_owner))?;
@@ -285,7 +289,7 @@ pub async fn flows_with_trigger(
     p: &Platform,
     owner: &FlowOwner,
     wanted: impl Fn(&Trigger) -> bool,
-) -> Result<Vec<FlowRecord>, AppError> {
+) -> Result<Vec<Arc<FlowRecord>>, AppError> {
     Ok(active_flows(p, owner).await?.iter().filter(|f| wanted(&f.trigger)).cloned().collect())
 }
 

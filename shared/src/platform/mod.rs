@@ -270,7 +270,7 @@ pub mod caches {
     pub struct Caches {
         pub tenants: TtlCache<String, Option<super::tenancy::ResolvedTenant>>,
         pub api_keys: TtlCache<String, Option<crate::domain::access::ApiKeyRecord>>,
-        pub triggers: TtlCache<(String, String), std::sync::Arc<Vec<super::flows::FlowRecord>>>,
+        pub triggers: TtlCache<(String, String), std::sync::Arc<Vec<std::sync::Arc<super::flows::FlowRecord>>>>,
         pub connector_settings: TtlCache<(String, String), Option<super::connections::ConnectorSettings>>,
         pub admin_key: TtlCache<(), Option<String>>,
     }

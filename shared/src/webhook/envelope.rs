@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::signature::VerifiedWebhook;
@@ -12,7 +13,7 @@ use crate::domain::ids::{ConnectorId, SpaceId, TenantId};
 use crate::engine::expr::Expr;
 
 /// The normalized event: what flows see as `.trigger`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventEnvelope {
     /// The delivery id: the provider's, or the SHA-256 of the body when it sends none.
     pub id: String,
@@ -25,16 +26,46 @@ pub struct EventEnvelope {
     /// The headers the catalog selects, lower-cased.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    pub payload: Value,
+    /// The body as the provider sent it (validated JSON, kept as text: the receiver never
+    /// needs to build or re-serialize the tree).
+    pub payload: Box<RawValue>,
 }
 
 /// Event type used when the provider's cannot be found.
 pub const UNKNOWN_EVENT_TYPE: &str = "unknown";
 
-/// Parse the body by content type: JSON, form fields (Slack commands), or text.
-/// A body that claims to be JSON but is not is malformed.
+/// The body as JSON text: JSON bodies validated and kept as they are, form fields (Slack
+/// commands) as an object, other text as a string. A body that claims to be JSON but is not
+/// is malformed.
+pub fn payload_json(content_type: Option<&str>, body: &[u8]) -> Result<Box<RawValue>, String> {
+    let media = media_type(content_type);
+    if is_json_media(&media) {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return if media.is_empty() { Ok(null()) } else { Err("empty JSON body".into()) };
+        }
+        let raw: &RawValue = serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
+        return Ok(raw.to_owned());
+    }
+    let value = parse_payload(content_type, body)?;
+    serde_json::value::to_raw_value(&value).map_err(|e| e.to_string())
+}
+
+fn null() -> Box<RawValue> {
+    RawValue::from_string("null".into()).unwrap_or_else(|_| unreachable!("null is JSON"))
+}
+
+fn media_type(content_type: Option<&str>) -> String {
+    content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+fn is_json_media(media: &str) -> bool {
+    media.is_empty() || media == "application/json" || media.ends_with("+json")
+}
+
+/// Parse the body by content type into a JSON value: JSON, form fields (Slack commands), or
+/// text. A body that claims to be JSON but is not is malformed.
 pub fn parse_payload(content_type: Option<&str>, body: &[u8]) -> Result<Value, String> {
-    let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = media_type(content_type);
     if media == "application/x-www-form-urlencoded" {
         let mut fields = serde_json::Map::new();
         for (k, v) in url::form_urlencoded::parse(body) {
@@ -47,8 +78,7 @@ pub fn parse_payload(content_type: Option<&str>, body: &[u8]) -> Result<Value, S
         }
         return Ok(Value::Object(fields));
     }
-    let looks_json = media.is_empty() || media == "application/json" || media.ends_with("+json");
-    if looks_json {
+    if is_json_media(&media) {
         if body.iter().all(u8::is_ascii_whitespace) {
             return if media.is_empty() { Ok(Value::Null) } else { Err("empty JSON body".into()) };
         }
@@ -72,8 +102,13 @@ fn extract(source: &EventTypeSource, webhook: &VerifiedWebhook, payload: &Value)
     }
 }
 
+/// Whether the catalog reads the event type or id from the body (then it must be parsed).
+pub fn needs_body(spec: &WebhookSpec) -> bool {
+    matches!(spec.event_type, EventTypeSource::Body(_)) || matches!(spec.event_id, Some(EventTypeSource::Body(_)))
+}
+
 /// The event type, per the catalog (`unknown` when absent, so the event is still recorded and
-/// `*` triggers still run).
+/// `*` triggers still run). `payload` is the parsed body when `needs_body`, else `null`.
 pub fn event_type(spec: &WebhookSpec, webhook: &VerifiedWebhook, payload: &Value) -> String {
     extract(&spec.event_type, webhook, payload)
         .map(|t| t.chars().take(200).collect())
