@@ -4,9 +4,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use switchyard::domain::access::Permission;
 use switchyard::domain::connector::{ConnectorSpec, HmacConfig, SchemeKind};
-use switchyard::platform::connections;
+use switchyard::engine::actions::{self, ActionError};
 use switchyard::platform::error::AppError;
 use switchyard::platform::http::{Response, json as json_response};
+use switchyard::platform::{connections, credentials};
 
 use crate::{Call, page_response, require};
 
@@ -108,4 +109,186 @@ pub async fn put_webhook_secret(call: &Call<'_>, tenant: &str, connector: &str) 
     let body: SecretPut = call.body()?;
     let settings = connections::set_webhook_secret(call.p, &space, &tenant, &spec.id, &body.secret).await?;
     Ok(json_response(200, &json!(settings)))
+}
+
+/// The redirect URI for OAuth callbacks: the configured public URL, else this request's host
+/// (https, except for a loopback dev server).
+fn callback_url(call: &Call<'_>) -> Result<String, AppError> {
+    if let Some(public) = &call.p.settings.public_url {
+        return Ok(format!("{}/api/v1/oauth/callback", public.trim_end_matches('/')));
+    }
+    let host = switchyard::platform::http::header(&call.req, "host").ok_or_else(|| {
+        AppError::bad_request("set SWITCHYARD_PUBLIC_URL: the callback URL cannot be derived without a Host header")
+    })?;
+    let local = host.starts_with("127.0.0.1") || host.starts_with("localhost") || host.starts_with("[::1]");
+    Ok(format!("{}://{host}/api/v1/oauth/callback", if local { "http" } else { "https" }))
+}
+
+fn no_tenant_keys(call: &Call<'_>) -> Result<(), AppError> {
+    if call.who.role == switchyard::domain::access::Role::Tenant {
+        return Err(AppError::Forbidden("a tenant key cannot change the space's OAuth apps".into()));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OAuthAppPut {
+    client_id: String,
+    client_secret: String,
+    #[serde(default)]
+    redirect_uri: Option<String>,
+}
+
+pub async fn put_oauth_app(call: &Call<'_>, connector: &str) -> Result<Response, AppError> {
+    require(call, Permission::ConnectorsWrite)?;
+    no_tenant_keys(call)?;
+    let spec = spec(call, connector)?;
+    if !matches!(spec.auth, switchyard::domain::connector::AuthSpec::Oauth2 { .. }) {
+        return Err(AppError::bad_request(format!("connector {} does not use OAuth", spec.id)));
+    }
+    let body: OAuthAppPut = call.body()?;
+    if body.client_id.is_empty()
+        || body.client_secret.is_empty()
+        || body.client_id.len() > 512
+        || body.client_secret.len() > 1024
+    {
+        return Err(AppError::bad_request("client_id and client_secret are required"));
+    }
+    if let Some(uri) = &body.redirect_uri {
+        url::Url::parse(uri).map_err(|_| AppError::bad_request("redirect_uri must be an absolute URL"))?;
+    }
+    let app = credentials::OAuthApp {
+        client_id: body.client_id,
+        client_secret: body.client_secret,
+        redirect_uri: body.redirect_uri,
+    };
+    credentials::set_oauth_app(call.p, &call.space()?, &spec.id, &app).await?;
+    Ok(json_response(200, &oauth_app_json(&app, &spec.id)))
+}
+
+fn oauth_app_json(app: &credentials::OAuthApp, connector: &switchyard::domain::ids::ConnectorId) -> Value {
+    json!({"connector": connector, "client_id": app.client_id, "client_secret_set": true, "redirect_uri": app.redirect_uri})
+}
+
+pub async fn get_oauth_app(call: &Call<'_>, connector: &str) -> Result<Response, AppError> {
+    require(call, Permission::ConnectorsRead)?;
+    no_tenant_keys(call)?;
+    let spec = spec(call, connector)?;
+    let app = credentials::oauth_app(call.p, &call.space()?, &spec.id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("no OAuth app registered for {}", spec.id)))?;
+    Ok(json_response(200, &oauth_app_json(&app, &spec.id)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ConnectPost {
+    /// Where to send the tenant after the callback (your product's page).
+    #[serde(default)]
+    return_to: Option<String>,
+}
+
+pub async fn connect(call: &Call<'_>, tenant: &str, connector: &str) -> Result<Response, AppError> {
+    require(call, Permission::CredentialsWrite)?;
+    let spec = spec(call, connector)?;
+    let (space, tenant) = call.tenant(tenant).await?;
+    let body: ConnectPost = if call.req.body().is_empty() { ConnectPost::default() } else { call.body()? };
+    if let Some(to) = &body.return_to {
+        let url = url::Url::parse(to).map_err(|_| AppError::bad_request("return_to must be an absolute URL"))?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(AppError::bad_request("return_to must be an http(s) URL"));
+        }
+    }
+    let start = credentials::start_connect(call.p, &space, &tenant, spec, &callback_url(call)?, body.return_to).await?;
+    Ok(json_response(200, &json!(start)))
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum CredentialsPut {
+    ApiKey { key: String },
+    Basic { username: String, password: String },
+    Bearer { token: String },
+    ClientCredentials { client_id: String, client_secret: String },
+}
+
+pub async fn put_credentials(call: &Call<'_>, tenant: &str, connector: &str) -> Result<Response, AppError> {
+    require(call, Permission::CredentialsWrite)?;
+    let spec = spec(call, connector)?;
+    let (space, tenant) = call.tenant(tenant).await?;
+    let body: CredentialsPut = call.body()?;
+    let value = match body {
+        CredentialsPut::ApiKey { key } => credentials::Credentials::ApiKey { key },
+        CredentialsPut::Basic { username, password } => credentials::Credentials::Basic { username, password },
+        CredentialsPut::Bearer { token } => credentials::Credentials::Bearer { token },
+        CredentialsPut::ClientCredentials { client_id, client_secret } => credentials::Credentials::ClientCredentials {
+            client_id,
+            client_secret,
+            access_token: None,
+            expires_at: None,
+        },
+    };
+    if value.secrets().iter().any(|s| s.is_empty() || s.len() > 8192) {
+        return Err(AppError::bad_request("credential values must be 1 to 8192 characters"));
+    }
+    credentials::check_kind(spec, &value)?;
+    let settings = credentials::store(call.p, &space, &tenant, &spec.id, &value).await?;
+    Ok(json_response(200, &json!(settings)))
+}
+
+pub async fn delete_credentials(call: &Call<'_>, tenant: &str, connector: &str) -> Result<Response, AppError> {
+    require(call, Permission::CredentialsWrite)?;
+    let spec = spec(call, connector)?;
+    let (space, tenant) = call.tenant(tenant).await?;
+    let settings = credentials::disconnect(call.p, &space, &tenant, &spec.id).await?;
+    Ok(json_response(200, &json!(settings)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionPost {
+    #[serde(default)]
+    input: Value,
+}
+
+/// Run one action now with the tenant's credentials (testing a connection, or a one-off call).
+pub async fn run_action(call: &Call<'_>, tenant: &str, connector: &str, action: &str) -> Result<Response, AppError> {
+    require(call, Permission::FlowsRun)?;
+    let spec = spec(call, connector)?;
+    let action = spec
+        .action(action)
+        .ok_or_else(|| AppError::not_found(format!("connector {} has no action {action}", spec.id)))?;
+    let (space, tenant) = call.tenant(tenant).await?;
+    let body: ActionPost = call.body()?;
+    let input = if body.input.is_null() { json!({}) } else { body.input };
+    let result = actions::call(
+        call.p,
+        actions::ActionCall {
+            space: &space,
+            tenant: &tenant,
+            spec,
+            action,
+            input: &input,
+            idempotency_key: None,
+            timeout: std::time::Duration::from_secs(30),
+        },
+    )
+    .await;
+    match result {
+        Ok(r) => Ok(json_response(200, &json!({"status": r.status, "output": r.output}))),
+        Err(ActionError::InvalidInput(m)) => Err(AppError::invalid("invalid_input", m, Value::Null)),
+        Err(ActionError::NotEnabled(c)) => {
+            Err(AppError::bad_request(format!("connector {c} is not enabled for this tenant")))
+        }
+        Err(ActionError::Credentials(e)) if !e.is_retryable() => {
+            Err(AppError::invalid("not_connected", e.to_string(), Value::Null))
+        }
+        Err(ActionError::Unavailable(d)) => Err(AppError::Unavailable { detail: d }),
+        // The third party's own failure: a 502 with what it said.
+        Err(e) => Ok(json_response(
+            502,
+            &json!({"error": {"code": "upstream_error", "message": e.to_string(), "upstream_status": e.status(), "retryable": e.is_retryable()}}),
+        )),
+    }
 }

@@ -8,6 +8,7 @@
 mod connectors;
 mod executions;
 mod flows;
+mod oauth;
 mod openapi;
 mod tenancy;
 
@@ -98,6 +99,7 @@ async fn route(p: &Platform, req: Request) -> Result<Response, AppError> {
     match (&method, rest.as_slice()) {
         (&Method::GET, ["health"]) => return Ok(json_response(200, &json!({"status": "ok"}))),
         (&Method::GET, ["openapi.json"]) => return Ok(json_response(200, openapi::document())),
+        (&Method::GET, ["oauth", "callback"]) => return oauth::callback(p, &req).await,
         _ => {}
     }
     let who = auth::authenticate(p, &req).await?;
@@ -106,6 +108,8 @@ async fn route(p: &Platform, req: Request) -> Result<Response, AppError> {
     match rest.as_slice() {
         ["connectors"] if m == Method::GET => connectors::catalog(&call).await,
         ["connectors", id] if m == Method::GET => connectors::catalog_entry(&call, id).await,
+        ["connectors", id, "oauth-app"] if m == Method::PUT => connectors::put_oauth_app(&call, id).await,
+        ["connectors", id, "oauth-app"] if m == Method::GET => connectors::get_oauth_app(&call, id).await,
 
         ["spaces"] if m == Method::POST => tenancy::create_space(&call).await,
         ["spaces", id] if m == Method::GET => tenancy::get_space(&call, id).await,
@@ -125,6 +129,16 @@ async fn route(p: &Platform, req: Request) -> Result<Response, AppError> {
         ["tenants", t, "connectors", c] if m == Method::PUT => connectors::put(&call, t, c).await,
         ["tenants", t, "connectors", c, "webhook-secret"] if m == Method::PUT => {
             connectors::put_webhook_secret(&call, t, c).await
+        }
+        ["tenants", t, "connectors", c, "connect"] if m == Method::POST => connectors::connect(&call, t, c).await,
+        ["tenants", t, "connectors", c, "credentials"] if m == Method::PUT => {
+            connectors::put_credentials(&call, t, c).await
+        }
+        ["tenants", t, "connectors", c, "credentials"] if m == Method::DELETE => {
+            connectors::delete_credentials(&call, t, c).await
+        }
+        ["tenants", t, "connectors", c, "actions", a] if m == Method::POST => {
+            connectors::run_action(&call, t, c, a).await
         }
 
         ["workflows"] if m == Method::POST => flows::create(&call, None).await,

@@ -28,12 +28,23 @@ pub enum AuthSpec {
         /// Extra authorize URL parameters (e.g. `access_type: offline`).
         #[serde(default)]
         authorize_params: BTreeMap<String, String>,
+        /// How the client authenticates to the token endpoint.
+        #[serde(default)]
+        client_auth: ClientAuth,
+        /// Header the access token goes in (Shopify: `X-Shopify-Access-Token`).
+        #[serde(default = "authorization")]
+        header: String,
+        /// Text before the token in that header.
+        #[serde(default = "bearer")]
+        prefix: String,
     },
     /// OAuth 2.0 client credentials: the tenant stores a client id and secret.
     ClientCredentials {
         token_url: String,
         #[serde(default)]
         scopes: Vec<String>,
+        #[serde(default)]
+        client_auth: ClientAuth,
     },
     /// A static key in a header or the query string.
     ApiKey {
@@ -53,6 +64,23 @@ pub enum AuthSpec {
 
 fn yes() -> bool {
     true
+}
+fn authorization() -> String {
+    "Authorization".to_string()
+}
+fn bearer() -> String {
+    "Bearer ".to_string()
+}
+
+/// How an OAuth client authenticates to the token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// `client_id` and `client_secret` in the form body (what most providers document).
+    #[default]
+    Body,
+    /// HTTP Basic with the client id and secret (Notion).
+    Basic,
 }
 fn space() -> String {
     " ".to_string()
@@ -316,6 +344,17 @@ pub struct ConnectorSpec {
     pub resources: Vec<ResourceSpec>,
     #[serde(default)]
     pub cdm: Vec<CdmMapping>,
+    /// The provider's rate limit per connection, enforced across all containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// At most `requests` calls per `per_seconds` for one tenant's connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per_seconds: u32,
 }
 
 impl ConnectorSpec {

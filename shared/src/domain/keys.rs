@@ -131,6 +131,11 @@ pub fn quota_counter(space: &SpaceId, tenant: &TenantId, dimension: &str, window
     Key::new(tenant_pk(space, tenant), format!("Q#{dimension}#{window}"))
 }
 
+/// A space-level lease (the space's own secret document).
+pub fn space_lease(space: &SpaceId, name: &str) -> Key {
+    Key::new(space_pk(space), format!("LEASE#{name}"))
+}
+
 pub fn lease(space: &SpaceId, tenant: &TenantId, name: &str) -> Key {
     Key::new(tenant_pk(space, tenant), format!("LEASE#{name}"))
 }

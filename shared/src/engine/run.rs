@@ -36,6 +36,10 @@ use crate::platform::executions::{StoredExecution, get_execution, get_steps};
 use crate::platform::flows::get_flow_version;
 use crate::ports::{Condition, Item, OutgoingMessage, PlatformEvent, PortError, QueueId, WriteOp, sqs_limits};
 
+/// One step attempt of a round (boxed and named so `Send` is declared, not inferred).
+type AttemptFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (&'a StepDef, u32, i64, StepOutcome)> + Send + 'a>>;
+
 /// What to do with the message that was processed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {
@@ -315,17 +319,30 @@ async fn drive(p: &Platform, message: RunMessage, budget: Budget) -> Result<Disp
         }
         rounds += 1;
         let ctx = context(&exec, &input, &def, &records);
-        let attempts = run.iter().map(|id| {
+        let seen = &records;
+        let ctx = &ctx;
+        let mut attempts: Vec<AttemptFuture<'_>> = Vec::with_capacity(run.len());
+        for id in &run {
             let step = by_id[id];
-            let attempt = records.get(id).map(|r| r.attempt).unwrap_or(0) + 1;
-            let ctx = &ctx;
+            let previous = seen.get(id);
+            let attempt = previous.map(|r| r.attempt).unwrap_or(0) + 1;
             let exec = &exec;
-            async move {
+            attempts.push(Box::pin(async move {
                 let started = p.now_ms();
-                let outcome = steps::run(StepRun { platform: p, execution: exec, step, attempt, context: ctx }).await;
+                let outcome = steps::run(StepRun {
+                    platform: p,
+                    execution: exec,
+                    step,
+                    attempt,
+                    context: ctx,
+                    item: None,
+                    started_at: previous.filter(|r| r.status == StepStatus::Waiting).map(|r| r.started_at),
+                    previous_output: previous.and_then(|r| r.output.as_ref()),
+                })
+                .await;
                 (step, attempt, started, outcome)
-            }
-        });
+            }));
+        }
         let outcomes = futures::future::join_all(attempts).await;
         let finished = p.now_ms();
         let new_records = outcomes
@@ -363,8 +380,9 @@ fn record_outcome(
             record.input = input;
             record.output = Some(output);
         }
-        StepOutcome::Failed { input, error, retry_after } => {
+        StepOutcome::Failed { input, error, retry_after, partial } => {
             record.input = input;
+            record.output = partial;
             let policy = retry_policy(step, def);
             if error.retryable && attempt < policy.max_attempts {
                 record.status = StepStatus::Retrying;

@@ -5,11 +5,13 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use super::actions;
 use super::expr::{Expr, truthy};
 use super::template;
 use crate::domain::execution::{Execution, StepError};
-use crate::domain::flow::{HttpStep, RetryPolicy, StepDef, StepKind};
+use crate::domain::flow::{ActionStep, CdmStep, DelayStep, HttpStep, RetryPolicy, StepDef, StepKind};
 use crate::platform::Platform;
+use crate::platform::credentials;
 use crate::ports::{OutboundError, OutboundRequest, OutboundResponse};
 
 /// The result of one attempt of a step.
@@ -23,6 +25,8 @@ pub enum StepOutcome {
         input: Option<Value>,
         error: StepError,
         retry_after: Option<Duration>,
+        /// What a retry may reuse (a `foreach` keeps the items that finished).
+        partial: Option<Value>,
     },
     /// A delay step: come back at `until_ms`.
     Wait {
@@ -36,6 +40,7 @@ impl StepOutcome {
             input,
             error: StepError { message: message.into(), retryable, status },
             retry_after: None,
+            partial: None,
         }
     }
 }
@@ -53,13 +58,20 @@ pub struct StepRun<'a> {
     pub attempt: u32,
     /// The execution context (`.trigger`, `.steps`, `.vars`...).
     pub context: &'a Value,
+    /// Inside a `foreach`: which item, so idempotency keys differ per item.
+    pub item: Option<usize>,
+    /// When the step first started (a delay counts from there across resumptions).
+    pub started_at: Option<i64>,
+    /// The previous attempt's output, if it left one (a `foreach` keeps finished items).
+    pub previous_output: Option<&'a Value>,
 }
 
 impl StepRun<'_> {
-    /// Stable across attempts and redeliveries of the same step of the same execution, so a
-    /// provider that honours `Idempotency-Key` applies the call once.
+    /// Stable across attempts and redeliveries of the same step of the same execution (and
+    /// item), so a provider that honours `Idempotency-Key` applies the call once.
     pub fn idempotency_key(&self) -> String {
-        let digest = Sha256::digest(format!("{}/{}", self.execution.id, self.step.id).as_bytes());
+        let item = self.item.map(|i| format!("/{i}")).unwrap_or_default();
+        let digest = Sha256::digest(format!("{}/{}{item}", self.execution.id, self.step.id).as_bytes());
         format!("swy-{}", hex::encode(&digest[..16]))
     }
 
@@ -69,12 +81,18 @@ impl StepRun<'_> {
 }
 
 /// Run one attempt of a step.
-pub async fn run(run: StepRun<'_>) -> StepOutcome {
-    let timeout = run.timeout();
-    match tokio::time::timeout(timeout + Duration::from_secs(1), run_inner(&run)).await {
-        Ok(outcome) => outcome,
-        Err(_) => StepOutcome::fail(None, format!("step timed out after {} ms", timeout.as_millis()), true, None),
-    }
+/// A boxed step future: `foreach` runs steps, which may be a `foreach`, so the type is named
+/// (and declared `Send`) instead of inferred.
+pub type StepFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = StepOutcome> + Send + 'a>>;
+
+pub fn run(run: StepRun<'_>) -> StepFuture<'_> {
+    Box::pin(async move {
+        let timeout = run.timeout();
+        match tokio::time::timeout(timeout + Duration::from_secs(1), run_inner(&run)).await {
+            Ok(outcome) => outcome,
+            Err(_) => StepOutcome::fail(None, format!("step timed out after {} ms", timeout.as_millis()), true, None),
+        }
+    })
 }
 
 async fn run_inner(run: &StepRun<'_>) -> StepOutcome {
@@ -88,13 +106,97 @@ async fn run_inner(run: &StepRun<'_>) -> StepOutcome {
             Err(e) => StepOutcome::fail(None, format!("expression {e}"), false, None),
         },
         StepKind::Http(h) => run_http(run, h).await,
-        other => StepOutcome::fail(
-            None,
-            format!("step kind {} is not supported by this executor version", other.name()),
+        StepKind::Action(a) => run_action(run, a).await,
+        StepKind::Cdm(c) => run_cdm(run, c),
+        StepKind::Delay(d) => run_delay(run, d),
+        StepKind::Foreach(f) => super::foreach::run(run, f).await,
+    }
+}
+
+async fn run_action(run: &StepRun<'_>, step: &ActionStep) -> StepOutcome {
+    let input = match render(&step.input, run, "input") {
+        Ok(v) => v,
+        Err(outcome) => return outcome,
+    };
+    let Some(spec) = run.platform.catalog.get(&step.connector) else {
+        return StepOutcome::fail(Some(input), format!("unknown connector {}", step.connector), false, None);
+    };
+    let Some(action) = spec.action(&step.action) else {
+        return StepOutcome::fail(
+            Some(input),
+            format!("connector {} has no action {}", step.connector, step.action),
             false,
             None,
-        ),
+        );
+    };
+    let call = actions::ActionCall {
+        space: &run.execution.space,
+        tenant: &run.execution.tenant,
+        spec,
+        action,
+        input: &input,
+        idempotency_key: Some(run.idempotency_key()),
+        timeout: run.timeout(),
+    };
+    match actions::call(run.platform, call).await {
+        Ok(result) => StepOutcome::Done { input: Some(input), output: result.output },
+        Err(e) => {
+            let (retryable, status, retry_after) = (e.is_retryable(), e.status(), e.retry_after());
+            StepOutcome::Failed {
+                input: Some(input),
+                error: StepError { message: e.to_string(), retryable, status },
+                retry_after,
+                partial: None,
+            }
+        }
     }
+}
+
+fn run_cdm(run: &StepRun<'_>, step: &CdmStep) -> StepOutcome {
+    let input = match render(&step.input, run, "input") {
+        Ok(v) => v,
+        Err(outcome) => return outcome,
+    };
+    let mapping = run.platform.catalog.get(&step.connector).and_then(|spec| spec.cdm_mapping(&step.entity));
+    let Some(mapping) = mapping else {
+        return StepOutcome::fail(
+            None,
+            format!("connector {} has no mapping to {}", step.connector, step.entity),
+            false,
+            None,
+        );
+    };
+    match Expr::compile(&mapping.expr).and_then(|e| e.eval(&input)) {
+        Ok(output) => match crate::domain::cdm::check(&step.entity, &output) {
+            Ok(()) => StepOutcome::Done { input: None, output },
+            Err(e) => StepOutcome::fail(
+                None,
+                format!("the {} payload does not map to a canonical {}: {e}", step.connector, step.entity),
+                false,
+                None,
+            ),
+        },
+        Err(e) => StepOutcome::fail(None, format!("mapping {} to {} {e}", step.connector, step.entity), false, None),
+    }
+}
+
+/// A delay step: come back later (the executor parks the execution until then).
+fn run_delay(run: &StepRun<'_>, step: &DelayStep) -> StepOutcome {
+    let now = run.platform.now_ms();
+    let until = match (&step.seconds, &step.until) {
+        (Some(seconds), _) => run.started_at.unwrap_or(now) + (*seconds as i64) * 1000,
+        (None, Some(expr)) => match Expr::compile(expr).and_then(|e| e.eval(run.context)) {
+            Ok(Value::Number(n)) => (n.as_f64().unwrap_or(0.0) * 1000.0) as i64,
+            Ok(Value::String(s)) => match chrono::DateTime::parse_from_rfc3339(&s) {
+                Ok(t) => t.timestamp_millis(),
+                Err(_) => return StepOutcome::fail(None, format!("until: {s:?} is not an RFC 3339 time"), false, None),
+            },
+            Ok(other) => return StepOutcome::fail(None, format!("until: expected a time, got {other}"), false, None),
+            Err(e) => return StepOutcome::fail(None, format!("until: expression {e}"), false, None),
+        },
+        (None, None) => now,
+    };
+    StepOutcome::Wait { until_ms: until }
 }
 
 fn render(value: &Value, run: &StepRun<'_>, field: &str) -> Result<Value, StepOutcome> {
@@ -179,9 +281,35 @@ async fn run_http(run: &StepRun<'_>, step: &HttpStep) -> StepOutcome {
         }
     }
     let host = request.url.host_str().unwrap_or("").to_string();
-    match run.platform.http.send(request).await {
-        Ok(response) => response_outcome(Some(input), &host, response),
-        Err(e) => outbound_failure(Some(input), e),
+    // Authenticated as a connector: the tenant's credentials, refreshed once on a 401.
+    let spec = match &step.auth {
+        Some(connector) => match run.platform.catalog.get(connector) {
+            Some(spec) => Some(spec),
+            None => return StepOutcome::fail(Some(input), format!("unknown connector {connector}"), false, None),
+        },
+        None => None,
+    };
+    let (space, tenant) = (&run.execution.space, &run.execution.tenant);
+    let mut refreshed = false;
+    loop {
+        let mut attempt = request.clone();
+        if let Some(spec) = spec {
+            let authorization = credentials::authorize(run.platform, space, tenant, spec, refreshed).await;
+            match authorization {
+                Ok(auth) => {
+                    attempt.headers.extend(auth.headers);
+                    if !auth.query.is_empty() {
+                        attempt.url.query_pairs_mut().extend_pairs(auth.query);
+                    }
+                }
+                Err(e) => return StepOutcome::fail(Some(input), e.to_string(), e.is_retryable(), None),
+            }
+        }
+        match run.platform.http.send(attempt).await {
+            Ok(response) if response.status == 401 && spec.is_some() && !refreshed => refreshed = true,
+            Ok(response) => return response_outcome(Some(input), &host, response),
+            Err(e) => return outbound_failure(Some(input), e),
+        }
     }
 }
 
@@ -214,6 +342,7 @@ pub fn response_outcome(input: Option<Value>, host: &str, response: OutboundResp
             status: Some(response.status),
         },
         retry_after: retry_after(&response),
+        partial: None,
     }
 }
 

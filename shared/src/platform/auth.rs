@@ -73,7 +73,7 @@ fn presented_key(req: &Request) -> Option<&str> {
     })
 }
 
-async fn admin_key(p: &Platform) -> Result<Option<String>, AppError> {
+pub(crate) async fn admin_key(p: &Platform) -> Result<Option<String>, AppError> {
     match &p.settings.admin_key {
         AdminKeySource::Value(v) => Ok(Some(v.clone())),
         AdminKeySource::None => Ok(None),

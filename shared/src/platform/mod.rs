@@ -6,12 +6,14 @@
 pub mod auth;
 pub mod blobs;
 pub mod connections;
+pub mod credentials;
 pub mod error;
 pub mod executions;
 pub mod flows;
 pub mod http;
 pub mod lease;
 pub mod quotas;
+pub mod ratelimit;
 pub mod tenancy;
 
 use std::collections::HashMap;
