@@ -5,6 +5,8 @@ mod contract_eventbus;
 mod contract_queue;
 mod contract_secrets;
 mod contract_store;
+mod credentials;
 mod event_samples;
 mod pipeline;
+mod ssrf;
 mod webhook;

@@ -134,3 +134,37 @@ pub async fn delete(call: &Call<'_>, tenant: Option<&str>, id: &str) -> Result<R
     repo::delete_flow(call.p, &owner, &flow_id(id)?).await?;
     Ok(empty(204))
 }
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RunPost {
+    #[serde(default)]
+    input: Value,
+}
+
+/// Start a run now (`Idempotency-Key` makes a retried request start it once).
+pub async fn run(call: &Call<'_>, tenant: &str, id: &str) -> Result<Response, AppError> {
+    require(call, Permission::FlowsRun)?;
+    let (space, tenant) = call.tenant(tenant).await?;
+    let id = flow_id(id)?;
+    let resolved = switchyard::platform::tenancy::resolve_tenant(call.p, &tenant)
+        .await?
+        .filter(|r| r.space.id == space)
+        .ok_or_else(|| AppError::not_found(format!("tenant {tenant} not found")))?;
+    let flow = repo::find_flow_for_tenant(call.p, &resolved, &id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("flow {id} not found")))?;
+    if flow.status != FlowStatus::Active {
+        return Err(AppError::Conflict(format!("flow {id} is paused")));
+    }
+    let body: RunPost = if call.req.body().is_empty() { RunPost::default() } else { call.body()? };
+    let key = header(&call.req, "idempotency-key").map(str::to_string);
+    if key.as_ref().is_some_and(|k| k.len() > 255) {
+        return Err(AppError::bad_request("Idempotency-Key must be at most 255 characters"));
+    }
+    let trigger = switchyard::domain::execution::TriggerInfo::manual("manual");
+    let input = json!({"input": body.input});
+    let execution =
+        switchyard::platform::runs::start_run(call.p, &resolved, &flow, trigger, input, key.as_deref()).await?;
+    Ok(json_response(202, &json!({"execution_id": execution, "flow_id": flow.id, "flow_version": flow.version})))
+}

@@ -153,6 +153,7 @@ async fn route(p: &Platform, req: Request) -> Result<Response, AppError> {
         ["tenants", t, "workflows", f] if m == Method::PUT => flows::update(&call, Some(t), f).await,
         ["tenants", t, "workflows", f] if m == Method::PATCH => flows::set_status(&call, Some(t), f).await,
         ["tenants", t, "workflows", f] if m == Method::DELETE => flows::delete(&call, Some(t), f).await,
+        ["tenants", t, "workflows", f, "run"] if m == Method::POST => flows::run(&call, t, f).await,
 
         ["tenants", t, "executions"] if m == Method::GET => executions::list(&call, t).await,
         ["tenants", t, "executions", e] if m == Method::GET => executions::get(&call, t, e).await,

@@ -126,6 +126,10 @@ pub struct HttpStep {
     pub auth: Option<ConnectorId>,
 }
 
+fn empty_object() -> Value {
+    Value::Object(Map::new())
+}
+
 fn get() -> String {
     "GET".to_string()
 }
@@ -135,8 +139,8 @@ fn get() -> String {
 pub struct ActionStep {
     pub connector: ConnectorId,
     pub action: String,
-    /// Template for the action's input.
-    #[serde(default)]
+    /// Template for the action's input (`{}` when absent).
+    #[serde(default = "empty_object")]
     pub input: Value,
 }
 

@@ -3,6 +3,7 @@
 
 pub mod ssrf;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,14 +23,20 @@ pub const MAX_REDIRECTS: usize = 5;
 /// Resolves names with the system resolver and refuses any name with a forbidden address.
 struct GuardedResolver {
     policy: Arc<AddressPolicy>,
+    /// Names answered from this table instead of DNS (tests; empty in production).
+    hosts: Arc<HashMap<String, Vec<IpAddr>>>,
 }
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let policy = self.policy.clone();
         let host = name.as_str().to_string();
+        let fixed = self.hosts.get(&host.to_ascii_lowercase()).cloned();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> = match fixed {
+                Some(ips) => ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect(),
+                None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
+            };
             if addrs.is_empty() {
                 return Err(format!("{host} has no address").into());
             }
@@ -63,9 +70,17 @@ pub struct OutboundClient {
 
 impl OutboundClient {
     pub fn new(policy: AddressPolicy) -> Result<Self, String> {
+        OutboundClient::with_hosts(policy, HashMap::new())
+    }
+
+    /// A client whose resolver answers the given names from a table (like /etc/hosts), for
+    /// tests that need a name to resolve to a forbidden address. The guard checks those
+    /// answers exactly as it checks DNS.
+    pub fn with_hosts(policy: AddressPolicy, hosts: HashMap<String, Vec<IpAddr>>) -> Result<Self, String> {
         let policy = Arc::new(policy);
+        let resolver = GuardedResolver { policy: policy.clone(), hosts: Arc::new(hosts) };
         let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
+            .dns_resolver(Arc::new(resolver))
             .redirect(reqwest::redirect::Policy::none())
             // A proxy would connect on our behalf to wherever it is told: bypassing the guard.
             .no_proxy()

@@ -735,8 +735,12 @@ async fn refresh(
         if &current != seen && fresh_enough(current.expires_at(), p.now_ms()) {
             return Ok(current);
         }
-        let settings =
-            connections::get_settings(p, space, tenant, &spec.id).await?.map(|s| s.settings).unwrap_or_default();
+        let connection = connections::get_settings(p, space, tenant, &spec.id).await?;
+        // Refused already, and nobody stored new credentials since: do not spend another call.
+        if &current == seen && connection.as_ref().is_some_and(|c| c.credentials.needs_reauthorization) {
+            return Err(CredentialError::NeedsReauthorization(spec.id.to_string()));
+        }
+        let settings = connection.map(|s| s.settings).unwrap_or_default();
         let no_scopes = Vec::new();
         let app;
         let (client_id, client_secret, grant) = match &current {

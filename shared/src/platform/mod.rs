@@ -14,6 +14,7 @@ pub mod http;
 pub mod lease;
 pub mod quotas;
 pub mod ratelimit;
+pub mod runs;
 pub mod tenancy;
 
 use std::collections::HashMap;
