@@ -6,6 +6,7 @@ mod contract_queue;
 mod contract_secrets;
 mod contract_store;
 mod credentials;
+mod engine;
 mod event_samples;
 mod pipeline;
 mod ssrf;

@@ -14,9 +14,9 @@ use switchyard::domain::tenancy::Plan;
 use switchyard::platform::{Platform, connections, flows, tenancy};
 use switchyard::ports::{ManualClock, Query, QueueId, query_all};
 use switchyard::webhook::signature::sign;
-use switchyard_local::{LocalConfig, body_json, consume_runs_once, request, route};
+use switchyard_local::{LocalConfig, body_json, request, route};
 use switchyard_tests::instrument::{Instruments, Op};
-use switchyard_tests::{Kind, instrumented_platform, platform, spawn_app_with, system_clock, unique};
+use switchyard_tests::{Kind, drain, instrumented_platform, platform, spawn_app_with, system_clock, unique};
 
 const SECRET: &str = "webhook-test-secret";
 
@@ -74,16 +74,6 @@ async fn deliver(p: &Platform, t: &Tenant, event: &str, delivery: &str, body: &[
     );
     let response = route(p, req).await;
     (response.status().as_u16(), body_json(&response))
-}
-
-/// Run the executor until the runs queue is empty.
-async fn drain(p: &Platform) {
-    let config = LocalConfig::default();
-    let mut idle = 0;
-    while idle < 3 {
-        let n = consume_runs_once(p, &config, Duration::from_millis(200)).await.unwrap();
-        idle = if n == 0 && p.queue.depth(QueueId::Runs).await.unwrap() == 0 { idle + 1 } else { 0 };
-    }
 }
 
 async fn executions_of(p: &Platform, t: &Tenant) -> Vec<Value> {

@@ -286,3 +286,37 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Run the executor until the runs queue is empty (what the event source mapping would do),
+/// waiting for messages that are hidden or delayed on the real clock. Fails after a minute.
+pub async fn drain(p: &Platform) {
+    let config = switchyard_local::LocalConfig::default();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut idle = 0;
+    while idle < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "the runs queue did not empty within a minute");
+        let n = switchyard_local::consume_runs_once(p, &config, Duration::from_millis(100)).await.expect("runs queue");
+        idle = if n == 0 && p.queue.depth(QueueId::Runs).await.expect("depth") == 0 { idle + 1 } else { 0 };
+    }
+}
+
+/// Run the executor until no message is visible: with a fake clock, delayed messages wait for
+/// the test to move the clock.
+pub async fn drain_visible(p: &Platform) {
+    let config = switchyard_local::LocalConfig::default();
+    while switchyard_local::consume_runs_once(p, &config, Duration::from_millis(50)).await.expect("runs queue") > 0 {}
+}
+
+/// A space and a tenant created directly in the store (no HTTP), on the given plan.
+pub async fn tenant(
+    p: &Platform,
+    plan: switchyard::domain::tenancy::Plan,
+) -> switchyard::platform::tenancy::ResolvedTenant {
+    use switchyard::domain::ids::{SpaceId, TenantId};
+    use switchyard::platform::tenancy;
+    let space = SpaceId::parse(unique("sp")).expect("id");
+    let tenant = TenantId::parse(unique("tn")).expect("id");
+    tenancy::create_space(p, space.clone(), "space".into(), plan).await.expect("space");
+    tenancy::create_tenant(p, &space, tenant.clone(), "tenant".into(), None).await.expect("tenant");
+    tenancy::resolve_tenant(p, &tenant).await.expect("resolve").expect("tenant exists")
+}

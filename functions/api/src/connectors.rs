@@ -67,6 +67,9 @@ struct ConnectorPut {
     settings: Map<String, Value>,
     #[serde(default)]
     hmac: Option<HmacConfig>,
+    /// The integration level of the configuration cascade.
+    #[serde(default)]
+    config: Option<Map<String, Value>>,
 }
 
 fn yes() -> bool {
@@ -79,6 +82,10 @@ pub async fn put(call: &Call<'_>, tenant: &str, connector: &str) -> Result<Respo
     let (space, tenant) = call.tenant(tenant).await?;
     let body: ConnectorPut = call.body()?;
     connections::validate_settings(spec, &body.settings)?;
+    if let Some(config) = &body.config {
+        switchyard::domain::config::validate(config)
+            .map_err(|m| AppError::invalid("invalid_config", m, Value::Null))?;
+    }
     if body.hmac.is_some() && spec.webhook.as_ref().map(|w| w.scheme) != Some(SchemeKind::Hmac) {
         return Err(AppError::bad_request(format!("connector {} does not use the generic hmac scheme", spec.id)));
     }
@@ -87,6 +94,9 @@ pub async fn put(call: &Call<'_>, tenant: &str, connector: &str) -> Result<Respo
         s.settings = body.settings.clone();
         if body.hmac.is_some() {
             s.hmac = body.hmac.clone();
+        }
+        if let Some(config) = &body.config {
+            s.config = config.clone();
         }
     })
     .await?;

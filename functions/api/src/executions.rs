@@ -50,7 +50,7 @@ pub async fn get(call: &Call<'_>, tenant: &str, id: &str) -> Result<Response, Ap
     let not_found = || AppError::not_found(format!("execution {id} not found"));
     let id = ExecutionId::parse(id).map_err(|_| not_found())?;
     let stored = repo::get_execution(call.p, &space, &tenant, &id).await?.ok_or_else(not_found)?;
-    let mut steps = repo::get_steps(call.p, &space, &tenant, &id).await?;
+    let mut steps = switchyard::engine::run::load_records(call.p, &stored.execution).await.map_err(AppError::from)?;
     // In the order the flow lists them.
     let flow = &stored.execution.flow.clone();
     let order = match switchyard::platform::flows::get_flow_version(call.p, &flow.owner, &flow.id, flow.version).await?
@@ -83,4 +83,103 @@ pub async fn events(call: &Call<'_>, tenant: &str) -> Result<Response, AppError>
         )
         .await?;
     Ok(page_response(page.items.into_iter().map(|i| i.data).collect::<Vec<Value>>(), page.next))
+}
+
+pub async fn cancel(call: &Call<'_>, tenant: &str, id: &str) -> Result<Response, AppError> {
+    require(call, Permission::ExecutionsManage)?;
+    let (space, tenant) = call.tenant(tenant).await?;
+    let id = ExecutionId::parse(id).map_err(|_| AppError::not_found(format!("execution {id} not found")))?;
+    let execution = repo::cancel(call.p, &space, &tenant, &id).await?;
+    Ok(json_response(202, &repo::summary_json(&execution)))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RerunPost {
+    from: repo::RerunFrom,
+}
+
+pub async fn rerun(call: &Call<'_>, tenant: &str, id: &str) -> Result<Response, AppError> {
+    require(call, Permission::ExecutionsManage)?;
+    let (space, tenant) = call.tenant(tenant).await?;
+    let id = ExecutionId::parse(id).map_err(|_| AppError::not_found(format!("execution {id} not found")))?;
+    let body: RerunPost = call.body()?;
+    let resolved = switchyard::platform::tenancy::resolve_tenant(call.p, &tenant)
+        .await?
+        .filter(|r| r.space.id == space)
+        .ok_or_else(|| AppError::not_found(format!("tenant {tenant} not found")))?;
+    let new = repo::rerun(call.p, &resolved, &id, body.from).await?;
+    Ok(json_response(202, &json!({"execution_id": new, "rerun_of": id})))
+}
+
+fn dlq_of(q: &std::collections::HashMap<String, String>) -> Result<switchyard::ports::QueueId, AppError> {
+    match q.get("queue").map(String::as_str).unwrap_or("runs") {
+        "runs" => Ok(switchyard::ports::QueueId::RunsDlq),
+        "polls" => Ok(switchyard::ports::QueueId::PollsDlq),
+        other => Err(AppError::bad_request(format!("unknown queue {other:?}: runs or polls"))),
+    }
+}
+
+/// The caller's space filter: the admin key sees every space's messages.
+fn dlq_scope(call: &Call<'_>) -> Result<Option<switchyard::domain::ids::SpaceId>, AppError> {
+    if call.who.role == switchyard::domain::access::Role::PlatformAdmin && call.who.space.is_none() {
+        Ok(None)
+    } else {
+        Ok(Some(call.space()?))
+    }
+}
+
+pub async fn dlq_list(call: &Call<'_>) -> Result<Response, AppError> {
+    require(call, Permission::DlqRead)?;
+    let q = call.query();
+    let (limit, _) = call.page()?;
+    let letters =
+        switchyard::platform::dlq::list(call.p, dlq_of(&q)?, dlq_scope(call)?.as_ref(), limit as usize).await?;
+    Ok(page_response(letters.iter().map(|l| json!(l)).collect(), None))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayPost {
+    #[serde(default)]
+    queue: Option<String>,
+    #[serde(default)]
+    since: Option<Value>,
+    #[serde(default)]
+    until: Option<Value>,
+    #[serde(default)]
+    max: Option<usize>,
+}
+
+fn instant(v: &Option<Value>, name: &str) -> Result<Option<i64>, AppError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => {
+            n.as_i64().map(Some).ok_or_else(|| AppError::bad_request(format!("{name}: epoch milliseconds")))
+        }
+        Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| Some(t.timestamp_millis()))
+            .map_err(|_| AppError::bad_request(format!("{name}: RFC 3339 or epoch milliseconds"))),
+        Some(_) => Err(AppError::bad_request(format!("{name}: RFC 3339 or epoch milliseconds"))),
+    }
+}
+
+pub async fn dlq_replay(call: &Call<'_>) -> Result<Response, AppError> {
+    require(call, Permission::DlqReplay)?;
+    let body: ReplayPost = call.body()?;
+    let mut q = std::collections::HashMap::new();
+    if let Some(queue) = body.queue.clone() {
+        q.insert("queue".to_string(), queue);
+    }
+    let max = body.max.unwrap_or(1000).clamp(1, 10_000);
+    let result = switchyard::platform::dlq::replay(
+        call.p,
+        dlq_of(&q)?,
+        dlq_scope(call)?.as_ref(),
+        instant(&body.since, "since")?,
+        instant(&body.until, "until")?,
+        max,
+    )
+    .await?;
+    Ok(json_response(200, &json!(result)))
 }

@@ -10,6 +10,7 @@ mod executions;
 mod flows;
 mod oauth;
 mod openapi;
+mod schemas;
 mod tenancy;
 
 use http::Method;
@@ -100,6 +101,8 @@ async fn route(p: &Platform, req: Request) -> Result<Response, AppError> {
         (&Method::GET, ["health"]) => return Ok(json_response(200, &json!({"status": "ok"}))),
         (&Method::GET, ["openapi.json"]) => return Ok(json_response(200, openapi::document())),
         (&Method::GET, ["oauth", "callback"]) => return oauth::callback(p, &req).await,
+        (&Method::GET, ["schemas", "flow.json"]) => return Ok(json_response(200, schemas::flow())),
+        (&Method::GET, ["schemas", "cdm.json"]) => return Ok(json_response(200, schemas::cdm())),
         _ => {}
     }
     let who = auth::authenticate(p, &req).await?;
@@ -123,6 +126,12 @@ async fn route(p: &Platform, req: Request) -> Result<Response, AppError> {
         ["tenants"] if m == Method::GET => tenancy::list_tenants(&call).await,
         ["tenants", t] if m == Method::GET => tenancy::get_tenant(&call, t).await,
         ["tenants", t] if m == Method::PATCH => tenancy::update_tenant(&call, t).await,
+        ["tenants", t, "config"] if m == Method::GET => tenancy::get_tenant_config(&call, t).await,
+        ["tenants", t, "config"] if m == Method::PUT => tenancy::put_tenant_config(&call, t).await,
+        ["config"] if m == Method::GET => tenancy::get_space_config(&call).await,
+        ["config"] if m == Method::PUT => tenancy::put_space_config(&call).await,
+        ["dlq"] if m == Method::GET => executions::dlq_list(&call).await,
+        ["dlq", "replay"] if m == Method::POST => executions::dlq_replay(&call).await,
 
         ["tenants", t, "connectors"] if m == Method::GET => connectors::list(&call, t).await,
         ["tenants", t, "connectors", c] if m == Method::GET => connectors::get(&call, t, c).await,
@@ -157,6 +166,8 @@ async fn route(p: &Platform, req: Request) -> Result<Response, AppError> {
 
         ["tenants", t, "executions"] if m == Method::GET => executions::list(&call, t).await,
         ["tenants", t, "executions", e] if m == Method::GET => executions::get(&call, t, e).await,
+        ["tenants", t, "executions", e, "cancel"] if m == Method::POST => executions::cancel(&call, t, e).await,
+        ["tenants", t, "executions", e, "rerun"] if m == Method::POST => executions::rerun(&call, t, e).await,
         ["tenants", t, "events"] if m == Method::GET => executions::events(&call, t).await,
 
         _ => Err(if openapi::path_exists(&rest) {

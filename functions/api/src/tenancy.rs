@@ -152,3 +152,43 @@ pub async fn update_tenant(call: &Call<'_>, id: &str) -> Result<Response, AppErr
     let patch: TenantPatch = call.body()?;
     Ok(json_response(200, &json!(repo::set_tenant_status(call.p, &space, &tenant, patch.status).await?)))
 }
+
+fn config_body(call: &Call<'_>) -> Result<serde_json::Map<String, Value>, AppError> {
+    match call.body::<Value>()? {
+        Value::Object(map) => Ok(map),
+        _ => Err(AppError::bad_request("the configuration is a JSON object")),
+    }
+}
+
+/// The space's configuration level, and what it resolves to with the platform defaults.
+pub async fn get_space_config(call: &Call<'_>) -> Result<Response, AppError> {
+    require(call, Permission::ConfigRead)?;
+    let space = repo::require_space(call.p, &call.space()?).await?;
+    let effective = switchyard::domain::config::cascade(&[&space.config]);
+    Ok(json_response(200, &json!({"config": space.config, "effective": effective})))
+}
+
+pub async fn put_space_config(call: &Call<'_>) -> Result<Response, AppError> {
+    require(call, Permission::ConfigWrite)?;
+    if call.who.role == Role::Tenant {
+        return Err(AppError::Forbidden("a tenant key cannot change the space's configuration".into()));
+    }
+    let space = repo::set_space_config(call.p, &call.space()?, config_body(call)?).await?;
+    Ok(json_response(200, &json!({"config": space.config})))
+}
+
+pub async fn get_tenant_config(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
+    require(call, Permission::ConfigRead)?;
+    let (space, tenant) = call.tenant(id).await?;
+    let space = repo::require_space(call.p, &space).await?;
+    let tenant = repo::require_tenant(call.p, &space.id, &tenant).await?;
+    let effective = switchyard::domain::config::cascade(&[&space.config, &tenant.config]);
+    Ok(json_response(200, &json!({"config": tenant.config, "effective": effective})))
+}
+
+pub async fn put_tenant_config(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
+    require(call, Permission::ConfigWrite)?;
+    let (space, tenant) = call.tenant(id).await?;
+    let tenant = repo::set_tenant_config(call.p, &space, &tenant, config_body(call)?).await?;
+    Ok(json_response(200, &json!({"config": tenant.config})))
+}

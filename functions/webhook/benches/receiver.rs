@@ -62,13 +62,20 @@ fn fixture() -> Fixture {
     let space = SpaceId::parse("bench").unwrap();
     let tenant_id = TenantId::parse("bench-tenant").unwrap();
     let tenant = ResolvedTenant {
-        space: Space { id: space.clone(), name: "Bench".into(), plan: Plan::Growth, created_at: 0 },
+        space: Space {
+            id: space.clone(),
+            name: "Bench".into(),
+            plan: Plan::Growth,
+            config: Default::default(),
+            created_at: 0,
+        },
         tenant: Tenant {
             id: tenant_id.clone(),
             space: space.clone(),
             name: "T".into(),
             status: TenantStatus::Active,
             plan: None,
+            config: Default::default(),
             created_at: 0,
         },
     };

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod cdm;
+pub mod config;
 pub mod connector;
 pub mod execution;
 pub mod flow;

@@ -74,6 +74,9 @@ pub struct Space {
     pub name: String,
     #[serde(default)]
     pub plan: Plan,
+    /// Organization-level configuration (see `domain::config`).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub config: serde_json::Map<String, serde_json::Value>,
     pub created_at: i64,
 }
 
@@ -97,6 +100,9 @@ pub struct Tenant {
     /// A plan for this tenant alone; the space's plan otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
+    /// Tenant-level configuration (see `domain::config`).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub config: serde_json::Map<String, serde_json::Value>,
     pub created_at: i64,
 }
 

@@ -135,6 +135,7 @@ async fn run_item(run: &StepRun<'_>, body: &[StepDef], index: usize, item: &Valu
                     item: Some(index),
                     started_at: None,
                     previous_output: None,
+                    timeout: sub.timeout_ms.map(std::time::Duration::from_millis).unwrap_or(run.timeout),
                 })
                 .await;
                 (sub, started, outcome)

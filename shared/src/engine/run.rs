@@ -25,10 +25,11 @@ use serde_json::{Map, Value, json};
 
 use super::plan::{self, Plan};
 use super::steps::{self, StepOutcome, StepRun};
+use crate::domain::config;
 use crate::domain::execution::{
     Execution, ExecutionError, ExecutionStatus, RunMessage, StepRecord, StepStatus, StepSummary, Transition,
 };
-use crate::domain::flow::{FlowDefinition, RetryPolicy, StepDef};
+use crate::domain::flow::{FlowDefinition, RetryPolicy, StepDef, StepKind};
 use crate::domain::ids::StepId;
 use crate::domain::keys;
 use crate::platform::Platform;
@@ -231,11 +232,52 @@ fn context(e: &Execution, input: &Value, def: &FlowDefinition, records: &HashMap
     })
 }
 
-/// The retry policy of a step: its own, else the flow's `config.retry`, else the default.
-fn retry_policy(step: &StepDef, def: &FlowDefinition) -> RetryPolicy {
-    step.retry
-        .or_else(|| def.config.get("retry").and_then(|r| serde_json::from_value(r.clone()).ok()))
-        .unwrap_or_default()
+/// Each step's effective configuration: platform, space, tenant, the step's connector (the
+/// integration level) and the flow, merged in that order.
+struct StepConfigs {
+    by_step: HashMap<StepId, Value>,
+}
+
+impl StepConfigs {
+    async fn load(p: &Platform, exec: &Execution, def: &FlowDefinition) -> Result<StepConfigs, PortError> {
+        let resolved = crate::platform::tenancy::resolve_tenant(p, &exec.tenant).await.map_err(app_to_port)?;
+        let empty = Map::new();
+        let (space_level, tenant_level) = match &resolved {
+            Some(r) => (&r.space.config, &r.tenant.config),
+            None => (&empty, &empty),
+        };
+        let mut by_step = HashMap::new();
+        for step in &def.steps {
+            let connector = match &step.kind {
+                StepKind::Action(a) => Some(&a.connector),
+                StepKind::Cdm(c) => Some(&c.connector),
+                StepKind::Http(h) => h.auth.as_ref(),
+                _ => None,
+            };
+            let integration = match connector {
+                Some(c) => crate::platform::connections::cached_settings(p, &exec.space, &exec.tenant, c)
+                    .await
+                    .map_err(app_to_port)?
+                    .map(|s| s.config)
+                    .unwrap_or_default(),
+                None => Map::new(),
+            };
+            let config = config::cascade(&[space_level, tenant_level, &integration, &def.config]);
+            by_step.insert(step.id.clone(), config);
+        }
+        Ok(StepConfigs { by_step })
+    }
+
+    fn retry(&self, step: &StepDef) -> RetryPolicy {
+        step.retry.unwrap_or_else(|| self.by_step.get(&step.id).map(config::retry_policy).unwrap_or_default())
+    }
+
+    fn timeout(&self, step: &StepDef) -> Duration {
+        let ms = step
+            .timeout_ms
+            .unwrap_or_else(|| self.by_step.get(&step.id).map(config::step_timeout_ms).unwrap_or(30_000));
+        Duration::from_millis(ms)
+    }
 }
 
 async fn drive(p: &Platform, message: RunMessage, budget: Budget) -> Result<Disposition, PortError> {
@@ -252,22 +294,14 @@ async fn drive(p: &Platform, message: RunMessage, budget: Budget) -> Result<Disp
             PortError::Rejected(format!("flow {} version {} does not exist", exec.flow.id, exec.flow.version))
         })?;
     let def = flow.parse_definition().map_err(app_to_port)?;
-    let mut records: HashMap<StepId, StepRecord> = get_steps(p, &exec.space, &exec.tenant, &exec.id)
-        .await
-        .map_err(app_to_port)?
-        .into_iter()
-        .map(|r| (r.id.clone(), r))
-        .collect();
+    let mut records: HashMap<StepId, StepRecord> =
+        load_records(p, &exec).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
     let by_id: HashMap<&StepId, &StepDef> = def.steps.iter().map(|s| (&s.id, s)).collect();
     let order = plan::definition_order(&def.steps);
     // A large trigger input travels as a blob reference; expressions see the value itself.
     let input = crate::platform::blobs::resolve(p, &exec.space, &exec.tenant, &exec.input).await?;
-    let longest = def
-        .steps
-        .iter()
-        .map(|s| s.timeout_ms.map(Duration::from_millis).unwrap_or(steps::DEFAULT_STEP_TIMEOUT))
-        .max()
-        .unwrap_or_default();
+    let configs = StepConfigs::load(p, &exec, &def).await?;
+    let longest = def.steps.iter().map(|s| configs.timeout(s)).max().unwrap_or_default();
     let mut rounds = 0u32;
     loop {
         if exec.cancel_requested {
@@ -321,6 +355,7 @@ async fn drive(p: &Platform, message: RunMessage, budget: Budget) -> Result<Disp
         let ctx = context(&exec, &input, &def, &records);
         let seen = &records;
         let ctx = &ctx;
+        let configs = &configs;
         let mut attempts: Vec<AttemptFuture<'_>> = Vec::with_capacity(run.len());
         for id in &run {
             let step = by_id[id];
@@ -338,6 +373,7 @@ async fn drive(p: &Platform, message: RunMessage, budget: Budget) -> Result<Disp
                     item: None,
                     started_at: previous.filter(|r| r.status == StepStatus::Waiting).map(|r| r.started_at),
                     previous_output: previous.and_then(|r| r.output.as_ref()),
+                    timeout: configs.timeout(step),
                 })
                 .await;
                 (step, attempt, started, outcome)
@@ -347,7 +383,9 @@ async fn drive(p: &Platform, message: RunMessage, budget: Budget) -> Result<Disp
         let finished = p.now_ms();
         let new_records = outcomes
             .into_iter()
-            .map(|(step, attempt, started, outcome)| record_outcome(step, &def, attempt, started, finished, outcome))
+            .map(|(step, attempt, started, outcome)| {
+                record_outcome(step, configs.retry(step), attempt, started, finished, outcome)
+            })
             .collect();
         checkpoint(p, &exec, new_records, &mut records).await?;
     }
@@ -355,7 +393,7 @@ async fn drive(p: &Platform, message: RunMessage, budget: Budget) -> Result<Disp
 
 fn record_outcome(
     step: &StepDef,
-    def: &FlowDefinition,
+    policy: RetryPolicy,
     attempt: u32,
     started: i64,
     finished: i64,
@@ -383,7 +421,6 @@ fn record_outcome(
         StepOutcome::Failed { input, error, retry_after, partial } => {
             record.input = input;
             record.output = partial;
-            let policy = retry_policy(step, def);
             if error.retryable && attempt < policy.max_attempts {
                 record.status = StepStatus::Retrying;
                 record.resume_at = Some(finished + steps::backoff(&policy, attempt, retry_after).as_millis() as i64);
@@ -404,7 +441,10 @@ fn record_outcome(
     record
 }
 
-/// Write step checkpoints (concurrently) and fold them into `records`.
+/// Outputs larger than this are stored as blobs; the checkpoint keeps a reference.
+pub const OUTPUT_INLINE_LIMIT: usize = 64 * 1024;
+
+/// Write step checkpoints (concurrently) and fold them into `records` (with full outputs).
 async fn checkpoint(
     p: &Platform,
     exec: &Execution,
@@ -413,21 +453,26 @@ async fn checkpoint(
 ) -> Result<(), PortError> {
     let writes = new.into_iter().map(|record| async move {
         let key = keys::execution_step(&exec.space, &exec.tenant, &exec.id, &record.id);
-        let value = serde_json::to_value(&record).unwrap_or(Value::Null);
+        let mut stored = record.clone();
+        if let Some(output) = &record.output {
+            let size = serde_json::to_string(output).map(|t| t.len()).unwrap_or(0);
+            if size > OUTPUT_INLINE_LIMIT {
+                match crate::platform::blobs::put(p, &exec.space, &exec.tenant, output).await {
+                    Ok(blob) => {
+                        stored.output = Some(json!({ "$blob": blob }));
+                        stored.output_spilled = true;
+                    }
+                    Err(PortError::Rejected(detail)) => return Ok(too_large(record, &detail)),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let value = serde_json::to_value(&stored).unwrap_or(Value::Null);
         match p.store.put(Item::new(key.clone(), value), Condition::None).await {
             Ok(()) => Ok(record),
-            // Too large to store: keep the outcome visible, fail the step instead of the run.
+            // Still too large (a huge input): keep the outcome visible, fail the step.
             Err(PortError::Rejected(detail)) => {
-                tracing::warn!(step = %record.id, %detail, "step record rejected; storing without output");
-                let mut trimmed = record;
-                trimmed.output = None;
-                trimmed.input = None;
-                trimmed.status = StepStatus::Failed;
-                trimmed.error = Some(crate::domain::execution::StepError {
-                    message: "step output too large to store".into(),
-                    retryable: false,
-                    status: None,
-                });
+                let trimmed = too_large(record, &detail);
                 let value = serde_json::to_value(&trimmed).unwrap_or(Value::Null);
                 p.store.put(Item::new(key, value), Condition::None).await.map(|()| trimmed)
             }
@@ -438,6 +483,31 @@ async fn checkpoint(
         records.insert(record.id.clone(), record);
     }
     Ok(())
+}
+
+fn too_large(mut record: StepRecord, detail: &str) -> StepRecord {
+    tracing::warn!(step = %record.id, %detail, "step record too large; stored without input and output");
+    record.output = None;
+    record.input = None;
+    record.output_spilled = false;
+    record.status = StepStatus::Failed;
+    record.error = Some(crate::domain::execution::StepError {
+        message: "step output too large to store".into(),
+        retryable: false,
+        status: None,
+    });
+    record
+}
+
+/// Step records as stored, with spilled outputs read back.
+pub async fn load_records(p: &Platform, exec: &Execution) -> Result<Vec<StepRecord>, PortError> {
+    let mut records = get_steps(p, &exec.space, &exec.tenant, &exec.id).await.map_err(app_to_port)?;
+    for record in records.iter_mut().filter(|r| r.output_spilled) {
+        if let Some(output) = &record.output {
+            record.output = Some(crate::platform::blobs::resolve(p, &exec.space, &exec.tenant, output).await?);
+        }
+    }
+    Ok(records)
 }
 
 fn summaries(records: &HashMap<StepId, StepRecord>, order: &HashMap<StepId, usize>) -> Vec<StepSummary> {
@@ -527,14 +597,26 @@ async fn park(
     let token = format!("{:016x}", rand::random::<u64>());
     let delay_secs =
         ((wake_at - now).max(0) as u64).div_ceil(1000).min(u64::from(sqs_limits::MAX_DELAY_SECONDS)) as u32;
-    let resume = RunMessage::Resume {
-        space: exec.space.clone(),
-        tenant: exec.tenant.clone(),
-        execution_id: exec.id.clone(),
-        token: token.clone(),
-    };
-    let body = serde_json::to_string(&resume).map_err(|e| PortError::Rejected(e.to_string()))?;
-    p.queue.send(QueueId::Runs, &[OutgoingMessage::new(body).delayed(delay_secs)]).await?;
+    if wake_at - now > i64::from(sqs_limits::MAX_DELAY_SECONDS) * 1000 {
+        // Longer than an SQS delay: a timer the scheduler turns into the resume message.
+        let timer = crate::platform::schedules::Timer {
+            space: exec.space.clone(),
+            tenant: exec.tenant.clone(),
+            execution_id: exec.id.clone(),
+            token: token.clone(),
+            due: wake_at,
+        };
+        crate::platform::schedules::add_timer(p, &timer).await?;
+    } else {
+        let resume = RunMessage::Resume {
+            space: exec.space.clone(),
+            tenant: exec.tenant.clone(),
+            execution_id: exec.id.clone(),
+            token: token.clone(),
+        };
+        let body = serde_json::to_string(&resume).map_err(|e| PortError::Rejected(e.to_string()))?;
+        p.queue.send(QueueId::Runs, &[OutgoingMessage::new(body).delayed(delay_secs)]).await?;
+    }
     exec.steps = summaries(records, order);
     exec.wake_token = Some(token);
     let status = if delay_secs == 0 { ExecutionStatus::Running } else { ExecutionStatus::Waiting };

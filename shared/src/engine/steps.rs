@@ -64,6 +64,8 @@ pub struct StepRun<'a> {
     pub started_at: Option<i64>,
     /// The previous attempt's output, if it left one (a `foreach` keeps finished items).
     pub previous_output: Option<&'a Value>,
+    /// Time limit: the step's own `timeout_ms`, else the configuration cascade's.
+    pub timeout: Duration,
 }
 
 impl StepRun<'_> {
@@ -76,7 +78,7 @@ impl StepRun<'_> {
     }
 
     fn timeout(&self) -> Duration {
-        self.step.timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_STEP_TIMEOUT)
+        self.timeout
     }
 }
 

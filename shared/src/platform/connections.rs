@@ -41,6 +41,9 @@ pub struct ConnectorSettings {
     /// Credentials status, maintained by the credentials module.
     #[serde(default)]
     pub credentials: CredentialStatus,
+    /// Integration-level configuration (see `domain::config`).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub config: Map<String, Value>,
     pub updated_at: i64,
 }
 
@@ -120,6 +123,7 @@ pub async fn update_settings(
                     webhook_secret_set: false,
                     webhook_secret_rotated_at: None,
                     credentials: CredentialStatus::default(),
+                    config: Map::new(),
                     updated_at: 0,
                 },
                 Condition::IfAbsent,

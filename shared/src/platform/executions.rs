@@ -128,3 +128,115 @@ pub fn summary_json(e: &Execution) -> Value {
     }
     v
 }
+
+/// Cancel an execution. A parked one (waiting on a delay or a retry) is cancelled at once and
+/// its pending resume is void; a running one stops at its next step boundary.
+pub async fn cancel(p: &Platform, space: &SpaceId, tenant: &TenantId, id: &ExecutionId) -> Result<Execution, AppError> {
+    for _ in 0..5 {
+        let stored = get_execution(p, space, tenant, id)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("execution {id} not found")))?;
+        let mut e = stored.execution;
+        if e.status.is_terminal() {
+            return Err(AppError::Conflict(format!("execution {id} already {}", e.status.as_str())));
+        }
+        e.cancel_requested = true;
+        let parked = e.wake_token.take().is_some();
+        if parked {
+            e.error = Some(crate::domain::execution::ExecutionError { step: None, message: "cancelled".into() });
+            e.transition(ExecutionStatus::Cancelled, p.now_ms());
+        }
+        let item = Item::new(keys::execution(space, tenant, id), serde_json::to_value(&e).unwrap_or(Value::Null))
+            .with_version(stored.version + 1);
+        match p.store.put(item, crate::ports::Condition::IfVersion(stored.version)).await {
+            Ok(()) => {
+                if parked {
+                    let event = crate::ports::PlatformEvent {
+                        detail_type: "execution.cancelled".into(),
+                        detail: serde_json::json!({"space": space, "tenant": tenant, "execution_id": id, "flow_id": e.flow.id, "status": "cancelled"}),
+                    };
+                    if let Err(err) = p.bus.publish(&[event]).await {
+                        tracing::warn!(error = %err, "execution.cancelled not published");
+                    }
+                }
+                return Ok(e);
+            }
+            Err(crate::ports::PortError::ConditionFailed) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(AppError::Conflict("the execution is changing; retry".into()))
+}
+
+/// Where a re-run starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RerunFrom {
+    /// From the first step, on the flow's current version.
+    Start,
+    /// From the failed step, on the version the execution ran, keeping completed steps.
+    Failed,
+}
+
+/// Start a new execution from an old one's input.
+pub async fn rerun(
+    p: &Platform,
+    tenant: &super::tenancy::ResolvedTenant,
+    id: &ExecutionId,
+    from: RerunFrom,
+) -> Result<ExecutionId, AppError> {
+    let (space, tenant_id) = (&tenant.space.id, &tenant.tenant.id);
+    let original = get_execution(p, space, tenant_id, id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("execution {id} not found")))?
+        .execution;
+    let trigger = crate::domain::execution::TriggerInfo {
+        kind: "rerun".into(),
+        connector: original.trigger.connector.clone(),
+        event_type: original.trigger.event_type.clone(),
+        event_id: Some(id.to_string()),
+    };
+    match from {
+        RerunFrom::Start => {
+            let flow = super::flows::get_flow(p, &original.flow.owner, &original.flow.id)
+                .await?
+                .ok_or_else(|| AppError::Conflict(format!("flow {} no longer exists", original.flow.id)))?;
+            super::runs::start_run(p, tenant, &flow, trigger, original.input.clone(), None).await
+        }
+        RerunFrom::Failed => {
+            if !matches!(original.status, ExecutionStatus::Failed | ExecutionStatus::Cancelled) {
+                return Err(AppError::Conflict(format!("execution {id} did not fail; re-run it from the start")));
+            }
+            let new_id = ExecutionId::generate(p.now_ms());
+            // Completed steps carry over as they are (spilled outputs keep their blobs).
+            let items = query_all(
+                p.store.as_ref(),
+                Query::prefix(keys::execution_steps_pk(space, tenant_id, id), keys::STEP_PREFIX),
+                2000,
+            )
+            .await?;
+            let kept: Vec<Item> = items
+                .into_iter()
+                .filter(|i| matches!(i.data.get("status").and_then(Value::as_str), Some("succeeded" | "skipped")))
+                .map(|i| {
+                    Item::new(
+                        crate::ports::Key::new(keys::execution_steps_pk(space, tenant_id, &new_id), i.key.sk.clone()),
+                        i.data,
+                    )
+                })
+                .collect();
+            for chunk in kept.chunks(crate::ports::MAX_TRANSACTION_OPS) {
+                let ops = chunk
+                    .iter()
+                    .map(|item| crate::ports::WriteOp::Put {
+                        item: item.clone(),
+                        condition: crate::ports::Condition::None,
+                    })
+                    .collect();
+                p.store.transact(ops).await?;
+            }
+            super::runs::start_pinned(p, tenant, original.flow.clone(), trigger, original.input.clone(), None, new_id)
+                .await
+        }
+    }
+}

@@ -119,6 +119,9 @@ pub async fn create_flow(
     match result {
         Ok(()) => {
             invalidate(p, &owner);
+            if matches!(record.trigger, Trigger::Schedule { .. }) {
+                super::schedules::sync(p, &record).await?;
+            }
             Ok(record)
         }
         Err(PortError::TransactionCancelled { .. }) => Err(AppError::Conflict(format!("flow {id} already exists"))),
@@ -148,6 +151,7 @@ pub async fn update_flow(
             expected_version.unwrap_or(0)
         )));
     }
+    let was_scheduled = matches!(record.trigger, Trigger::Schedule { .. });
     let now = p.now_ms();
     record.version += 1;
     record.name = definition.name.clone();
@@ -174,6 +178,9 @@ pub async fn update_flow(
         ])
         .await?;
     invalidate(p, owner);
+    if was_scheduled || matches!(record.trigger, Trigger::Schedule { .. }) {
+        super::schedules::sync(p, &record).await?;
+    }
     Ok(record)
 }
 
@@ -198,6 +205,9 @@ pub async fn set_flow_status(
         )
         .await?;
     invalidate(p, owner);
+    if matches!(record.trigger, Trigger::Schedule { .. }) {
+        super::schedules::sync(p, &record).await?;
+    }
     Ok(record)
 }
 
@@ -206,7 +216,7 @@ pub async fn delete_flow(p: &Platform, owner: &FlowOwner, id: &FlowId) -> Result
     match p.store.delete(&keys::flow(owner, id), Condition::IfExists).await {
         Ok(()) => {
             invalidate(p, owner);
-            Ok(())
+            super::schedules::remove(p, owner, id).await
         }
         Err(PortError::ConditionFailed) => Err(AppError::not_found(format!("flow {id} not found"))),
         Err(e) => Err(e.into()),

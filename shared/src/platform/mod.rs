@@ -7,6 +7,7 @@ pub mod auth;
 pub mod blobs;
 pub mod connections;
 pub mod credentials;
+pub mod dlq;
 pub mod error;
 pub mod executions;
 pub mod flows;
@@ -15,6 +16,7 @@ pub mod lease;
 pub mod quotas;
 pub mod ratelimit;
 pub mod runs;
+pub mod schedules;
 pub mod tenancy;
 
 use std::collections::HashMap;

@@ -21,8 +21,22 @@ pub async fn start_run(
     input: Value,
     key: Option<&str>,
 ) -> Result<ExecutionId, AppError> {
+    let execution_id = ExecutionId::generate(p.now_ms());
+    let flow_ref = FlowRef { owner: flow.owner.clone(), id: flow.id.clone(), version: flow.version };
+    start_pinned(p, tenant, flow_ref, trigger, input, key, execution_id).await
+}
+
+/// Queue the start of a run of an exact flow version with a chosen execution id.
+pub async fn start_pinned(
+    p: &Platform,
+    tenant: &ResolvedTenant,
+    flow: FlowRef,
+    trigger: TriggerInfo,
+    input: Value,
+    key: Option<&str>,
+    execution_id: ExecutionId,
+) -> Result<ExecutionId, AppError> {
     let now = p.now_ms();
-    let execution_id = ExecutionId::generate(now);
     let run_key = match key {
         Some(k) => run_key(&[
             &trigger.kind,
@@ -35,7 +49,7 @@ pub async fn start_run(
         None => execution_id.to_string(),
     };
     let size = serde_json::to_string(&input).map(|s| s.len()).unwrap_or(0);
-    let input = if size > blobs::INLINE_LIMIT {
+    let input = if size > blobs::INLINE_LIMIT && blobs::as_ref(&input).is_none() {
         let blob = blobs::put(p, &tenant.space.id, &tenant.tenant.id, &input).await?;
         serde_json::json!({ "$blob": blob })
     } else {
@@ -46,7 +60,7 @@ pub async fn start_run(
         tenant: tenant.tenant.id.clone(),
         execution_id: execution_id.clone(),
         run_key,
-        flow: FlowRef { owner: flow.owner.clone(), id: flow.id.clone(), version: flow.version },
+        flow,
         trigger,
         input,
         enqueued_at: now,

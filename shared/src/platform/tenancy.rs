@@ -28,7 +28,7 @@ fn to_value<T: serde::Serialize>(v: &T) -> Value {
 }
 
 pub async fn create_space(p: &Platform, id: SpaceId, name: String, plan: Plan) -> Result<Space, AppError> {
-    let space = Space { id: id.clone(), name, plan, created_at: p.now_ms() };
+    let space = Space { id: id.clone(), name, plan, config: Default::default(), created_at: p.now_ms() };
     match p.store.put(Item::new(keys::space(&id), to_value(&space)), Condition::IfAbsent).await {
         Ok(()) => Ok(space),
         Err(PortError::ConditionFailed) => Err(AppError::Conflict(format!("space {id} already exists"))),
@@ -45,10 +45,24 @@ pub async fn require_space(p: &Platform, id: &SpaceId) -> Result<Space, AppError
 }
 
 pub async fn update_space_plan(p: &Platform, id: &SpaceId, plan: Plan) -> Result<Space, AppError> {
+    update_space(p, id, |s| s.plan = plan).await
+}
+
+/// Set the space's configuration level.
+pub async fn set_space_config(
+    p: &Platform,
+    id: &SpaceId,
+    config: serde_json::Map<String, Value>,
+) -> Result<Space, AppError> {
+    crate::domain::config::validate(&config).map_err(|m| AppError::invalid("invalid_config", m, Value::Null))?;
+    update_space(p, id, |s| s.config = config.clone()).await
+}
+
+async fn update_space(p: &Platform, id: &SpaceId, change: impl Fn(&mut Space)) -> Result<Space, AppError> {
     let item =
         p.store.get(&keys::space(id)).await?.ok_or_else(|| AppError::not_found(format!("space {id} not found")))?;
     let mut space: Space = item.parse()?;
-    space.plan = plan;
+    change(&mut space);
     p.store
         .put(
             Item::new(item.key.clone(), to_value(&space)).with_version(item.version + 1),
@@ -75,6 +89,7 @@ pub async fn create_tenant(
         name,
         status: TenantStatus::Active,
         plan,
+        config: Default::default(),
         created_at: p.now_ms(),
     };
     let ops = vec![
@@ -125,13 +140,33 @@ pub async fn set_tenant_status(
     id: &TenantId,
     status: TenantStatus,
 ) -> Result<Tenant, AppError> {
+    update_tenant(p, space, id, |t| t.status = status).await
+}
+
+/// Set the tenant's configuration level.
+pub async fn set_tenant_config(
+    p: &Platform,
+    space: &SpaceId,
+    id: &TenantId,
+    config: serde_json::Map<String, Value>,
+) -> Result<Tenant, AppError> {
+    crate::domain::config::validate(&config).map_err(|m| AppError::invalid("invalid_config", m, Value::Null))?;
+    update_tenant(p, space, id, |t| t.config = config.clone()).await
+}
+
+async fn update_tenant(
+    p: &Platform,
+    space: &SpaceId,
+    id: &TenantId,
+    change: impl Fn(&mut Tenant),
+) -> Result<Tenant, AppError> {
     let item = p
         .store
         .get(&keys::tenant(space, id))
         .await?
         .ok_or_else(|| AppError::not_found(format!("tenant {id} not found")))?;
     let mut tenant: Tenant = item.parse()?;
-    tenant.status = status;
+    change(&mut tenant);
     p.store
         .put(
             Item::new(item.key.clone(), to_value(&tenant)).with_version(item.version + 1),
