@@ -373,6 +373,13 @@ pub trait Queue: Send + Sync {
     ) -> PortResult<Vec<ReceivedMessage>>;
     /// Acknowledge a delivery.
     async fn delete(&self, queue: QueueId, receipt_handle: &str) -> PortResult<()>;
+    /// Acknowledge several deliveries (SQS DeleteMessageBatch; one transaction embedded).
+    async fn delete_batch(&self, queue: QueueId, receipt_handles: &[String]) -> PortResult<()> {
+        for receipt in receipt_handles {
+            self.delete(queue, receipt).await?;
+        }
+        Ok(())
+    }
     /// Change how long a delivery stays hidden (0 makes it visible now).
     async fn change_visibility(&self, queue: QueueId, receipt_handle: &str, visibility: Duration) -> PortResult<()>;
     /// Approximate number of messages (visible + in flight + delayed).

@@ -125,6 +125,9 @@ impl Queue for InstrumentedQueue {
     async fn delete(&self, queue: QueueId, receipt_handle: &str) -> PortResult<()> {
         self.0.delete(queue, receipt_handle).await
     }
+    async fn delete_batch(&self, queue: QueueId, receipt_handles: &[String]) -> PortResult<()> {
+        self.0.delete_batch(queue, receipt_handles).await
+    }
     async fn change_visibility(&self, queue: QueueId, receipt_handle: &str, visibility: Duration) -> PortResult<()> {
         self.0.change_visibility(queue, receipt_handle, visibility).await
     }

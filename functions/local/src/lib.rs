@@ -113,15 +113,14 @@ pub async fn consume_runs_once(p: &Platform, config: &LocalConfig, wait: Duratio
     let budget = Budget::until(tokio::time::Instant::now() + config.budget);
     let response = switchyard_executor::handle(p, sqs_event(QueueId::Runs, &messages), budget).await;
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
-    let deletes = messages
+    let done: Vec<String> = messages
         .iter()
         .filter(|m| !failed.contains(&m.message_id.as_str()))
-        .map(|m| p.queue.delete(QueueId::Runs, &m.receipt_handle));
-    for result in futures::future::join_all(deletes).await {
-        if let Err(e) = result {
-            // Not deleted means redelivered: the executor's idempotency makes that harmless.
-            tracing::warn!(error = %e, "delete after processing failed");
-        }
+        .map(|m| m.receipt_handle.clone())
+        .collect();
+    if let Err(e) = p.queue.delete_batch(QueueId::Runs, &done).await {
+        // Not deleted means redelivered: the executor's idempotency makes that harmless.
+        tracing::warn!(error = %e, "delete after processing failed");
     }
     Ok(messages.len())
 }

@@ -3,7 +3,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+};
 
 use super::{batch_backoff, classify, error_code};
 use crate::ports::{OutgoingMessage, PortError, PortResult, Queue, QueueId, ReceivedMessage, sqs_limits};
@@ -143,6 +145,37 @@ impl Queue for SqsQueue {
             Err(e) if error_code(&e) == Some("ReceiptHandleIsInvalid") => Ok(()),
             Err(e) => Err(classify("DeleteMessage", e)),
         }
+    }
+
+    async fn delete_batch(&self, queue: QueueId, receipt_handles: &[String]) -> PortResult<()> {
+        let url = self.urls.url(queue)?;
+        for chunk in receipt_handles.chunks(sqs_limits::MAX_BATCH) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, receipt)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(receipt)
+                        .build()
+                        .map_err(|e| PortError::Rejected(format!("DeleteMessageBatch entry: {e}")))
+                })
+                .collect::<PortResult<Vec<_>>>()?;
+            let out = self
+                .client
+                .delete_message_batch()
+                .queue_url(url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| classify("DeleteMessageBatch", e))?;
+            // Stale receipts (re-received by someone else) are not ours to delete; anything
+            // else left undeleted is redelivered later, which consumers tolerate.
+            for failed in out.failed.iter().filter(|f| f.code != "ReceiptHandleIsInvalid") {
+                tracing::warn!(code = %failed.code, "DeleteMessageBatch entry failed; the message will be redelivered");
+            }
+        }
+        Ok(())
     }
 
     async fn change_visibility(&self, queue: QueueId, receipt_handle: &str, visibility: Duration) -> PortResult<()> {

@@ -109,6 +109,12 @@ impl Database {
         self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Run a read on the connection (one statement is its own consistent snapshot; no
+    /// transaction to begin and commit).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, PortError> {
+        f(&self.lock()).map_err(sqlite_error)
+    }
+
     /// Run `f` inside one IMMEDIATE transaction, committed if `f` returns Ok.
     fn transaction<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, TxError>) -> Result<T, PortError> {
         let mut conn = self.lock();

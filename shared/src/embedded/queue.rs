@@ -162,6 +162,16 @@ impl Queue for EmbeddedQueue {
         })
     }
 
+    async fn delete_batch(&self, queue: QueueId, receipt_handles: &[String]) -> PortResult<()> {
+        self.db.transaction(|tx| {
+            let mut stmt = tx.prepare_cached("DELETE FROM queue_messages WHERE queue = ?1 AND receipt = ?2")?;
+            for receipt in receipt_handles {
+                stmt.execute(params![queue.name(), receipt])?;
+            }
+            Ok(())
+        })
+    }
+
     async fn change_visibility(&self, queue: QueueId, receipt_handle: &str, visibility: Duration) -> PortResult<()> {
         let visible_at = self.clock.now_ms() + visibility.as_millis() as i64;
         self.db.transaction(|tx| {

@@ -85,14 +85,13 @@ fn into_item(raw: (Key, Option<String>, Option<i64>, i64, Option<i64>)) -> PortR
 impl Store for EmbeddedStore {
     async fn get(&self, key: &Key) -> PortResult<Option<Item>> {
         let now = self.clock.now_secs();
-        let raw = self.db.transaction(|tx| {
-            Ok(tx
-                .prepare_cached(
-                    "SELECT pk, sk, data, n, version, expires_at FROM items
+        let raw = self.db.read(|conn| {
+            conn.prepare_cached(
+                "SELECT pk, sk, data, n, version, expires_at FROM items
                      WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
-                )?
-                .query_row(params![key.pk, key.sk, now], row_to_item)
-                .optional()?)
+            )?
+            .query_row(params![key.pk, key.sk, now], row_to_item)
+            .optional()
         })?;
         raw.map(into_item).transpose()
     }
@@ -136,10 +135,10 @@ impl Store for EmbeddedStore {
              WHERE pk = ?1 AND sk {lower_op} ?2 AND sk < ?3 AND (expires_at IS NULL OR expires_at > ?4)
              ORDER BY sk {order} LIMIT ?5"
         );
-        let raws = self.db.transaction(|tx| {
-            let mut stmt = tx.prepare_cached(&sql)?;
+        let raws = self.db.read(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![query.pk, lower, upper, now, limit as i64 + 1], row_to_item)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            rows.collect::<rusqlite::Result<Vec<_>>>()
         })?;
         let mut items = raws.into_iter().map(into_item).collect::<PortResult<Vec<_>>>()?;
         let next = if items.len() > limit as usize {

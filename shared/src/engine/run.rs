@@ -56,6 +56,9 @@ pub struct Budget {
     deadline: Option<tokio::time::Instant>,
 }
 
+/// How often a long-running invocation looks for a cancel request (it also sees one at its
+/// final write, which a cancel makes fail).
+const CANCEL_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 /// Time kept in hand for the checkpoint and the continuation message.
 const SAFETY_MARGIN: Duration = Duration::from_secs(5);
 /// How long run claims are kept: longer than any message can live in the queue (14 days).
@@ -303,6 +306,7 @@ async fn drive(p: &Platform, message: RunMessage, budget: Budget) -> Result<Disp
     let configs = StepConfigs::load(p, &exec, &def).await?;
     let longest = def.steps.iter().map(|s| configs.timeout(s)).max().unwrap_or_default();
     let mut rounds = 0u32;
+    let mut last_cancel_check = tokio::time::Instant::now();
     loop {
         if exec.cancel_requested {
             return finish(p, exec, version, &records, &order, ExecutionStatus::Cancelled).await;
@@ -341,8 +345,9 @@ async fn drive(p: &Platform, message: RunMessage, budget: Budget) -> Result<Disp
         if rounds > 0 && !budget.allows(longest) {
             return park(p, exec, version, &records, &order, now).await;
         }
-        if rounds > 0 {
-            // Between rounds, notice a cancel request without waiting for the final write.
+        if last_cancel_check.elapsed() >= CANCEL_CHECK_INTERVAL {
+            // Notice a cancel request between rounds without waiting for the final write.
+            last_cancel_check = tokio::time::Instant::now();
             if let Some(fresh) = get_execution(p, &exec.space, &exec.tenant, &exec.id).await.map_err(app_to_port)? {
                 if fresh.execution.cancel_requested {
                     exec.cancel_requested = true;
@@ -451,38 +456,43 @@ async fn checkpoint(
     new: Vec<StepRecord>,
     records: &mut HashMap<StepId, StepRecord>,
 ) -> Result<(), PortError> {
-    let writes = new.into_iter().map(|record| async move {
-        let key = keys::execution_step(&exec.space, &exec.tenant, &exec.id, &record.id);
-        let mut stored = record.clone();
-        if let Some(output) = &record.output {
-            let size = serde_json::to_string(output).map(|t| t.len()).unwrap_or(0);
-            if size > OUTPUT_INLINE_LIMIT {
-                match crate::platform::blobs::put(p, &exec.space, &exec.tenant, output).await {
-                    Ok(blob) => {
-                        stored.output = Some(json!({ "$blob": blob }));
-                        stored.output_spilled = true;
-                    }
-                    Err(PortError::Rejected(detail)) => return Ok(too_large(record, &detail)),
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        let value = serde_json::to_value(&stored).unwrap_or(Value::Null);
-        match p.store.put(Item::new(key.clone(), value), Condition::None).await {
-            Ok(()) => Ok(record),
-            // Still too large (a huge input): keep the outcome visible, fail the step.
-            Err(PortError::Rejected(detail)) => {
-                let trimmed = too_large(record, &detail);
-                let value = serde_json::to_value(&trimmed).unwrap_or(Value::Null);
-                p.store.put(Item::new(key, value), Condition::None).await.map(|()| trimmed)
-            }
-            Err(e) => Err(e),
-        }
-    });
+    let writes = new.into_iter().map(|record| write_step_record(p, exec, record));
     for record in futures::future::try_join_all(writes).await? {
         records.insert(record.id.clone(), record);
     }
     Ok(())
+}
+
+/// Store one step record: an output over `OUTPUT_INLINE_LIMIT` goes to a blob (the record keeps
+/// a reference); a record still too large for the store keeps its outcome but fails the step.
+/// Returns the record as it now stands, with its full output.
+pub async fn write_step_record(p: &Platform, exec: &Execution, record: StepRecord) -> Result<StepRecord, PortError> {
+    let key = keys::execution_step(&exec.space, &exec.tenant, &exec.id, &record.id);
+    let mut stored = record.clone();
+    if let Some(output) = &record.output {
+        let size = serde_json::to_string(output).map(|t| t.len()).unwrap_or(0);
+        if size > OUTPUT_INLINE_LIMIT {
+            match crate::platform::blobs::put(p, &exec.space, &exec.tenant, output).await {
+                Ok(blob) => {
+                    stored.output = Some(json!({ "$blob": blob }));
+                    stored.output_spilled = true;
+                }
+                Err(PortError::Rejected(detail)) => return Ok(too_large(record, &detail)),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let value = serde_json::to_value(&stored).unwrap_or(Value::Null);
+    match p.store.put(Item::new(key.clone(), value), Condition::None).await {
+        Ok(()) => Ok(record),
+        // Still too large (a huge input): keep the outcome visible, fail the step.
+        Err(PortError::Rejected(detail)) => {
+            let trimmed = too_large(record, &detail);
+            let value = serde_json::to_value(&trimmed).unwrap_or(Value::Null);
+            p.store.put(Item::new(key, value), Condition::None).await.map(|()| trimmed)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn too_large(mut record: StepRecord, detail: &str) -> StepRecord {
