@@ -8,6 +8,7 @@ mod contract_store;
 mod credentials;
 mod engine;
 mod event_samples;
+mod mcp;
 mod pipeline;
 mod ssrf;
 mod webhook;

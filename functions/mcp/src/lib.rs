@@ -1,49 +1,219 @@
-//! The MCP endpoint: Streamable HTTP, stateless, JSON responses.
+//! The MCP gateway: `POST /mcp`, Streamable HTTP, stateless (no session id), JSON responses.
+//!
+//! Each request is authenticated like the API (`x-fastn-api-key` + `x-fastn-space-id` +
+//! `x-fastn-space-tenantid`, or a bearer API key) and scoped to exactly one tenant: the tools
+//! are that tenant's enabled, connected connector actions (`{connector}_{action}`) plus the
+//! platform tools, narrowed by the key's tool allow-list. Every tool call is recorded as an
+//! execution, like any other run.
+//!
+//! Protocol rules (MCP 2025-03-26, 2025-06-18, 2025-11-25):
+//! - `initialize` echoes a supported requested version, else offers the latest.
+//! - Notifications and client responses get 202 with no body.
+//! - A present but unsupported `MCP-Protocol-Version` header is 400; absent means 2025-03-26.
+//! - A present `Origin` not in the allow-list is 403 (DNS-rebinding protection).
+//! - GET and DELETE are 405: no server-initiated stream, no sessions.
+//! - Unknown methods -32601, malformed JSON -32700, invalid requests -32600, unknown tools and
+//!   bad arguments -32602; failures of the called API are `isError: true` results.
+
+mod tools;
 
 use http::Method;
 use serde_json::{Value, json};
+use switchyard::domain::access::Permission;
 use switchyard::platform::Platform;
+use switchyard::platform::auth::{self, Principal};
 use switchyard::platform::error::AppError;
-use switchyard::platform::http::{Request, Response, empty, error, json as json_response};
+use switchyard::platform::http::{Request, Response, empty, error, header, json as json_response};
+use switchyard::platform::tenancy::{self, ResolvedTenant};
 
 /// Protocol versions this server speaks, newest first.
 pub const PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26"];
+/// The version assumed when a request carries no `MCP-Protocol-Version` header.
+pub const DEFAULT_VERSION: &str = "2025-03-26";
 
-fn rpc_error(id: Value, code: i64, message: &str) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const INVALID_PARAMS: i64 = -32602;
+pub const INTERNAL_ERROR: i64 = -32603;
+
+/// Largest request accepted.
+const MAX_BODY: usize = 1024 * 1024;
+
+fn rpc_error(id: Value, code: i64, message: impl Into<String>) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}})
+}
+
+fn rpc_result(id: Value, result: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+/// A JSON-RPC error a method handler returns.
+pub struct RpcError {
+    pub code: i64,
+    pub message: String,
+}
+
+impl RpcError {
+    pub fn invalid_params(message: impl Into<String>) -> Self {
+        RpcError { code: INVALID_PARAMS, message: message.into() }
+    }
+}
+
+/// The caller of one request: who, for which tenant.
+pub struct Caller {
+    pub who: Principal,
+    pub tenant: ResolvedTenant,
 }
 
 /// Handle one HTTP request to `/mcp`.
 pub async fn handle(p: &Platform, req: Request) -> Response {
-    if req.method() != Method::POST {
-        return error(&AppError::MethodNotAllowed("the MCP endpoint accepts POST only".into()));
+    match serve(p, req).await {
+        Ok(response) => response,
+        Err(e) => {
+            let mut response = error(&e);
+            if matches!(e, AppError::MethodNotAllowed(_)) {
+                response.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static("POST"));
+            }
+            response
+        }
     }
-    let _ = p;
+}
+
+async fn serve(p: &Platform, req: Request) -> Result<Response, AppError> {
+    if req.method() == Method::GET || req.method() == Method::DELETE {
+        return Err(AppError::MethodNotAllowed(
+            "this MCP server offers no stream and keeps no sessions: POST only".into(),
+        ));
+    }
+    if req.method() != Method::POST {
+        return Err(AppError::MethodNotAllowed("the MCP endpoint accepts POST".into()));
+    }
+    if let Some(origin) = header(&req, "origin") {
+        let origin = origin.trim_end_matches('/');
+        if !p.settings.mcp_allowed_origins.iter().any(|o| o == origin) {
+            return Err(AppError::Forbidden("origin not allowed".into()));
+        }
+    }
+    match header(&req, "mcp-protocol-version") {
+        None => {}
+        Some(v) if PROTOCOL_VERSIONS.contains(&v) => {}
+        Some(v) => {
+            let shown: String = v.chars().take(40).collect();
+            let mut answer = rpc_error(
+                Value::Null,
+                INVALID_REQUEST,
+                format!("unsupported MCP-Protocol-Version {shown:?}; supported: {}", PROTOCOL_VERSIONS.join(", ")),
+            );
+            // Newer clients read the supported list and fall back to `initialize` with one of them.
+            answer["error"]["data"] = json!({"supported": PROTOCOL_VERSIONS, "requested": shown});
+            return Ok(json_response(400, &answer));
+        }
+    }
+    if req.body().len() > MAX_BODY {
+        return Err(AppError::PayloadTooLarge(format!("request larger than {MAX_BODY} bytes")));
+    }
     let message: Value = match serde_json::from_slice(req.body()) {
         Ok(v) => v,
-        Err(_) => return json_response(400, &rpc_error(Value::Null, -32700, "parse error")),
+        Err(_) => {
+            return Ok(json_response(400, &rpc_error(Value::Null, PARSE_ERROR, "parse error: the body is not JSON")));
+        }
     };
-    let id = message.get("id").cloned();
-    let method = message.get("method").and_then(Value::as_str);
-    match (id, method) {
-        (None, Some(_)) => empty(202),
-        (Some(id), Some("initialize")) => {
-            let asked = message.pointer("/params/protocolVersion").and_then(Value::as_str);
-            let version = asked.filter(|v| PROTOCOL_VERSIONS.contains(v)).unwrap_or(PROTOCOL_VERSIONS[0]);
-            json_response(
-                200,
-                &json!({"jsonrpc": "2.0", "id": id, "result": {
-                    "protocolVersion": version,
-                    "capabilities": {"tools": {"listChanged": false}},
-                    "serverInfo": {"name": "switchyard", "version": env!("CARGO_PKG_VERSION")},
-                }}),
-            )
+    // Authenticate before any method, `initialize` included: every session is one tenant's.
+    let caller = authenticate(p, &req).await?;
+    match message {
+        // Batches (2025-03-26): answer every request in one array.
+        Value::Array(batch) if !batch.is_empty() => {
+            let mut answers = Vec::new();
+            for m in batch {
+                if let Some(answer) = dispatch(p, &caller, m).await {
+                    answers.push(answer);
+                }
+            }
+            Ok(if answers.is_empty() { empty(202) } else { json_response(200, &Value::Array(answers)) })
         }
-        (Some(id), Some("ping")) => json_response(200, &json!({"jsonrpc": "2.0", "id": id, "result": {}})),
-        (Some(id), Some("tools/list")) => {
-            json_response(200, &json!({"jsonrpc": "2.0", "id": id, "result": {"tools": []}}))
-        }
-        (Some(id), Some(_)) => json_response(200, &rpc_error(id, -32601, "method not found")),
-        (id, None) => json_response(400, &rpc_error(id.unwrap_or(Value::Null), -32600, "invalid request")),
+        Value::Array(_) => Ok(json_response(400, &rpc_error(Value::Null, INVALID_REQUEST, "empty batch"))),
+        single => match dispatch(p, &caller, single).await {
+            Some(answer) => {
+                let status = if answer.pointer("/error/code").and_then(Value::as_i64) == Some(INVALID_REQUEST) {
+                    400
+                } else {
+                    200
+                };
+                Ok(json_response(status, &answer))
+            }
+            None => Ok(empty(202)),
+        },
     }
+}
+
+async fn authenticate(p: &Platform, req: &Request) -> Result<Caller, AppError> {
+    let who = auth::authenticate(p, req).await?;
+    who.require(Permission::McpUse)?;
+    let tenant_id = who.tenant_from(None).map_err(|_| {
+        AppError::bad_request(format!(
+            "MCP sessions act for one tenant: send {} or use a tenant key",
+            auth::TENANT_HEADER
+        ))
+    })?;
+    let space = who.space()?.clone();
+    let tenant = tenancy::resolve_tenant(p, &tenant_id)
+        .await?
+        .filter(|t| t.space.id == space)
+        .ok_or_else(|| AppError::not_found(format!("tenant {tenant_id} not found")))?;
+    Ok(Caller { who, tenant })
+}
+
+/// One JSON-RPC message; `None` for notifications and responses (nothing to answer).
+async fn dispatch(p: &Platform, caller: &Caller, message: Value) -> Option<Value> {
+    let Value::Object(fields) = &message else {
+        return Some(rpc_error(Value::Null, INVALID_REQUEST, "a JSON-RPC message is an object"));
+    };
+    let id = fields.get("id").cloned();
+    if fields.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Some(rpc_error(id.unwrap_or(Value::Null), INVALID_REQUEST, "jsonrpc must be \"2.0\""));
+    }
+    let Some(method) = fields.get("method").and_then(Value::as_str) else {
+        // A response from the client (we never send requests): nothing to do.
+        if id.is_some() && (fields.contains_key("result") || fields.contains_key("error")) {
+            return None;
+        }
+        return Some(rpc_error(id.unwrap_or(Value::Null), INVALID_REQUEST, "missing method"));
+    };
+    let Some(id) = id else {
+        // Notifications (`notifications/initialized`, `notifications/cancelled`...) are accepted.
+        return None;
+    };
+    if !matches!(id, Value::String(_) | Value::Number(_)) {
+        return Some(rpc_error(Value::Null, INVALID_REQUEST, "id must be a string or a number"));
+    }
+    let params = fields.get("params").cloned().unwrap_or(Value::Null);
+    if !matches!(params, Value::Object(_) | Value::Null) {
+        return Some(rpc_error(id, INVALID_PARAMS, "params must be an object"));
+    }
+    let outcome = match method {
+        "initialize" => Ok(initialize(&params)),
+        "ping" => Ok(json!({})),
+        "tools/list" => tools::list(p, caller, &params).await,
+        "tools/call" => tools::call(p, caller, &params).await,
+        _ => Err(RpcError {
+            code: METHOD_NOT_FOUND,
+            message: format!("method not found: {}", method.chars().take(80).collect::<String>()),
+        }),
+    };
+    Some(match outcome {
+        Ok(result) => rpc_result(id, result),
+        Err(e) => rpc_error(id, e.code, e.message),
+    })
+}
+
+fn initialize(params: &Value) -> Value {
+    let asked = params.get("protocolVersion").and_then(Value::as_str);
+    let version = asked.filter(|v| PROTOCOL_VERSIONS.contains(v)).unwrap_or(PROTOCOL_VERSIONS[0]);
+    json!({
+        "protocolVersion": version,
+        "capabilities": {"tools": {"listChanged": false}},
+        "serverInfo": {"name": "switchyard", "title": "Switchyard", "version": env!("CARGO_PKG_VERSION")},
+        "instructions": "Tools act for one tenant: its connected apps' actions ({connector}_{action}) and the switchyard_* platform tools."
+    })
 }

@@ -413,6 +413,32 @@ impl Catalog {
         Ok(Catalog { connectors })
     }
 
+    /// The built-in catalog plus every `*.yaml` connector file of `dir` (private connectors of
+    /// a self-hosted deployment). An extra file may not replace a built-in connector.
+    pub fn with_extra_dir(dir: &std::path::Path) -> Result<Catalog, String> {
+        let mut files = Vec::new();
+        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for entry in entries {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+                continue;
+            }
+            let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            files.push((name, text));
+        }
+        let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+        let extra = Catalog::from_files(&refs)?;
+        let mut catalog = Catalog::builtin().clone();
+        for (id, spec) in extra.connectors {
+            if catalog.connectors.contains_key(&id) {
+                return Err(format!("{id}.yaml would replace the built-in connector {id}"));
+            }
+            catalog.connectors.insert(id, spec);
+        }
+        Ok(catalog)
+    }
+
     pub fn get(&self, id: &ConnectorId) -> Option<&ConnectorSpec> {
         self.connectors.get(id)
     }

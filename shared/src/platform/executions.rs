@@ -240,3 +240,84 @@ pub async fn rerun(
         }
     }
 }
+
+/// Record a synchronous call (an MCP tool call) as an execution with one step, so it shows up
+/// with every other run. Its flow reference is the `mcp` pseudo-flow (version 0). The step is
+/// written first (large outputs go to a blob, as for flow steps), so an execution is never
+/// listed without its step.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_call(
+    p: &Platform,
+    tenant: &super::tenancy::ResolvedTenant,
+    tool: &str,
+    kind: &str,
+    input: &Value,
+    outcome: &Result<Value, crate::domain::execution::StepError>,
+    started: i64,
+    finished: i64,
+) -> Result<ExecutionId, AppError> {
+    use crate::domain::execution::{
+        ExecutionError, FlowRef, StepRecord, StepStatus, StepSummary, Transition, TriggerInfo,
+    };
+    let (space, tenant_id) = (&tenant.space.id, &tenant.tenant.id);
+    let id = ExecutionId::generate(started);
+    let step = crate::domain::ids::StepId::parse("call").map_err(|e| AppError::bad_request(e.to_string()))?;
+    let record = StepRecord {
+        id: step.clone(),
+        kind: kind.to_string(),
+        status: if outcome.is_ok() { StepStatus::Succeeded } else { StepStatus::Failed },
+        attempt: 1,
+        started_at: started,
+        finished_at: finished,
+        duration_ms: finished - started,
+        input: Some(input.clone()),
+        output: outcome.as_ref().ok().cloned(),
+        output_spilled: false,
+        error: outcome.as_ref().err().cloned(),
+        resume_at: None,
+    };
+    let mut execution = Execution {
+        id: id.clone(),
+        space: space.clone(),
+        tenant: tenant_id.clone(),
+        flow: FlowRef {
+            owner: super::flows::tenant_owner(tenant),
+            id: FlowId::parse("mcp").map_err(|e| AppError::bad_request(e.to_string()))?,
+            version: 0,
+        },
+        flow_name: format!("MCP tool {tool}"),
+        status: ExecutionStatus::Running,
+        trigger: TriggerInfo {
+            kind: "mcp".into(),
+            connector: None,
+            event_type: Some(tool.to_string()),
+            event_id: None,
+        },
+        run_key: id.to_string(),
+        created_at: started,
+        updated_at: finished,
+        finished_at: Some(finished),
+        transitions: Vec::new(),
+        error: None,
+        steps: Vec::new(),
+        invocations: 1,
+        // The arguments are the step's input; the execution keeps only what was called.
+        input: serde_json::json!({"tool": tool}),
+        cancel_requested: false,
+        wake_token: None,
+    };
+    let record = crate::engine::run::write_step_record(p, &execution, record).await?;
+    let status =
+        if record.status == StepStatus::Succeeded { ExecutionStatus::Succeeded } else { ExecutionStatus::Failed };
+    execution.status = status;
+    execution.transitions =
+        vec![Transition { status: ExecutionStatus::Running, at: started }, Transition { status, at: finished }];
+    execution.error =
+        record.error.as_ref().map(|e| ExecutionError { step: Some(step.clone()), message: e.message.clone() });
+    execution.steps =
+        vec![StepSummary { id: step, status: record.status, attempts: 1, duration_ms: Some(finished - started) }];
+    let item =
+        Item::new(keys::execution(space, tenant_id, &id), serde_json::to_value(&execution).unwrap_or(Value::Null));
+    p.store.put(item, crate::ports::Condition::IfAbsent).await?;
+    Ok(id)
+}

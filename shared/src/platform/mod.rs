@@ -102,6 +102,10 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// First delay before a failed run message is retried; doubles per receive.
     pub retry_base_secs: u64,
+    /// A directory of extra connector files (private connectors).
+    pub catalog_dir: Option<String>,
+    /// Browser origins allowed to call `/mcp` (requests with any other `Origin` get 403).
+    pub mcp_allowed_origins: Vec<String>,
 }
 
 /// A configuration problem found at start-up.
@@ -184,6 +188,12 @@ impl Settings {
             },
             public_url: env("SWITCHYARD_PUBLIC_URL"),
             retry_base_secs: env_number("SWITCHYARD_RETRY_BASE_SECONDS", 5)?,
+            catalog_dir: env("SWITCHYARD_CATALOG_DIR"),
+            mcp_allowed_origins: env("SWITCHYARD_MCP_ALLOWED_ORIGINS")
+                .map(|v| {
+                    v.split(',').map(|o| o.trim().trim_end_matches('/').to_string()).filter(|o| !o.is_empty()).collect()
+                })
+                .unwrap_or_default(),
         };
         let provisioning = env("SWITCHYARD_AWS_CREATE_RESOURCES").as_deref() == Some("1");
         if settings.backend == Backend::Aws && !provisioning {
@@ -210,6 +220,8 @@ impl Settings {
             webhook: WebhookSettings::default(),
             public_url: None,
             retry_base_secs: 5,
+            catalog_dir: None,
+            mcp_allowed_origins: Vec::new(),
         }
     }
 }
@@ -366,6 +378,14 @@ impl Platform {
         settings: Settings,
     ) -> Result<Platform, ConfigError> {
         let http = Arc::new(OutboundClient::new(settings.outbound.clone()).map_err(ConfigError)?);
+        let catalog: &'static Catalog = match &settings.catalog_dir {
+            // Built once per process; kept for its lifetime like the built-in one.
+            Some(dir) => Box::leak(Box::new(
+                Catalog::with_extra_dir(std::path::Path::new(dir))
+                    .map_err(|e| ConfigError(format!("SWITCHYARD_CATALOG_DIR: {e}")))?,
+            )),
+            None => Catalog::builtin(),
+        };
         Ok(Platform {
             store,
             queue,
@@ -373,7 +393,7 @@ impl Platform {
             bus,
             clock,
             http,
-            catalog: Catalog::builtin(),
+            catalog,
             settings: Arc::new(settings),
             caches: Arc::new(caches::Caches::new(CACHE_TTL)),
             database: None,
