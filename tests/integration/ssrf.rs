@@ -164,12 +164,23 @@ async fn allowed_destinations_and_redirects_work_and_credentials_do_not_follow_o
         .await;
     let mut request =
         OutboundRequest::new(http::Method::GET, url::Url::parse(&format!("{}/cross", server.uri())).unwrap())
-            .header("Authorization", "Bearer top-secret-token");
+            .header("Authorization", "Bearer top-secret-token")
+            .header("X-Api-Key", "api-key-secret")
+            .header("X-Shopify-Access-Token", "shpat-secret")
+            .header("Cookie", "session=secret")
+            .header("Accept", "application/json");
     request.timeout = Duration::from_secs(3);
     assert_eq!(client.send(request).await.unwrap().status, 200);
     let landed = other.received_requests().await.unwrap();
     assert_eq!(landed.len(), 1);
-    assert!(landed[0].headers.get("authorization").is_none(), "credentials must not follow a cross-origin redirect");
+    for name in ["authorization", "x-api-key", "x-shopify-access-token", "cookie"] {
+        assert!(landed[0].headers.get(name).is_none(), "{name} must not follow a cross-origin redirect");
+    }
+    assert_eq!(landed[0].headers.get("accept").unwrap(), "application/json", "content negotiation does");
+    // The same origin keeps them.
+    let first = server.received_requests().await.unwrap();
+    let cross = first.iter().find(|r| r.url.path() == "/cross").unwrap();
+    assert_eq!(cross.headers.get("x-api-key").unwrap(), "api-key-secret");
 }
 
 #[tokio::test]

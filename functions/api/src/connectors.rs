@@ -209,6 +209,14 @@ pub async fn connect(call: &Call<'_>, tenant: &str, connector: &str) -> Result<R
         if !matches!(url.scheme(), "https" | "http") {
             return Err(AppError::bad_request("return_to must be an http(s) URL"));
         }
+        // The callback redirects the tenant's browser there: only to origins the operator
+        // listed, so the platform's domain cannot be used as an open redirect.
+        let origin = url.origin().ascii_serialization();
+        if !call.p.settings.oauth_return_origins.iter().any(|o| *o == origin) {
+            return Err(AppError::bad_request(format!(
+                "return_to must be on an origin listed in SWITCHYARD_OAUTH_RETURN_ORIGINS ({origin} is not)"
+            )));
+        }
     }
     let start = credentials::start_connect(call.p, &space, &tenant, spec, &callback_url(call)?, body.return_to).await?;
     Ok(json_response(200, &json!(start)))

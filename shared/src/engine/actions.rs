@@ -258,6 +258,25 @@ fn response_value(response: &OutboundResponse) -> Value {
     json!({"status": response.status, "headers": headers, "body": body})
 }
 
+/// The origin a tenant's credentials for `spec` may be sent to: that of the connector's base
+/// URL with the tenant's settings. `http` steps authenticated as a connector are held to it, so
+/// a flow cannot hand a tenant's token to another host.
+pub async fn credential_origin(
+    p: &Platform,
+    space: &SpaceId,
+    tenant: &TenantId,
+    spec: &ConnectorSpec,
+) -> Result<url::Origin, ActionError> {
+    let settings = connections::cached_settings(p, space, tenant, &spec.id)
+        .await
+        .map_err(|e| ActionError::Unavailable(e.to_string()))?
+        .filter(|s| s.enabled)
+        .ok_or_else(|| ActionError::NotEnabled(spec.id.to_string()))?;
+    let base = credentials::render_url(&spec.base_url, &settings.settings)
+        .map_err(|e| ActionError::InvalidInput(e.to_string()))?;
+    Ok(base.origin())
+}
+
 /// Call an action with the tenant's credentials.
 pub async fn call(p: &Platform, call: ActionCall<'_>) -> Result<ActionResult, ActionError> {
     let settings = connections::cached_settings(p, call.space, call.tenant, &call.spec.id)

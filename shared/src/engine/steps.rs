@@ -292,6 +292,20 @@ async fn run_http(run: &StepRun<'_>, step: &HttpStep) -> StepOutcome {
         None => None,
     };
     let (space, tenant) = (&run.execution.space, &run.execution.tenant);
+    if let Some(spec) = spec {
+        match actions::credential_origin(run.platform, space, tenant, spec).await {
+            Ok(origin) if origin == request.url.origin() => {}
+            Ok(origin) => {
+                let message = format!(
+                    "auth {}: the tenant's credentials are only sent to {}, not to {host}",
+                    spec.id,
+                    origin.ascii_serialization()
+                );
+                return StepOutcome::fail(Some(input), message, false, None);
+            }
+            Err(e) => return StepOutcome::fail(Some(input), e.to_string(), e.is_retryable(), None),
+        }
+    }
     let mut refreshed = false;
     loop {
         let mut attempt = request.clone();

@@ -68,6 +68,9 @@ pub struct OutboundClient {
     max_response_bytes: usize,
 }
 
+/// Request headers that may follow a redirect to another origin.
+const CROSS_ORIGIN_HEADERS: &[&str] = &["accept", "accept-language", "content-type", "user-agent"];
+
 impl OutboundClient {
     pub fn new(policy: AddressPolicy) -> Result<Self, String> {
         OutboundClient::with_hosts(policy, HashMap::new())
@@ -135,9 +138,10 @@ impl OutboundClient {
     ) -> Result<reqwest::Response, OutboundError> {
         let mut builder = self.client.request(method.clone(), url.clone()).timeout(request.timeout);
         for (name, value) in &request.headers {
-            let sensitive =
-                matches!(name.to_ascii_lowercase().as_str(), "authorization" | "cookie" | "proxy-authorization");
-            if strip_auth && sensitive {
+            // After a redirect to another origin only content negotiation headers go on:
+            // credentials travel in many custom headers (X-Api-Key, X-Shopify-Access-Token…),
+            // so anything not known to be harmless is dropped.
+            if strip_auth && !CROSS_ORIGIN_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
                 continue;
             }
             builder = builder.header(name.as_str(), value.as_str());

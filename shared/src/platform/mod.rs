@@ -106,6 +106,8 @@ pub struct Settings {
     pub catalog_dir: Option<String>,
     /// Browser origins allowed to call `/mcp` (requests with any other `Origin` get 403).
     pub mcp_allowed_origins: Vec<String>,
+    /// Origins an OAuth connect may send the tenant back to (`return_to`); none when empty.
+    pub oauth_return_origins: Vec<String>,
 }
 
 /// A configuration problem found at start-up.
@@ -115,6 +117,13 @@ pub struct ConfigError(pub String);
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+/// A comma-separated list of origins (`https://app.example.com`), without trailing slashes.
+fn origins(value: Option<String>) -> Vec<String> {
+    value
+        .map(|v| v.split(',').map(|o| o.trim().trim_end_matches('/').to_string()).filter(|o| !o.is_empty()).collect())
+        .unwrap_or_default()
 }
 
 fn env_number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError> {
@@ -189,11 +198,8 @@ impl Settings {
             public_url: env("SWITCHYARD_PUBLIC_URL"),
             retry_base_secs: env_number("SWITCHYARD_RETRY_BASE_SECONDS", 5)?,
             catalog_dir: env("SWITCHYARD_CATALOG_DIR"),
-            mcp_allowed_origins: env("SWITCHYARD_MCP_ALLOWED_ORIGINS")
-                .map(|v| {
-                    v.split(',').map(|o| o.trim().trim_end_matches('/').to_string()).filter(|o| !o.is_empty()).collect()
-                })
-                .unwrap_or_default(),
+            mcp_allowed_origins: origins(env("SWITCHYARD_MCP_ALLOWED_ORIGINS")),
+            oauth_return_origins: origins(env("SWITCHYARD_OAUTH_RETURN_ORIGINS")),
         };
         let provisioning = env("SWITCHYARD_AWS_CREATE_RESOURCES").as_deref() == Some("1");
         if settings.backend == Backend::Aws && !provisioning {
@@ -222,6 +228,7 @@ impl Settings {
             retry_base_secs: 5,
             catalog_dir: None,
             mcp_allowed_origins: Vec::new(),
+            oauth_return_origins: Vec::new(),
         }
     }
 }
