@@ -7,6 +7,7 @@ mod contract_secrets;
 mod contract_store;
 mod credentials;
 mod engine;
+mod engine_api;
 mod event_samples;
 mod mcp;
 mod pipeline;

@@ -14,8 +14,13 @@ pub fn platform_defaults() -> Value {
     })
 }
 
-/// Keys a config level may set, with what they mean (checked when a level is written).
-pub const KNOWN_KEYS: &[&str] = &["retry", "step_timeout_ms"];
+/// Keys a config level may set, with what they mean (checked when a level is written):
+/// `retry` and `step_timeout_ms` steer the engine; `vars` is free-form (an object of values
+/// flows read as `.vars.<name>`, e.g. a tenant's Slack channel).
+pub const KNOWN_KEYS: &[&str] = &["retry", "step_timeout_ms", "vars"];
+
+/// Largest `vars` object one level may hold (serialized).
+pub const MAX_VARS_BYTES: usize = 16 * 1024;
 
 fn merge(base: &mut Value, over: &Value) {
     match (base, over) {
@@ -35,6 +40,16 @@ pub fn cascade(levels: &[&Map<String, Value>]) -> Value {
         merge(&mut config, &Value::Object((*level).clone()));
     }
     config
+}
+
+/// A flow's variables: its own `vars` are defaults, overridden key by key by the `vars` of the
+/// effective configuration (space, tenant and flow config levels).
+pub fn variables(flow_vars: &Map<String, Value>, config: &Value) -> Value {
+    let mut vars = Value::Object(flow_vars.clone());
+    if let Some(over) = config.get("vars") {
+        merge(&mut vars, over);
+    }
+    vars
 }
 
 /// The effective retry policy (a step's own `retry` still wins over the cascade).
@@ -64,6 +79,14 @@ pub fn validate(level: &Map<String, Value>) -> Result<(), String> {
             "step_timeout_ms" => {
                 if !value.as_u64().is_some_and(|t| (1..=900_000).contains(&t)) {
                     return Err("step_timeout_ms must be between 1 and 900000".into());
+                }
+            }
+            "vars" => {
+                if !value.is_object() {
+                    return Err("vars must be an object".into());
+                }
+                if value.to_string().len() > MAX_VARS_BYTES {
+                    return Err(format!("vars may hold at most {MAX_VARS_BYTES} bytes"));
                 }
             }
             other => return Err(format!("unknown setting {other:?}; known: {}", KNOWN_KEYS.join(", "))),
@@ -100,5 +123,17 @@ mod tests {
         assert!(validate(&map(json!({"retry": {"initial_delay_ms": 9, "max_delay_ms": 1}}))).is_err());
         assert!(validate(&map(json!({"step_timeout_ms": 0}))).is_err());
         assert!(validate(&map(json!({"colour": "blue"}))).unwrap_err().contains("unknown"));
+        assert!(validate(&map(json!({"vars": {"channel": "#ops", "limits": {"max": 3}}}))).is_ok());
+        assert!(validate(&map(json!({"vars": "nope"}))).is_err());
+        assert!(validate(&map(json!({"vars": {"big": "x".repeat(MAX_VARS_BYTES)}}))).is_err());
+    }
+
+    #[test]
+    fn flow_vars_are_defaults_the_cascade_overrides() {
+        let flow_vars = map(json!({"channel": "#general", "greeting": "hi"}));
+        let tenant = map(json!({"vars": {"channel": "#acme-ops"}}));
+        let config = cascade(&[&tenant]);
+        assert_eq!(variables(&flow_vars, &config), json!({"channel": "#acme-ops", "greeting": "hi"}));
+        assert_eq!(variables(&flow_vars, &cascade(&[])), json!({"channel": "#general", "greeting": "hi"}));
     }
 }

@@ -220,8 +220,16 @@ fn app_to_port(e: crate::platform::error::AppError) -> PortError {
     }
 }
 
-/// The context expressions see.
-fn context(e: &Execution, input: &Value, def: &FlowDefinition, records: &HashMap<StepId, StepRecord>) -> Value {
+/// The context expressions see: the trigger, finished steps, `config` (the tenant's effective
+/// configuration: platform, space, tenant and flow levels merged) and `vars` (the flow's
+/// defaults overridden by the configuration's `vars`).
+fn context(
+    e: &Execution,
+    input: &Value,
+    def: &FlowDefinition,
+    config: &Value,
+    records: &HashMap<StepId, StepRecord>,
+) -> Value {
     let steps: Map<String, Value> = records
         .values()
         .map(|r| (r.id.to_string(), json!({"status": r.status, "output": r.output.clone().unwrap_or(Value::Null)})))
@@ -229,8 +237,8 @@ fn context(e: &Execution, input: &Value, def: &FlowDefinition, records: &HashMap
     json!({
         "trigger": input,
         "steps": steps,
-        "vars": def.vars,
-        "config": def.config,
+        "vars": config::variables(&def.vars, config),
+        "config": config,
         "execution": {"id": e.id, "flow_id": e.flow.id, "flow_version": e.flow.version, "space": e.space, "tenant": e.tenant},
     })
 }
@@ -239,6 +247,8 @@ fn context(e: &Execution, input: &Value, def: &FlowDefinition, records: &HashMap
 /// integration level) and the flow, merged in that order.
 struct StepConfigs {
     by_step: HashMap<StepId, Value>,
+    /// Without the integration level: what `.config` shows every step.
+    flow: Value,
 }
 
 impl StepConfigs {
@@ -268,7 +278,7 @@ impl StepConfigs {
             let config = config::cascade(&[space_level, tenant_level, &integration, &def.config]);
             by_step.insert(step.id.clone(), config);
         }
-        Ok(StepConfigs { by_step })
+        Ok(StepConfigs { by_step, flow: config::cascade(&[space_level, tenant_level, &def.config]) })
     }
 
     fn retry(&self, step: &StepDef) -> RetryPolicy {
@@ -357,7 +367,7 @@ async fn drive(p: &Platform, message: RunMessage, budget: Budget) -> Result<Disp
             }
         }
         rounds += 1;
-        let ctx = context(&exec, &input, &def, &records);
+        let ctx = context(&exec, &input, &def, &configs.flow, &records);
         let seen = &records;
         let ctx = &ctx;
         let configs = &configs;
@@ -560,13 +570,17 @@ async fn finish(
         _ => None,
     };
     exec.transition(status, now);
+    // Published before the final write: if the write is lost, the redelivered message finishes
+    // again and publishes again (at least once, never missing).
     p.bus.publish(&[event_for(&exec)]).await?;
     match p.store.put(item(&exec, version + 1), Condition::IfVersion(version)).await {
         Ok(()) => {
             tracing::info!(status = status.as_str(), steps = exec.steps.len(), "execution finished");
             Ok(Disposition::Done)
         }
-        // A cancel request landed meanwhile: record the cancellation instead.
+        // The item changed meanwhile: a cancel request landed after the last step. It came too
+        // late to stop anything, so the outcome stands (and matches the event already
+        // published: subscribers never see two different endings of one execution).
         Err(PortError::ConditionFailed) => {
             let Some(fresh) = get_execution(p, &exec.space, &exec.tenant, &exec.id).await.map_err(app_to_port)? else {
                 return Ok(Disposition::Done);
@@ -574,19 +588,11 @@ async fn finish(
             if fresh.execution.status.is_terminal() {
                 return Ok(Disposition::Done);
             }
-            let final_status = if fresh.execution.cancel_requested { ExecutionStatus::Cancelled } else { status };
             let mut merged = fresh.execution;
             merged.steps = exec.steps;
-            merged.error = if final_status == status {
-                exec.error
-            } else {
-                Some(ExecutionError { step: None, message: "cancelled".into() })
-            };
+            merged.error = exec.error;
             merged.wake_token = None;
-            merged.transition(final_status, now);
-            if final_status != status {
-                p.bus.publish(&[event_for(&merged)]).await?;
-            }
+            merged.transition(status, now);
             p.store.put(item(&merged, fresh.version + 1), Condition::IfVersion(fresh.version)).await?;
             Ok(Disposition::Done)
         }
