@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
@@ -166,34 +166,6 @@ async fn provider() -> (MockServer, TokenEndpoint) {
     (server, tokens)
 }
 
-/// Everything written to the logs while this binary runs.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
-            .with_writer(move || Capture(writer.clone()))
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        buffer
-    })
-    .clone()
-}
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 struct Ctx {
     app: TestApp,
     space: String,
@@ -245,7 +217,7 @@ async fn setup(base: &str) -> Ctx {
 
 #[tokio::test]
 async fn every_auth_kind_works_end_to_end_and_no_secret_leaks() {
-    let logs = captured_logs();
+    let logs = switchyard_tests::captured_logs();
     let (server, tokens) = provider().await;
     let ctx = setup(&server.uri()).await;
     let t = ctx.tenant.clone();

@@ -13,3 +13,4 @@ mod mcp;
 mod pipeline;
 mod ssrf;
 mod webhook;
+mod webhook_schemes;

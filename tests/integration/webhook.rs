@@ -90,19 +90,35 @@ async fn executions_of(p: &Platform, t: &Tenant) -> Vec<Value> {
 async fn faults_lose_nothing(kind: Kind) {
     let instruments = Arc::new(Instruments::default());
     let p = instrumented_platform(kind, system_clock(), 5, |_| {}, Some(instruments.clone())).await;
-    // (step, op, key prefix, first answer)
+    // (step, op, key prefix, lost reply, first answer, messages enqueued in all)
     let cases = [
-        ("dedup lookup", Op::Get, "WH#", 503),
-        ("quota counter", Op::AddCounter, "Q#events", 503),
-        ("flow lookup", Op::Query, "FLOW#", 503),
-        ("queue write", Op::Send, "runs", 503),
-        ("delivery record", Op::Transact, "WH#", 202),
+        ("tenant lookup", Op::Get, "TREF", false, 503, 1),
+        ("connector settings", Op::Get, "CONN#", false, 503, 1),
+        ("webhook secret read", Op::SecretGet, "", false, 503, 1),
+        ("dedup lookup", Op::Get, "WH#", false, 503, 1),
+        ("quota counter", Op::AddCounter, "Q#events", false, 503, 1),
+        ("flow lookup", Op::Query, "FLOW#", false, 503, 1),
+        ("queue write", Op::Send, "runs", false, 503, 1),
+        // The messages were queued but the receiver never heard: it answers 503, the retry
+        // queues them again, and the executor's run claim drops the second copy.
+        ("queue write, reply lost", Op::Send, "runs", true, 503, 2),
+        // The record failed after the runs were queued: accepted; a retry queues again, and the
+        // run claim drops the copy.
+        ("delivery record", Op::Transact, "WH#", false, 202, 2),
+        // The record was written but the receiver never heard: the retry is a duplicate.
+        ("delivery record, reply lost", Op::Transact, "WH#", true, 202, 1),
     ];
-    for (step, op, prefix, first) in cases {
+    for (step, op, prefix, lost_reply, first, enqueued) in cases {
         let t = github_tenant(&p, Plan::Growth).await;
+        // A cold container: every lookup reaches the store and the secrets.
         p.caches.clear();
+        p.secrets.clear();
         instruments.reset_counts();
-        instruments.fail(op, prefix, 1);
+        if lost_reply {
+            instruments.fail_after(op, prefix, 1);
+        } else {
+            instruments.fail(op, prefix, 1);
+        }
         let body = push(step);
         let (status, reply) = deliver(&p, &t, "push", step, &body).await;
         assert_eq!(status, first, "{step}: first delivery: {reply}");
@@ -111,18 +127,17 @@ async fn faults_lose_nothing(kind: Kind) {
         }
         // The provider retries (after a 503; and sometimes after a 202 anyway).
         let (status, reply) = deliver(&p, &t, "push", step, &body).await;
-        assert_eq!(status, 202, "{step}: retry: {reply}");
+        let recorded = op == Op::Transact && lost_reply;
+        assert_eq!(status, if recorded { 200 } else { 202 }, "{step}: retry: {reply}");
         let (status, reply) = deliver(&p, &t, "push", step, &body).await;
         assert_eq!((status, reply["status"].as_str()), (200, Some("duplicate")), "{step}: third delivery");
         drain(&p).await;
         let executions = executions_of(&p, &t).await;
         assert_eq!(executions.len(), 1, "{step}: exactly one run: {executions:?}");
         assert_eq!(executions[0]["status"], "succeeded", "{step}");
-        let sends = instruments.count(Op::Send) - u64::from(op == Op::Send);
-        // Only when the record after a successful send fails can the retry enqueue again; the
-        // executor's run claim then drops the second copy.
-        let expected_sends = if op == Op::Transact { 2 } else { 1 };
-        assert_eq!(sends, expected_sends, "{step}: messages enqueued");
+        let sends = instruments.count(Op::Send) - u64::from(op == Op::Send && !lost_reply);
+        assert_eq!(sends, enqueued, "{step}: messages enqueued");
+        assert_eq!(p.queue.depth(QueueId::Runs).await.unwrap(), 0, "{step}: nothing left behind");
     }
 }
 
@@ -345,4 +360,42 @@ async fn load_twenty_thousand_webhooks_run_each_event_once() {
     }
     assert_eq!(by_event.len(), unique_count, "every unique event ran");
     assert!(by_event.values().all(|n| *n == 1), "no event ran twice");
+}
+
+/// Every answer leaves one log line with the tenant, connector, delivery id, outcome and
+/// latency, errors after verification included.
+#[tokio::test]
+async fn log_lines_carry_tenant_connector_delivery_outcome_and_latency() {
+    let logs = switchyard_tests::captured_logs();
+    let instruments = Arc::new(Instruments::default());
+    let p = instrumented_platform(Kind::Embedded, system_clock(), 5, |_| {}, Some(instruments.clone())).await;
+    let t = github_tenant(&p, Plan::Growth).await;
+    let (accepted, unavailable) = (unique("log-accepted"), unique("log-unavailable"));
+    assert_eq!(deliver(&p, &t, "push", &accepted, &push(&accepted)).await.0, 202);
+    assert_eq!(deliver(&p, &t, "push", &accepted, &push(&accepted)).await.0, 200);
+    instruments.fail(Op::Send, "runs", 1);
+    assert_eq!(deliver(&p, &t, "push", &unavailable, &push(&unavailable)).await.0, 503);
+    let req = request(
+        "POST",
+        &format!("/webhooks/{}/github", t.tenant),
+        &[("content-type", "application/json"), ("x-github-delivery", "forged"), ("x-hub-signature-256", "sha256=00")],
+        b"{}".to_vec(),
+    );
+    assert_eq!(route(&p, req).await.status().as_u16(), 401);
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let line = |needle: &str, outcome: &str| {
+        text.lines()
+            .find(|l| l.contains(needle) && l.contains(&format!("outcome=\"{outcome}\"")))
+            .unwrap_or_else(|| panic!("no {outcome} line for {needle}"))
+            .to_string()
+    };
+    for (needle, outcome) in
+        [(accepted.as_str(), "accepted"), (accepted.as_str(), "duplicate"), (unavailable.as_str(), "unavailable")]
+    {
+        let l = line(needle, outcome);
+        assert!(l.contains(&format!("tenant={}", t.tenant)) && l.contains("connector=github"), "{l}");
+        assert!(l.contains("latency_us="), "{l}");
+    }
+    let rejected = line(&format!("tenant={}", t.tenant), "unauthorized");
+    assert!(rejected.contains("latency_us=") && !rejected.contains(SECRET), "{rejected}");
 }

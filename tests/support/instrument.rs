@@ -24,15 +24,19 @@ pub enum Op {
     Receive,
     SecretGet,
     SecretPut,
+    /// Queue acknowledgements (deletes), counted per message.
+    Ack,
 }
 
 /// A failure to inject: the next `times` calls of `op` whose key (sort key, query prefix) starts
-/// with `key_prefix` fail as unavailable.
+/// with `key_prefix` fail as unavailable — before reaching the adapter, or (`after`) once the
+/// adapter has done the work, as when the reply of a successful call is lost.
 #[derive(Debug, Clone)]
 pub struct Fault {
     pub op: Op,
     pub key_prefix: String,
     pub times: u32,
+    pub after: bool,
 }
 
 /// Shared counters and fault plan.
@@ -50,20 +54,44 @@ impl Instruments {
         self.counts.lock().unwrap().clear();
     }
     pub fn fail(&self, op: Op, key_prefix: &str, times: u32) {
-        self.faults.lock().unwrap().push(Fault { op, key_prefix: key_prefix.into(), times });
+        self.faults.lock().unwrap().push(Fault { op, key_prefix: key_prefix.into(), times, after: false });
+    }
+    /// Let the next `times` matching calls succeed, then report them failed (a lost reply).
+    pub fn fail_after(&self, op: Op, key_prefix: &str, times: u32) {
+        self.faults.lock().unwrap().push(Fault { op, key_prefix: key_prefix.into(), times, after: true });
     }
     pub fn clear_faults(&self) {
         self.faults.lock().unwrap().clear();
     }
-    /// Count the call, and fail it if a fault matches.
-    fn enter(&self, op: Op, key: &str) -> PortResult<()> {
-        *self.counts.lock().unwrap().entry(op).or_default() += 1;
+    fn add(&self, op: Op, n: u64) {
+        *self.counts.lock().unwrap().entry(op).or_default() += n;
+    }
+    /// Count the call, and fail it if a fault matches (`Ok(true)`: fail it after the call).
+    fn enter(&self, op: Op, key: &str) -> PortResult<bool> {
+        self.add(op, 1);
         let mut faults = self.faults.lock().unwrap();
         if let Some(f) = faults.iter_mut().find(|f| f.op == op && f.times > 0 && key.starts_with(&f.key_prefix)) {
             f.times -= 1;
+            if f.after {
+                return Ok(true);
+            }
             return Err(PortError::Unavailable(format!("injected failure of {op:?} on {key}")));
         }
-        Ok(())
+        Ok(false)
+    }
+    /// Run `call` under the fault plan for (`op`, `key`).
+    async fn around<T>(
+        &self,
+        op: Op,
+        key: &str,
+        call: impl std::future::Future<Output = PortResult<T>>,
+    ) -> PortResult<T> {
+        let lose_reply = self.enter(op, key)?;
+        let result = call.await;
+        if lose_reply && result.is_ok() {
+            return Err(PortError::Unavailable(format!("injected lost reply of {op:?} on {key}")));
+        }
+        result
     }
 }
 
@@ -74,20 +102,17 @@ pub struct InstrumentedSecrets(pub Arc<dyn Secrets>, pub Arc<Instruments>);
 #[async_trait]
 impl Store for InstrumentedStore {
     async fn get(&self, key: &Key) -> PortResult<Option<Item>> {
-        self.1.enter(Op::Get, &key.sk)?;
-        self.0.get(key).await
+        self.1.around(Op::Get, &key.sk, self.0.get(key)).await
     }
     async fn put(&self, item: Item, condition: Condition) -> PortResult<()> {
-        self.1.enter(Op::Put, &item.key.sk)?;
-        self.0.put(item, condition).await
+        let sk = item.key.sk.clone();
+        self.1.around(Op::Put, &sk, self.0.put(item, condition)).await
     }
     async fn delete(&self, key: &Key, condition: Condition) -> PortResult<()> {
-        self.1.enter(Op::Delete, &key.sk)?;
-        self.0.delete(key, condition).await
+        self.1.around(Op::Delete, &key.sk, self.0.delete(key, condition)).await
     }
     async fn query(&self, query: &Query) -> PortResult<Page> {
-        self.1.enter(Op::Query, &query.sk_prefix)?;
-        self.0.query(query).await
+        self.1.around(Op::Query, &query.sk_prefix, self.0.query(query)).await
     }
     async fn add_counter(
         &self,
@@ -96,21 +121,18 @@ impl Store for InstrumentedStore {
         ceiling: Option<i64>,
         expires_at: Option<i64>,
     ) -> PortResult<Option<i64>> {
-        self.1.enter(Op::AddCounter, &key.sk)?;
-        self.0.add_counter(key, delta, ceiling, expires_at).await
+        self.1.around(Op::AddCounter, &key.sk, self.0.add_counter(key, delta, ceiling, expires_at)).await
     }
     async fn transact(&self, ops: Vec<WriteOp>) -> PortResult<()> {
         let first = ops.first().map(|o| o.key().sk.clone()).unwrap_or_default();
-        self.1.enter(Op::Transact, &first)?;
-        self.0.transact(ops).await
+        self.1.around(Op::Transact, &first, self.0.transact(ops)).await
     }
 }
 
 #[async_trait]
 impl Queue for InstrumentedQueue {
     async fn send(&self, queue: QueueId, messages: &[OutgoingMessage]) -> PortResult<()> {
-        self.1.enter(Op::Send, queue.name())?;
-        self.0.send(queue, messages).await
+        self.1.around(Op::Send, queue.name(), self.0.send(queue, messages)).await
     }
     async fn receive(
         &self,
@@ -119,13 +141,14 @@ impl Queue for InstrumentedQueue {
         visibility: Duration,
         wait: Duration,
     ) -> PortResult<Vec<ReceivedMessage>> {
-        self.1.enter(Op::Receive, queue.name())?;
-        self.0.receive(queue, max, visibility, wait).await
+        self.1.around(Op::Receive, queue.name(), self.0.receive(queue, max, visibility, wait)).await
     }
     async fn delete(&self, queue: QueueId, receipt_handle: &str) -> PortResult<()> {
+        self.1.add(Op::Ack, 1);
         self.0.delete(queue, receipt_handle).await
     }
     async fn delete_batch(&self, queue: QueueId, receipt_handles: &[String]) -> PortResult<()> {
+        self.1.add(Op::Ack, receipt_handles.len() as u64);
         self.0.delete_batch(queue, receipt_handles).await
     }
     async fn change_visibility(&self, queue: QueueId, receipt_handle: &str, visibility: Duration) -> PortResult<()> {
@@ -139,12 +162,10 @@ impl Queue for InstrumentedQueue {
 #[async_trait]
 impl Secrets for InstrumentedSecrets {
     async fn get(&self, owner: &SecretOwner) -> PortResult<Option<SecretDocument>> {
-        self.1.enter(Op::SecretGet, &owner.tenant)?;
-        self.0.get(owner).await
+        self.1.around(Op::SecretGet, &owner.tenant, self.0.get(owner)).await
     }
     async fn put(&self, owner: &SecretOwner, document: &SecretDocument) -> PortResult<()> {
-        self.1.enter(Op::SecretPut, &owner.tenant)?;
-        self.0.put(owner, document).await
+        self.1.around(Op::SecretPut, &owner.tenant, self.0.put(owner, document)).await
     }
     async fn delete(&self, owner: &SecretOwner) -> PortResult<()> {
         self.0.delete(owner).await

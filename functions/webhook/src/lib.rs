@@ -67,7 +67,9 @@ pub async fn handle(p: &Platform, req: Request) -> Response {
     let started = Instant::now();
     let path = segments(&req);
     let (tenant, connector) = (path.get(1).cloned().unwrap_or_default(), path.get(2).cloned().unwrap_or_default());
-    let result = receive(p, req, &path).await;
+    // Known once the signature is verified; error lines after that carry it too.
+    let mut delivery: Option<String> = None;
+    let result = receive(p, req, &path, &mut delivery).await;
     let latency_us = started.elapsed().as_micros() as u64;
     match result {
         Ok(Outcome::Accepted { delivery_id, event_type, runs }) => {
@@ -87,7 +89,12 @@ pub async fn handle(p: &Platform, req: Request) -> Response {
             json_response(200, &json!({"challenge": challenge}))
         }
         Err(e) => {
-            tracing::info!(%tenant, %connector, outcome = e.code(), status = e.status(), latency_us, reason = %e);
+            let delivery_id = delivery.as_deref().unwrap_or("");
+            if e.status() >= 500 {
+                tracing::warn!(%tenant, %connector, delivery_id, outcome = e.code(), status = e.status(), latency_us, reason = %e);
+            } else {
+                tracing::info!(%tenant, %connector, delivery_id, outcome = e.code(), status = e.status(), latency_us, reason = %e);
+            }
             error(&e)
         }
     }
@@ -175,7 +182,12 @@ pub fn prepare(
     })))
 }
 
-async fn receive(p: &Platform, req: Request, path: &[String]) -> Result<Outcome, AppError> {
+async fn receive(
+    p: &Platform,
+    req: Request,
+    path: &[String],
+    delivery: &mut Option<String>,
+) -> Result<Outcome, AppError> {
     let [root, tenant, connector] = path else { return Err(not_found()) };
     if root != "webhooks" {
         return Err(not_found());
@@ -208,6 +220,7 @@ async fn receive(p: &Platform, req: Request, path: &[String]) -> Result<Outcome,
     };
     let delivery_key = keys::webhook_delivery(space_id, &tenant_id, connector_id, &prepared.delivery_key);
     let delivery_id = prepared.event.id.clone();
+    *delivery = Some(delivery_id.clone());
     if p.store.get(&delivery_key).await?.is_some() {
         return Ok(Outcome::Duplicate { delivery_id });
     }

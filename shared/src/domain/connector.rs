@@ -389,6 +389,8 @@ const BUILTIN: &[(&str, &str)] = &[
     ("stripe", include_str!("../../connectors/stripe.yaml")),
     ("xero", include_str!("../../connectors/xero.yaml")),
     ("zendesk", include_str!("../../connectors/zendesk.yaml")),
+    ("standard_webhooks", include_str!("../../connectors/standard_webhooks.yaml")),
+    ("custom_webhooks", include_str!("../../connectors/custom_webhooks.yaml")),
 ];
 
 impl Catalog {
@@ -530,6 +532,60 @@ mod tests {
         assert!(catalog.find("github").is_some());
         assert!(catalog.find("nope").is_none());
         assert!(catalog.find("GitHub").is_none());
+    }
+
+    /// Deeper checks of every built-in file than start-up does (they cost time at a cold start).
+    #[test]
+    fn every_builtin_connector_is_complete_and_its_schemas_compile() {
+        use crate::engine::expr::Expr;
+        let catalog = Catalog::builtin();
+        let api_connectors: Vec<&ConnectorSpec> = catalog.all().filter(|c| !c.actions.is_empty()).collect();
+        assert!(api_connectors.len() >= 12, "at least 12 API connectors");
+        for spec in catalog.all() {
+            let id = &spec.id;
+            assert!(spec.docs_url.starts_with("https://"), "{id}: docs_url");
+            if spec.actions.is_empty() {
+                assert!(spec.webhook.is_some(), "{id}: a connector without actions receives webhooks");
+                continue;
+            }
+            assert!(spec.actions.len() >= 3, "{id}: at least 3 actions");
+            for action in &spec.actions {
+                let at = format!("{id}.{}", action.id);
+                jsonschema::validator_for(&action.input_schema).unwrap_or_else(|e| panic!("{at} input_schema: {e}"));
+                if let Some(schema) = &action.output_schema {
+                    assert_eq!(schema["type"], "object", "{at}: output schemas describe objects (MCP)");
+                    jsonschema::validator_for(schema).unwrap_or_else(|e| panic!("{at} output_schema: {e}"));
+                }
+                assert!(!action.description.is_empty() && !action.title.is_empty(), "{at}: title and description");
+                // Every {placeholder} of the path is a required input property.
+                let required: Vec<&str> = action.input_schema["required"]
+                    .as_array()
+                    .map(|r| r.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                for part in action.path.split('{').skip(1) {
+                    let name = part.split('}').next().unwrap_or_default();
+                    assert!(required.contains(&name), "{at}: path parameter {name} must be a required input");
+                    assert!(
+                        action.input_schema["properties"].get(name).is_some(),
+                        "{at}: path parameter {name} must be an input property"
+                    );
+                }
+                if action.hints.read_only {
+                    assert!(!action.hints.destructive, "{at}: read-only actions destroy nothing");
+                }
+            }
+            for resource in &spec.resources {
+                if let Pagination::Cursor { cursor_path, .. } = &resource.pagination {
+                    Expr::compile(cursor_path).unwrap_or_else(|e| panic!("{id}.{} cursor_path: {e}", resource.id));
+                }
+            }
+            if let Some(webhook) = &spec.webhook {
+                assert!(
+                    webhook.scheme == SchemeKind::Hmac || webhook.hmac.is_none(),
+                    "{id}: hmac settings only for hmac"
+                );
+            }
+        }
     }
 
     #[test]

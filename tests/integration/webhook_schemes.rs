@@ -1,0 +1,270 @@
+//! Every signature scheme end to end through the dev server, as each provider sends it: the
+//! catalog's connector, the tenant's secret, the event type and delivery id where the provider
+//! puts them, one run per matching flow, duplicates answered 200, tampering 401 — plus Slack's
+//! endpoint check and the body-hash delivery id of providers that send none.
+
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{Value, json};
+use switchyard::webhook::signature::sign;
+use switchyard_tests::{Kind, Reply, TestApp, platform, spawn_app, system_clock, unique};
+
+struct Ctx {
+    app: TestApp,
+    key: String,
+    space: String,
+    tenant: String,
+}
+
+impl Ctx {
+    async fn api(&self, method: &str, path: &str, body: Value) -> Value {
+        let r = self.app.api(&self.key, &self.space, method, path, Some(body)).await;
+        assert!(r.status < 300, "{method} {path}: {r:?}");
+        r.body
+    }
+
+    /// Enable `connector` with `extra` settings, store its webhook secret, and add a flow run
+    /// on `event_type` that returns the event's type and delivery id.
+    async fn wire(&self, connector: &str, extra: Value, secret: &str, event_type: &str) {
+        let t = &self.tenant;
+        let mut body = json!({"enabled": true});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        self.api("PUT", &format!("/api/v1/tenants/{t}/connectors/{connector}"), body).await;
+        self.api(
+            "PUT",
+            &format!("/api/v1/tenants/{t}/connectors/{connector}/webhook-secret"),
+            json!({"secret": secret}),
+        )
+        .await;
+        let flow = json!({
+            "id": format!("on-{}", connector.replace('_', "-")), "name": connector,
+            "trigger": {"type": "webhook", "connector": connector, "events": [event_type]},
+            "steps": [{"id": "seen", "kind": "transform", "expr": "{type: .trigger.event_type, id: .trigger.id}"}]
+        });
+        self.api("POST", &format!("/api/v1/tenants/{t}/workflows"), flow).await;
+    }
+
+    async fn deliver(&self, connector: &str, headers: &[(String, String)], body: &[u8]) -> Reply {
+        let mut all: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        if !headers.iter().any(|(k, _)| k == "content-type") {
+            all.push(("content-type", "application/json"));
+        }
+        self.app.send("POST", &format!("/webhooks/{}/{connector}", self.tenant), &all, Some(body.to_vec())).await
+    }
+}
+
+fn h(pairs: &[(&str, String)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+/// One provider's delivery: how to sign it, and what the receiver must make of it.
+struct Case {
+    connector: &'static str,
+    extra: Value,
+    secret: String,
+    event_type: &'static str,
+    body: Vec<u8>,
+    sign: Box<dyn Fn(&str, &[u8], i64) -> Vec<(String, String)>>,
+    /// The delivery id the receiver must find (None: the body's SHA-256).
+    delivery_id: Option<&'static str>,
+}
+
+fn cases(base: &str, tenant: &str) -> Vec<Case> {
+    let standard_secret =
+        format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 24]>()));
+    let hubspot_url = format!("https://{}/webhooks/{tenant}/hubspot", base.trim_start_matches("http://"));
+    vec![
+        Case {
+            connector: "stripe",
+            extra: json!({}),
+            secret: "whsec_stripe_endpoint_secret".into(),
+            event_type: "invoice.paid",
+            body: serde_json::to_vec(&json!({"id": "evt_1Q", "object": "event", "type": "invoice.paid", "data": {"object": {"id": "in_1"}}})).unwrap(),
+            sign: Box::new(|secret, body, now| h(&[("stripe-signature", sign::stripe(secret, now, body))])),
+            delivery_id: Some("evt_1Q"),
+        },
+        Case {
+            connector: "shopify",
+            extra: json!({"settings": {"shop": "acme-store"}}),
+            secret: "shopify-app-client-secret".into(),
+            event_type: "orders/create",
+            body: serde_json::to_vec(&json!({"id": 820982911946154508u64, "total_price": "59.00"})).unwrap(),
+            sign: Box::new(|secret, body, now| {
+                let at = chrono::DateTime::from_timestamp(now, 0).unwrap().to_rfc3339();
+                h(&[
+                    ("x-shopify-hmac-sha256", sign::shopify(secret, body)),
+                    ("x-shopify-topic", "orders/create".into()),
+                    ("x-shopify-event-id", "98880550-7158-44d4-b7cd-2c97c8a091b5".into()),
+                    ("x-shopify-webhook-id", "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043".into()),
+                    ("x-shopify-triggered-at", at),
+                    ("x-shopify-shop-domain", "acme-store.myshopify.com".into()),
+                ])
+            }),
+            delivery_id: Some("98880550-7158-44d4-b7cd-2c97c8a091b5"),
+        },
+        Case {
+            connector: "slack",
+            extra: json!({}),
+            secret: "8f742231b10e8888abcd99yyyzzz85a5".into(),
+            event_type: "app_mention",
+            body: serde_json::to_vec(&json!({"type": "event_callback", "event_id": "Ev08MFMKH6", "event": {"type": "app_mention", "text": "hi"}})).unwrap(),
+            sign: Box::new(|secret, body, now| {
+                h(&[("x-slack-request-timestamp", now.to_string()), ("x-slack-signature", sign::slack(secret, now, body))])
+            }),
+            delivery_id: Some("Ev08MFMKH6"),
+        },
+        Case {
+            connector: "standard_webhooks",
+            extra: json!({}),
+            secret: standard_secret,
+            event_type: "user.created",
+            body: serde_json::to_vec(&json!({"type": "user.created", "timestamp": "2026-11-30T10:00:00Z", "data": {"id": "u_1"}})).unwrap(),
+            sign: Box::new(|secret, body, now| {
+                h(&[
+                    ("webhook-id", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W".into()),
+                    ("webhook-timestamp", now.to_string()),
+                    // Several signatures (a rotation on the sender's side): one valid is enough.
+                    ("webhook-signature", format!("v1,bm90LXRoaXMtb25l {}", sign::standard(secret, "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", now, body))),
+                ])
+            }),
+            delivery_id: Some("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"),
+        },
+        Case {
+            connector: "standard_webhooks",
+            extra: json!({}),
+            secret: String::new(), // set to the previous case's secret
+            event_type: "user.created",
+            body: serde_json::to_vec(&json!({"type": "user.created", "data": {"id": "u_2"}})).unwrap(),
+            sign: Box::new(|secret, body, now| {
+                h(&[
+                    ("svix-id", "msg_svix_alias_1".into()),
+                    ("svix-timestamp", now.to_string()),
+                    ("svix-signature", sign::standard(secret, "msg_svix_alias_1", now, body)),
+                ])
+            }),
+            delivery_id: Some("msg_svix_alias_1"),
+        },
+        Case {
+            connector: "custom_webhooks",
+            extra: json!({"hmac": {"header": "X-Acme-Signature", "encoding": "base64", "prefix": "sha256=",
+                                   "timestamp_header": "X-Acme-Timestamp", "template": "{timestamp}.{body}"}}),
+            secret: "acme-signing-secret".into(),
+            event_type: "widget.shipped",
+            // No id in the body: the delivery id is the body's hash.
+            body: serde_json::to_vec(&json!({"event": "widget.shipped", "widget": 42})).unwrap(),
+            sign: Box::new(|secret, body, now| {
+                let mut content = format!("{now}.").into_bytes();
+                content.extend_from_slice(body);
+                h(&[("x-acme-timestamp", now.to_string()), ("x-acme-signature", format!("sha256={}", sign::hmac_base64(secret, &content)))])
+            }),
+            delivery_id: None,
+        },
+        Case {
+            connector: "hubspot",
+            extra: json!({}),
+            secret: "hubspot-app-client-secret".into(),
+            event_type: "contact.creation",
+            body: serde_json::to_vec(&json!([{"eventId": 100, "subscriptionType": "contact.creation", "objectId": 123}])).unwrap(),
+            sign: Box::new(move |secret, body, now| {
+                let ms = (now * 1000).to_string();
+                let mut content = format!("POST{hubspot_url}").into_bytes();
+                content.extend_from_slice(body);
+                content.extend_from_slice(ms.as_bytes());
+                h(&[("x-hubspot-request-timestamp", ms), ("x-hubspot-signature-v3", sign::hmac_base64(secret, &content))])
+            }),
+            delivery_id: Some("100"),
+        },
+    ]
+}
+
+#[tokio::test]
+async fn every_scheme_is_verified_routed_and_deduplicated_end_to_end() {
+    let app = spawn_app(platform(Kind::Embedded, system_clock()).await).await;
+    let (space, tenant) = (unique("sp"), unique("tn"));
+    let key = app.seed_tenant(&space, &tenant).await;
+    let ctx = Ctx { app, key, space, tenant };
+    let mut cases = cases(&ctx.app.base, &ctx.tenant);
+    // The Svix-header case is the same connector and endpoint secret as the one before it.
+    cases[4].secret = cases[3].secret.clone();
+    let mut wired = std::collections::HashSet::new();
+    for case in &cases {
+        if wired.insert(case.connector) {
+            ctx.wire(case.connector, case.extra.clone(), &case.secret, case.event_type).await;
+        }
+    }
+
+    for case in &cases {
+        let what = format!("{} ({})", case.connector, case.delivery_id.unwrap_or("body hash"));
+        let now = chrono::Utc::now().timestamp();
+        let headers = (case.sign)(&case.secret, &case.body, now);
+        let r = ctx.deliver(case.connector, &headers, &case.body).await;
+        assert_eq!((r.status, r.body["status"].as_str()), (202, Some("accepted")), "{what}: {r:?}");
+        assert_eq!(r.body["event_type"], case.event_type, "{what}");
+        let delivery = r.body["delivery_id"].as_str().unwrap().to_string();
+        match case.delivery_id {
+            Some(id) => assert_eq!(delivery, id, "{what}"),
+            None => assert!(delivery.starts_with("sha256:") && delivery.len() == 71, "{what}: {delivery}"),
+        }
+        let runs = r.body["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 1, "{what}: {r:?}");
+        let execution = runs[0]["execution_id"].as_str().unwrap();
+        let done = ctx.app.wait_execution(&ctx.key, &ctx.space, &ctx.tenant, execution, Duration::from_secs(30)).await;
+        assert_eq!(done["status"], "succeeded", "{what}: {done}");
+        assert_eq!(done["step_details"][0]["output"], json!({"type": case.event_type, "id": delivery}), "{what}");
+
+        // The provider retries the same delivery: nothing more runs.
+        let again = (case.sign)(&case.secret, &case.body, now + 1);
+        let r = ctx.deliver(case.connector, &again, &case.body).await;
+        assert_eq!((r.status, r.body["status"].as_str()), (200, Some("duplicate")), "{what}: {r:?}");
+
+        // Tampered body, wrong secret, no signature: 401 with a JSON error, nothing queued.
+        let mut tampered = case.body.clone();
+        tampered.insert(1, b' ');
+        tampered.insert(1, b'\n');
+        let r = ctx.deliver(case.connector, &headers, &tampered).await;
+        assert_eq!((r.status, r.body["error"]["code"].as_str()), (401, Some("unauthorized")), "{what} tampered: {r:?}");
+        let wrong = (case.sign)(&format!("{}x", case.secret), &case.body, now);
+        let r = ctx.deliver(case.connector, &wrong, &case.body).await;
+        assert_eq!(r.status, 401, "{what} wrong secret: {r:?}");
+        assert!(!r.body.to_string().contains(&case.secret), "no secret in errors");
+        let r = ctx.deliver(case.connector, &[], &case.body).await;
+        assert_eq!(r.status, 401, "{what} unsigned: {r:?}");
+        // Outside the tolerance window (HubSpot's and Slack's limits are the platform's 300 s).
+        if case.connector != "shopify" {
+            let stale = (case.sign)(&case.secret, &case.body, now - 600);
+            let r = ctx.deliver(case.connector, &stale, &case.body).await;
+            assert_eq!(r.status, 401, "{what} stale: {r:?}");
+        }
+    }
+
+    // Slack's endpoint check is answered with its challenge and runs nothing.
+    let body = serde_json::to_vec(&json!({"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"})).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let headers = h(&[
+        ("x-slack-request-timestamp", now.to_string()),
+        ("x-slack-signature", sign::slack(&cases[2].secret, now, &body)),
+    ]);
+    let r = ctx.deliver("slack", &headers, &body).await;
+    assert_eq!(
+        (r.status, r.body["challenge"].as_str()),
+        (200, Some("3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P")),
+        "{r:?}"
+    );
+    // An unsigned challenge is refused like any other request.
+    let r = ctx.deliver("slack", &[], &body).await;
+    assert_eq!(r.status, 401, "{r:?}");
+
+    // Every accepted delivery is in the tenant's event log, without its payload.
+    let r = ctx
+        .app
+        .api(&ctx.key, &ctx.space, "GET", &format!("/api/v1/tenants/{}/events?limit=50", ctx.tenant), None)
+        .await;
+    let logged = r.body["items"].as_array().unwrap();
+    assert_eq!(logged.len(), cases.len(), "{r:?}");
+    assert!(
+        logged
+            .iter()
+            .all(|e| e.get("payload").is_none() && e["payload_sha256"].as_str().is_some_and(|h| h.len() == 64))
+    );
+}
