@@ -307,6 +307,27 @@ pub mod sqs_limits {
     /// Longest visibility timeout.
     pub const MAX_VISIBILITY_SECONDS: u32 = 12 * 60 * 60;
 
+    /// Largest SendMessageBatch request (the sum of its bodies), as for one message.
+    pub const MAX_BATCH_BYTES: usize = MAX_MESSAGE_BYTES;
+
+    /// Split messages into send batches of at most `MAX_BATCH` messages and `MAX_BATCH_BYTES`
+    /// bytes in all, in order (each message is assumed to pass `check_message`).
+    pub fn batches(messages: &[super::OutgoingMessage]) -> Vec<&[super::OutgoingMessage]> {
+        let mut out = Vec::new();
+        let (mut start, mut bytes) = (0, 0);
+        for (i, m) in messages.iter().enumerate() {
+            if i > start && (i - start == MAX_BATCH || bytes + m.body.len() > MAX_BATCH_BYTES) {
+                out.push(&messages[start..i]);
+                (start, bytes) = (i, 0);
+            }
+            bytes += m.body.len();
+        }
+        if start < messages.len() {
+            out.push(&messages[start..]);
+        }
+        out
+    }
+
     /// Refuse a message SQS would refuse, before anything is sent.
     pub fn check_message(message: &super::OutgoingMessage) -> super::PortResult<()> {
         if message.body.len() > MAX_MESSAGE_BYTES {
@@ -552,4 +573,24 @@ impl OutboundError {
 #[async_trait]
 pub trait Http: Send + Sync {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, OutboundError>;
+}
+
+#[cfg(test)]
+mod sqs_limit_tests {
+    use super::OutgoingMessage;
+    use super::sqs_limits::{MAX_BATCH_BYTES, batches};
+
+    #[test]
+    fn batches_respect_the_count_and_the_total_size() {
+        let small: Vec<OutgoingMessage> = (0..23).map(|i| OutgoingMessage::new(format!("m{i}"))).collect();
+        let sizes: Vec<usize> = batches(&small).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [10, 10, 3]);
+        let big: Vec<OutgoingMessage> = (0..5).map(|_| OutgoingMessage::new("x".repeat(100 * 1024))).collect();
+        let split = batches(&big);
+        assert_eq!(split.iter().map(|b| b.len()).collect::<Vec<_>>(), [2, 2, 1]);
+        assert!(split.iter().all(|b| b.iter().map(|m| m.body.len()).sum::<usize>() <= MAX_BATCH_BYTES));
+        let whole = vec![OutgoingMessage::new("y".repeat(MAX_BATCH_BYTES))];
+        assert_eq!(batches(&whole).len(), 1);
+        assert!(batches(&[]).is_empty());
+    }
 }

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
+use serde_json::{Value, json};
 use switchyard::domain::ids::{SpaceId, TenantId};
 use switchyard::engine::run::Budget;
 use switchyard::platform::Platform;
@@ -74,6 +75,26 @@ async fn every_sample_event_reaches_its_handler() {
     switchyard_scheduler::handle(&p, tick).await.expect("scheduler accepts its event");
     let tick: EventBridgeEvent = serde_json::from_str(&load("poller-tick.json")).unwrap();
     switchyard_poller::handle(&p, tick).await.expect("poller accepts its event");
+    // The poller's Lambda entrypoint takes both its events as they arrive.
+    let tick: Value = serde_json::from_str(&load("poller-tick.json")).unwrap();
+    assert_eq!(switchyard_poller::handle_event(&p, tick).await.unwrap()["enqueued"], 0);
+    let batch: Value = serde_json::from_str(&load("poller-sqs-batch.json")).unwrap();
+    let response = switchyard_poller::handle_event(&p, batch).await.unwrap();
+    assert_eq!(
+        response["batchItemFailures"],
+        json!([{"itemIdentifier": "9f1e2d3c-4b5a-4678-8899-aabbccddeeff"}]),
+        "only the malformed job is redelivered"
+    );
+    // The sample tenant has not connected GitHub: the poll is recorded as failed, not retried.
+    let job = switchyard::platform::polls::PollJob {
+        space: SpaceId::parse("sample").unwrap(),
+        tenant: TenantId::parse("sample-tenant").unwrap(),
+        connector: switchyard::domain::ids::ConnectorId::parse("github").unwrap(),
+        resource: "issues".into(),
+        input: json!({"owner": "acme", "repo": "hello-world"}).as_object().unwrap().clone(),
+    };
+    let (state, _) = switchyard::platform::polls::get_state(&p, &job).await.unwrap();
+    assert_eq!(state.failures, 1, "{state:?}");
 
     let on_disk: BTreeSet<String> = std::fs::read_dir(events_dir())
         .unwrap()

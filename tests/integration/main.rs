@@ -11,6 +11,7 @@ mod engine_api;
 mod event_samples;
 mod mcp;
 mod pipeline;
+mod poller;
 mod ssrf;
 mod webhook;
 mod webhook_schemes;

@@ -290,6 +290,7 @@ pub async fn run_action(call: &Call<'_>, tenant: &str, connector: &str, action: 
             input: &input,
             idempotency_key: None,
             timeout: std::time::Duration::from_secs(30),
+            page: None,
         },
     )
     .await;

@@ -2,9 +2,10 @@
 //!
 //! - Plays API Gateway: `/webhooks/...`, `/api/v1/...` and `/mcp` are converted to the
 //!   handlers' `http::Request<Bytes>` exactly as the Lambda entrypoints do.
-//! - Plays the SQS event source mapping: consumers receive batches of up to 10 from the runs
-//!   queue with a visibility timeout, call the executor handler with an `SqsEvent`, and delete
-//!   what it did not report as failed; the queue redrives to the DLQ after the max receives.
+//! - Plays the SQS event source mappings: consumers receive batches of up to 10 from the runs
+//!   queue (for the executor) and the polls queue (for the poller) with a visibility timeout,
+//!   call the handler with an `SqsEvent`, and delete what it did not report as failed; the
+//!   queues redrive to their DLQs after the max receives.
 //! - Plays the EventBridge schedules: the scheduler and the poller get a `Scheduled Event`
 //!   every minute.
 
@@ -106,20 +107,35 @@ pub fn sqs_event(queue: QueueId, messages: &[switchyard::ports::ReceivedMessage]
 /// Receive one batch from the runs queue, run the executor on it, delete what succeeded.
 /// Returns how many messages were received.
 pub async fn consume_runs_once(p: &Platform, config: &LocalConfig, wait: Duration) -> PortResult<usize> {
-    let messages = p.queue.receive(QueueId::Runs, 10, config.visibility, wait).await?;
+    consume_once(p, QueueId::Runs, config, wait).await
+}
+
+/// The same for the polls queue and the poller.
+pub async fn consume_polls_once(p: &Platform, config: &LocalConfig, wait: Duration) -> PortResult<usize> {
+    consume_once(p, QueueId::Polls, config, wait).await
+}
+
+async fn consume_once(p: &Platform, queue: QueueId, config: &LocalConfig, wait: Duration) -> PortResult<usize> {
+    let messages = p.queue.receive(queue, 10, config.visibility, wait).await?;
     if messages.is_empty() {
         return Ok(0);
     }
-    let budget = Budget::until(tokio::time::Instant::now() + config.budget);
-    let response = switchyard_executor::handle(p, sqs_event(QueueId::Runs, &messages), budget).await;
+    let event = sqs_event(queue, &messages);
+    let response = match queue {
+        QueueId::Polls => switchyard_poller::handle_batch(p, event).await,
+        _ => {
+            let budget = Budget::until(tokio::time::Instant::now() + config.budget);
+            switchyard_executor::handle(p, event, budget).await
+        }
+    };
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     let done: Vec<String> = messages
         .iter()
         .filter(|m| !failed.contains(&m.message_id.as_str()))
         .map(|m| m.receipt_handle.clone())
         .collect();
-    if let Err(e) = p.queue.delete_batch(QueueId::Runs, &done).await {
-        // Not deleted means redelivered: the executor's idempotency makes that harmless.
+    if let Err(e) = p.queue.delete_batch(queue, &done).await {
+        // Not deleted means redelivered: the consumers' idempotency makes that harmless.
         tracing::warn!(error = %e, "delete after processing failed");
     }
     Ok(messages.len())
@@ -163,15 +179,17 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
-    for _ in 0..config.consumers.max(1) {
+    // Runs get the configured consumers; poll jobs one (their work is paced by the ticks).
+    let queues = std::iter::repeat_n(QueueId::Runs, config.consumers.max(1)).chain([QueueId::Polls]);
+    for queue in queues {
         let (p, config, mut stop) = (platform.clone(), config.clone(), stop_rx.clone());
         workers.push(tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = stop.changed() => break,
-                    result = consume_runs_once(&p, &config, Duration::from_secs(1)) => {
+                    result = consume_once(&p, queue, &config, Duration::from_secs(1)) => {
                         if let Err(e) = result {
-                            tracing::warn!(error = %e, "runs queue unavailable; retrying in 1s");
+                            tracing::warn!(queue = queue.name(), error = %e, "queue unavailable; retrying in 1s");
                             tokio::time::sleep(Duration::from_secs(1)).await;
                         }
                     }

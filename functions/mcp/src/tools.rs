@@ -352,6 +352,7 @@ async fn call_action(
             // One key for every attempt of this call: a retried write is applied once.
             idempotency_key: Some(idempotency_key.clone()),
             timeout: Duration::from_secs(25),
+            page: None,
         };
         match actions::call(p, call).await {
             Ok(result) => return Ok(result.output),

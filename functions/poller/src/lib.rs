@@ -1,24 +1,601 @@
-//! The poller: the synthetic event engine for apps without webhooks. Invoked every minute by
-//! EventBridge.
+//! The poller: the synthetic event engine for apps without webhooks.
+//!
+//! Two kinds of invocation, both in this one function:
+//! 1. **Tick** (EventBridge, every minute): for every active poll-triggered flow and every
+//!    tenant it runs for that has the connector enabled and connected, the tenant's poll of
+//!    that resource is due when its state says so. A due poll is claimed (its `next_due` moved
+//!    on by a lease, with a conditional write, so overlapping ticks send it once) and put on
+//!    the *polls* queue.
+//! 2. **Poll jobs** (the polls queue, in batches): page through the resource with the
+//!    connector's list action and the tenant's credentials (the same action code path as flow
+//!    steps: SSRF guard, refresh, rate limit), hash every record, diff against the stored
+//!    snapshot, and start one run per change per matching flow.
+//!
+//! Rules:
+//! - The first poll of a resource takes a baseline and emits nothing (existing records are
+//!   not "created").
+//! - A change is `created` (new id), `updated` (same id, different hash) or `deleted` (gone,
+//!   only judged when the listing was complete: at most `MAX_PAGES` pages and `MAX_RECORDS`
+//!   records are read per poll; a truncated listing reports no deletions).
+//! - Exactly once per change: runs are queued before the new snapshot is saved; if the save is
+//!   lost the next poll finds the same changes again, and their run keys (tenant, flow,
+//!   resource, record id, change, hash) start each run once.
+//! - Each change is one event of the tenant's daily quota. A poll whose changes do not fit
+//!   emits none and keeps the old snapshot, so they are found again once the quota allows.
+//! - The interval adapts to the change rate: halved after a poll that found changes, doubled
+//!   after one that found none, between the flow's interval / 4 and × 4 (and 1 minute to 1
+//!   hour). A failing poll backs off the same way and records the error in its state.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use serde::Serialize;
-use switchyard::platform::Platform;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use switchyard::domain::connector::{ActionSpec, AuthSpec, ConnectorSpec, ResourceSpec};
+use switchyard::domain::execution::{FlowRef, TriggerInfo};
+use switchyard::domain::flow::Trigger;
+use switchyard::domain::keys::FlowOwner;
+use switchyard::domain::tenancy::TenantStatus;
+use switchyard::engine::actions::{self, ActionCall, ActionError};
+use switchyard::engine::expr::Expr;
+use switchyard::engine::paging::{self, Cursor, PageRequest};
 use switchyard::platform::error::AppError;
+use switchyard::platform::polls::{self, MAX_INTERVAL_SECS, MIN_INTERVAL_SECS, PollJob};
+use switchyard::platform::runs::{self, RunRequest};
+use switchyard::platform::tenancy::{self, ResolvedTenant};
+use switchyard::platform::{Platform, blobs, connections, flows, quotas};
+use switchyard::ports::{OutgoingMessage, PortError, QueueId};
+
+/// Pages read per poll, at most.
+pub const MAX_PAGES: u32 = 100;
+/// Records read per poll, at most.
+pub const MAX_RECORDS: usize = 10_000;
+/// How long a claimed poll is not claimed again (a job that never reports back is retried
+/// after this; the polls queue redelivers failed jobs sooner).
+pub const CLAIM_LEASE_MS: i64 = 10 * 60_000;
+/// Snapshots larger than this (serialized) are stored as blobs.
+const SNAPSHOT_INLINE_BYTES: usize = 64 * 1024;
 
 /// What one tick did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TickSummary {
-    /// Poll jobs examined.
+    /// Tenant polls examined (one per tenant, connector and resource).
     pub polls: usize,
-    /// Change events emitted.
-    pub events: usize,
+    /// Poll jobs queued because they were due.
+    pub enqueued: usize,
 }
 
-/// Handle one scheduled event. Only EventBridge's `Scheduled Event` is accepted.
-pub async fn handle(_p: &Platform, event: EventBridgeEvent) -> Result<TickSummary, AppError> {
+/// A poll job as queued: the tenant's poll and the interval its flows ask for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PollRequest {
+    #[serde(flatten)]
+    pub job: PollJob,
+    pub base_interval_secs: u32,
+}
+
+/// Handle one scheduled event (the tick). Only EventBridge's `Scheduled Event` is accepted.
+pub async fn handle(p: &Platform, event: EventBridgeEvent) -> Result<TickSummary, AppError> {
     if event.detail_type != "Scheduled Event" {
         return Err(AppError::bad_request(format!("unexpected event {:?}", event.detail_type)));
     }
-    Ok(TickSummary::default())
+    let now = p.now_ms();
+    // Each tenant's poll of a resource (and list input) once, at the shortest interval its
+    // flows ask for.
+    let mut due: HashMap<String, (PollJob, u32)> = HashMap::new();
+    for entry in polls::entries(p).await? {
+        let tenants = match tenancy::active_tenants_of(p, &entry.owner).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(flow = %entry.flow_id, error = %e, "poll flow skipped this tick");
+                continue;
+            }
+        };
+        for t in tenants {
+            let job = PollJob {
+                space: t.space.id.clone(),
+                tenant: t.tenant.id.clone(),
+                connector: entry.connector.clone(),
+                resource: entry.resource.clone(),
+                input: entry.input.clone(),
+            };
+            let (_, interval) = due.entry(job.identity()).or_insert((job, entry.interval_seconds));
+            *interval = (*interval).min(entry.interval_seconds);
+        }
+    }
+    let mut summary = TickSummary { polls: due.len(), enqueued: 0 };
+    let mut messages = Vec::new();
+    for (job, base) in due.into_values() {
+        match claim(p, &job, base, now).await {
+            Ok(true) => {
+                let request = PollRequest { job, base_interval_secs: base };
+                messages.push(OutgoingMessage::new(serde_json::to_string(&request).unwrap_or_default()));
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(tenant = %job.tenant, connector = %job.connector, error = %e, "poll not claimed"),
+        }
+    }
+    p.queue.send(QueueId::Polls, &messages).await?;
+    summary.enqueued = messages.len();
+    tracing::info!(polls = summary.polls, enqueued = summary.enqueued, "poller tick");
+    Ok(summary)
+}
+
+/// Whether the tenant can be polled for this job's connector: enabled, and connected (or the
+/// connector needs no credentials).
+async fn ready(p: &Platform, job: &PollJob) -> Result<bool, AppError> {
+    let Some(spec) = p.catalog.get(&job.connector) else { return Ok(false) };
+    if spec.resource(&job.resource).is_none() {
+        return Ok(false);
+    }
+    let settings = connections::cached_settings(p, &job.space, &job.tenant, &job.connector).await?;
+    Ok(settings.is_some_and(|s| s.enabled && (s.credentials.connected || matches!(spec.auth, AuthSpec::None))))
+}
+
+/// Claim a due poll: move its `next_due` on by the lease, if nobody did first.
+async fn claim(p: &Platform, job: &PollJob, base: u32, now: i64) -> Result<bool, AppError> {
+    if !ready(p, job).await? {
+        return Ok(false);
+    }
+    let (mut state, version) = polls::get_state(p, job).await?;
+    if state.next_due > now {
+        return Ok(false);
+    }
+    if state.interval_secs == 0 {
+        state.interval_secs = base;
+    }
+    state.next_due = now + CLAIM_LEASE_MS;
+    Ok(polls::put_state(p, job, &state, version).await?)
+}
+
+/// Process one SQS batch of poll jobs; the response lists exactly the jobs to redeliver.
+pub async fn handle_batch(p: &Platform, event: SqsEvent) -> SqsBatchResponse {
+    let work = event.records.into_iter().map(|message| async move {
+        let outcome = match message.body.as_deref().map(serde_json::from_str::<PollRequest>) {
+            Some(Ok(request)) => poll(p, &request).await.map(|_| ()),
+            Some(Err(e)) => Err(PortError::Rejected(format!("malformed poll job: {e}"))),
+            None => Err(PortError::Rejected("poll job without a body".into())),
+        };
+        (message.message_id, outcome)
+    });
+    let mut response = SqsBatchResponse::default();
+    for (id, outcome) in futures::future::join_all(work).await {
+        if let Err(e) = outcome {
+            tracing::warn!(message_id = ?id, error = %e, "poll job left for redelivery");
+            if let Some(id) = id {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+    }
+    response
+}
+
+/// The Lambda's one entrypoint: an SQS batch of poll jobs, or the EventBridge tick.
+pub async fn handle_event(p: &Platform, event: Value) -> Result<Value, AppError> {
+    if event.get("Records").is_some() {
+        let batch: SqsEvent =
+            serde_json::from_value(event).map_err(|e| AppError::bad_request(format!("SQS event: {e}")))?;
+        return Ok(serde_json::to_value(handle_batch(p, batch).await).unwrap_or(Value::Null));
+    }
+    let tick: EventBridgeEvent =
+        serde_json::from_value(event).map_err(|e| AppError::bad_request(format!("EventBridge event: {e}")))?;
+    Ok(serde_json::to_value(handle(p, tick).await?).unwrap_or(Value::Null))
+}
+
+/// What one poll found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PollSummary {
+    pub records: usize,
+    pub pages: u32,
+    pub complete: bool,
+    pub baseline: bool,
+    pub created: usize,
+    pub updated: usize,
+    pub deleted: usize,
+    pub runs: usize,
+    /// Why the poll failed (the state records it too).
+    pub error: Option<String>,
+}
+
+/// A change found by the diff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Change {
+    Created,
+    Updated,
+    Deleted,
+}
+
+impl Change {
+    fn as_str(self) -> &'static str {
+        match self {
+            Change::Created => "created",
+            Change::Updated => "updated",
+            Change::Deleted => "deleted",
+        }
+    }
+}
+
+/// The records of one walk through a resource.
+struct Listing {
+    /// (id, hash, record), in the provider's order, each id once.
+    records: Vec<(String, String, Value)>,
+    pages: u32,
+    complete: bool,
+}
+
+enum WalkError {
+    /// Our store or secrets failed: the job is retried.
+    Unavailable(PortError),
+    /// The provider or the catalog failed: recorded in the state, retried at the next poll.
+    Failed(String),
+}
+
+/// Run one poll job.
+pub async fn poll(p: &Platform, request: &PollRequest) -> Result<PollSummary, PortError> {
+    let job = &request.job;
+    let Some((tenant, spec, resource, action)) = resolve(p, job).await? else {
+        return Ok(PollSummary::default());
+    };
+    let (mut state, version) = polls::get_state(p, job).await?;
+    let now = p.now_ms();
+    let (floor, ceiling) = interval_bounds(request.base_interval_secs);
+    let interval = if state.interval_secs == 0 { request.base_interval_secs } else { state.interval_secs };
+    let listing = match walk(p, &job.input, &tenant, spec, resource, action).await {
+        Ok(listing) => listing,
+        Err(WalkError::Unavailable(e)) => return Err(e),
+        Err(WalkError::Failed(message)) => {
+            tracing::warn!(tenant = %job.tenant, connector = %job.connector, resource = %job.resource, error = %message, "poll failed");
+            state.failures += 1;
+            state.last_error = Some(message.clone());
+            state.last_polled_at = Some(now);
+            state.interval_secs = interval.saturating_mul(2).clamp(floor, ceiling);
+            state.next_due = now + i64::from(state.interval_secs) * 1000;
+            polls::put_state(p, job, &state, version).await?;
+            return Ok(PollSummary { error: Some(message), ..PollSummary::default() });
+        }
+    };
+    let old = match &state.snapshot {
+        Some(stored) => Some(load_snapshot(p, job, stored).await?),
+        None => None,
+    };
+    let changes = diff(old.as_ref(), &listing);
+    let mut summary = PollSummary {
+        records: listing.records.len(),
+        pages: listing.pages,
+        complete: listing.complete,
+        baseline: old.is_none(),
+        ..PollSummary::default()
+    };
+    for (change, ..) in &changes {
+        match change {
+            Change::Created => summary.created += 1,
+            Change::Updated => summary.updated += 1,
+            Change::Deleted => summary.deleted += 1,
+        }
+    }
+    let mut emitted = true;
+    if !changes.is_empty() {
+        match emit(p, &tenant, job, &changes, now).await {
+            Ok(n) => summary.runs = n,
+            Err(AppError::TooManyRequests { message, .. }) => {
+                // Keep the old snapshot: the same changes are found again when quota allows.
+                emitted = false;
+                state.last_error = Some(message.clone());
+                summary.error = Some(message);
+            }
+            Err(e) => return Err(app_to_port(e)),
+        }
+    }
+    if emitted && (old.is_none() || !changes.is_empty()) {
+        let merged = next_snapshot(old.as_ref(), &listing);
+        let previous = state.snapshot.take();
+        state.snapshot = Some(store_snapshot(p, job, &merged).await?);
+        if let Some(blob) = previous.as_ref().and_then(blobs::as_ref) {
+            if let Err(e) = blobs::delete(p, &job.space, &job.tenant, &blob).await {
+                tracing::warn!(error = %e, "old snapshot not deleted; it expires on its own");
+            }
+        }
+        state.records = merged.len() as u64;
+    }
+    if emitted {
+        state.last_error = None;
+    }
+    state.failures = 0;
+    state.last_polled_at = Some(now);
+    state.last_changes = changes.len() as u64;
+    state.interval_secs =
+        if changes.is_empty() { interval.saturating_mul(2) } else { interval / 2 }.clamp(floor, ceiling);
+    state.next_due = now + i64::from(state.interval_secs) * 1000;
+    if !polls::put_state(p, job, &state, version).await? {
+        tracing::info!(tenant = %job.tenant, "poll state changed meanwhile; the next poll diffs again");
+    }
+    tracing::info!(
+        tenant = %job.tenant, connector = %job.connector, resource = %job.resource,
+        records = summary.records, created = summary.created, updated = summary.updated,
+        deleted = summary.deleted, runs = summary.runs, interval_secs = state.interval_secs, "poll done"
+    );
+    Ok(summary)
+}
+
+/// The interval range for flows asking for `base` seconds.
+fn interval_bounds(base: u32) -> (u32, u32) {
+    let floor = (base / 4).max(MIN_INTERVAL_SECS);
+    (floor, base.saturating_mul(4).clamp(floor, MAX_INTERVAL_SECS.max(floor)))
+}
+
+fn app_to_port(e: AppError) -> PortError {
+    match e {
+        AppError::Unavailable { detail } => PortError::Unavailable(detail),
+        other => PortError::Rejected(other.to_string()),
+    }
+}
+
+/// The tenant, connector, resource and list action of a job; `None` when the job no longer
+/// applies (tenant gone or suspended, connector or resource no longer in the catalog).
+async fn resolve<'c>(
+    p: &'c Platform,
+    job: &PollJob,
+) -> Result<Option<(ResolvedTenant, &'c ConnectorSpec, &'c ResourceSpec, &'c ActionSpec)>, PortError> {
+    let tenant = tenancy::resolve_tenant(p, &job.tenant).await.map_err(app_to_port)?;
+    let Some(tenant) = tenant.filter(|t| t.space.id == job.space && t.tenant.status == TenantStatus::Active) else {
+        return Ok(None);
+    };
+    let found = p.catalog.get(&job.connector).and_then(|spec| {
+        let resource = spec.resource(&job.resource)?;
+        Some((spec, resource, spec.action(&resource.list_action)?))
+    });
+    Ok(found.map(|(spec, resource, action)| (tenant, spec, resource, action)))
+}
+
+/// Read every page of the resource (within the limits).
+async fn walk(
+    p: &Platform,
+    job_input: &Map<String, Value>,
+    tenant: &ResolvedTenant,
+    spec: &ConnectorSpec,
+    resource: &ResourceSpec,
+    action: &ActionSpec,
+) -> Result<Listing, WalkError> {
+    let compile = |what: &str, source: &str| {
+        Expr::compile(source).map_err(|e| WalkError::Failed(format!("resource {}: {what}: {e}", resource.id)))
+    };
+    let records_expr = compile("records", &resource.records)?;
+    let id_expr = compile("id_path", &resource.id_path)?;
+    let input = Value::Object(job_input.clone());
+    let mut page: Option<PageRequest> = None;
+    let mut cursor = Cursor::default();
+    let mut seen = HashSet::new();
+    let mut listing = Listing { records: Vec::new(), pages: 0, complete: false };
+    loop {
+        if cursor.pages >= MAX_PAGES || listing.records.len() >= MAX_RECORDS {
+            tracing::warn!(resource = %resource.id, pages = cursor.pages, "poll stopped at its limits; deletions are not judged");
+            return Ok(listing);
+        }
+        let call = ActionCall {
+            space: &tenant.space.id,
+            tenant: &tenant.tenant.id,
+            spec,
+            action,
+            input: &input,
+            idempotency_key: None,
+            timeout: Duration::from_secs(30),
+            page: page.as_ref(),
+        };
+        let result = match actions::call(p, call).await {
+            Ok(r) => r,
+            Err(ActionError::Unavailable(detail)) => {
+                return Err(WalkError::Unavailable(PortError::Unavailable(detail)));
+            }
+            Err(e) => return Err(WalkError::Failed(format!("{} {}: {e}", spec.id, action.id))),
+        };
+        let records = match records_expr.eval(&result.output) {
+            Ok(Value::Array(items)) => items,
+            Ok(Value::Null) => Vec::new(),
+            Ok(other) => return Err(WalkError::Failed(format!("records gave {}, not an array", type_name(&other)))),
+            Err(e) => return Err(WalkError::Failed(format!("records: {e}"))),
+        };
+        let on_page = records.len();
+        for record in records {
+            let id = match id_expr.eval(&record) {
+                Ok(Value::String(s)) if !s.is_empty() => s,
+                Ok(Value::Number(n)) => n.to_string(),
+                _ => continue, // a record without an id cannot be followed
+            };
+            if seen.insert(id.clone()) {
+                let hash = record_hash(&record);
+                listing.records.push((id, hash, record));
+            }
+        }
+        listing.pages = cursor.pages + 1;
+        match paging::next_page(&resource.pagination, &result.response, on_page, &mut cursor) {
+            Ok(Some(next)) => page = Some(next),
+            Ok(None) => {
+                listing.complete = true;
+                return Ok(listing);
+            }
+            Err(e) => return Err(WalkError::Failed(format!("pagination: {e}"))),
+        }
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A record's fingerprint (see `polls::canonical_hash`).
+pub fn record_hash(record: &Value) -> String {
+    polls::canonical_hash(record)
+}
+
+/// Changes from the old snapshot to this listing; none on the first poll (the baseline).
+fn diff<'l>(
+    old: Option<&HashMap<String, String>>,
+    listing: &'l Listing,
+) -> Vec<(Change, String, String, Option<&'l Value>)> {
+    let Some(old) = old else { return Vec::new() };
+    let mut changes = Vec::new();
+    for (id, hash, record) in &listing.records {
+        match old.get(id) {
+            None => changes.push((Change::Created, id.clone(), hash.clone(), Some(record))),
+            Some(before) if before != hash => changes.push((Change::Updated, id.clone(), hash.clone(), Some(record))),
+            Some(_) => {}
+        }
+    }
+    if listing.complete {
+        let present: HashSet<&String> = listing.records.iter().map(|(id, ..)| id).collect();
+        let mut gone: Vec<(&String, &String)> = old.iter().filter(|(id, _)| !present.contains(id)).collect();
+        gone.sort();
+        changes.extend(gone.into_iter().map(|(id, hash)| (Change::Deleted, id.clone(), hash.clone(), None)));
+    }
+    changes
+}
+
+/// The snapshot after this poll: the listing when complete, else the old one updated with it.
+fn next_snapshot(old: Option<&HashMap<String, String>>, listing: &Listing) -> HashMap<String, String> {
+    let mut next = if listing.complete { HashMap::new() } else { old.cloned().unwrap_or_default() };
+    for (id, hash, _) in &listing.records {
+        next.insert(id.clone(), hash.clone());
+    }
+    next
+}
+
+async fn load_snapshot(p: &Platform, job: &PollJob, stored: &Value) -> Result<HashMap<String, String>, PortError> {
+    let value = blobs::resolve(p, &job.space, &job.tenant, stored).await?;
+    Ok(match value {
+        Value::Object(map) => map.into_iter().filter_map(|(k, v)| v.as_str().map(|h| (k, h.to_string()))).collect(),
+        // An unreadable snapshot (expired blob): start again from a baseline of nothing.
+        _ => HashMap::new(),
+    })
+}
+
+async fn store_snapshot(p: &Platform, job: &PollJob, snapshot: &HashMap<String, String>) -> Result<Value, PortError> {
+    let value =
+        Value::Object(snapshot.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<Map<_, _>>());
+    if value.to_string().len() <= SNAPSHOT_INLINE_BYTES {
+        return Ok(value);
+    }
+    let blob = blobs::put(p, &job.space, &job.tenant, &value).await?;
+    Ok(json!({ "$blob": blob }))
+}
+
+/// Start one run per change per flow of the tenant polling this resource. Returns how many.
+async fn emit(
+    p: &Platform,
+    tenant: &ResolvedTenant,
+    job: &PollJob,
+    changes: &[(Change, String, String, Option<&Value>)],
+    now: i64,
+) -> Result<usize, AppError> {
+    let wanted = |t: &Trigger| {
+        matches!(t, Trigger::Poll { connector, resource, input, .. }
+            if *connector == job.connector && *resource == job.resource && *input == job.input)
+    };
+    let space_owner = FlowOwner::Space { space: tenant.space.id.clone() };
+    let tenant_owner = flows::tenant_owner(tenant);
+    let (shared, own) = futures::try_join!(
+        flows::flows_with_trigger(p, &space_owner, wanted),
+        flows::flows_with_trigger(p, &tenant_owner, wanted)
+    )?;
+    let targets: Vec<_> = shared.iter().chain(own.iter()).collect();
+    if targets.is_empty() {
+        return Ok(0);
+    }
+    let reservation = quotas::reserve_events(p, tenant, changes.len() as u64).await?;
+    let mut requests = Vec::with_capacity(changes.len() * targets.len());
+    for (change, id, hash, record) in changes {
+        let event_id = format!("{}:{}:{id}:{}:{hash}", job.connector, job.resource, change.as_str());
+        let event_type = format!("{}.{}", job.resource, change.as_str());
+        let input = json!({
+            "id": event_id, "space": tenant.space.id, "tenant": tenant.tenant.id, "connector": job.connector,
+            "event_type": event_type, "received_at": now, "resource": job.resource, "change": change,
+            "record_id": id, "payload": record,
+        });
+        for flow in &targets {
+            requests.push(RunRequest {
+                flow: FlowRef { owner: flow.owner.clone(), id: flow.id.clone(), version: flow.version },
+                trigger: TriggerInfo {
+                    kind: "poll".into(),
+                    connector: Some(job.connector.clone()),
+                    event_type: Some(event_type.clone()),
+                    event_id: Some(event_id.clone()),
+                },
+                input: input.clone(),
+                key: event_id.clone(),
+            });
+        }
+    }
+    let n = requests.len();
+    if let Err(e) = runs::start_many(p, tenant, requests).await {
+        if let Some(r) = reservation {
+            r.refund(p).await;
+        }
+        return Err(e);
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listing(records: &[(&str, Value)], complete: bool) -> Listing {
+        Listing {
+            records: records.iter().map(|(id, r)| (id.to_string(), record_hash(r), r.clone())).collect(),
+            pages: 1,
+            complete,
+        }
+    }
+
+    #[test]
+    fn hashes_ignore_key_order_but_not_values() {
+        let a = json!({"id": 1, "name": "Ada", "tags": ["x", {"b": 1, "a": 2}]});
+        let b = json!({"tags": ["x", {"a": 2, "b": 1}], "name": "Ada", "id": 1});
+        assert_eq!(record_hash(&a), record_hash(&b));
+        assert_ne!(record_hash(&a), record_hash(&json!({"id": 1, "name": "Adb", "tags": ["x", {"b": 1, "a": 2}]})));
+        assert_ne!(record_hash(&json!(["a", "b"])), record_hash(&json!(["b", "a"])), "arrays keep their order");
+        assert_ne!(record_hash(&json!({"a": "1"})), record_hash(&json!({"a": 1})));
+        assert_eq!(record_hash(&a).len(), 16);
+    }
+
+    #[test]
+    fn diffs_find_created_updated_and_deleted_records() {
+        let first = listing(&[("1", json!({"v": 1})), ("2", json!({"v": 2})), ("3", json!({"v": 3}))], true);
+        assert!(diff(None, &first).is_empty(), "the first poll is a baseline");
+        let old = next_snapshot(None, &first);
+        let second = listing(&[("1", json!({"v": 1})), ("2", json!({"v": 20})), ("4", json!({"v": 4}))], true);
+        let changes: Vec<(Change, String)> = diff(Some(&old), &second).into_iter().map(|(c, id, ..)| (c, id)).collect();
+        assert_eq!(
+            changes,
+            [
+                (Change::Updated, "2".to_string()),
+                (Change::Created, "4".to_string()),
+                (Change::Deleted, "3".to_string())
+            ]
+        );
+        // A truncated listing judges no deletion and keeps what it did not see.
+        let partial = listing(&[("2", json!({"v": 20}))], false);
+        let changes = diff(Some(&old), &partial);
+        assert_eq!(changes.len(), 1);
+        let kept = next_snapshot(Some(&old), &partial);
+        assert_eq!(kept.len(), 3);
+        assert_eq!(kept["2"], record_hash(&json!({"v": 20})));
+    }
+
+    #[test]
+    fn intervals_stay_within_a_quarter_and_four_times_the_flows() {
+        assert_eq!(interval_bounds(300), (75, 1200));
+        assert_eq!(interval_bounds(60), (60, 240));
+        assert_eq!(interval_bounds(3600), (900, 3600));
+    }
 }

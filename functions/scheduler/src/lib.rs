@@ -11,13 +11,11 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::Serialize;
 use serde_json::json;
 use switchyard::domain::execution::{RunMessage, TriggerInfo};
-use switchyard::domain::keys::FlowOwner;
 use switchyard::domain::schedule::CronSchedule;
-use switchyard::domain::tenancy::TenantStatus;
 use switchyard::platform::error::AppError;
 use switchyard::platform::flows::{self, FlowStatus};
 use switchyard::platform::schedules::{self, ScheduleEntry};
-use switchyard::platform::tenancy::{self, ResolvedTenant};
+use switchyard::platform::tenancy;
 use switchyard::platform::{Platform, runs};
 use switchyard::ports::{Condition, Item, OutgoingMessage, QueueId, sqs_limits};
 
@@ -81,7 +79,7 @@ async fn run_schedule(p: &Platform, item: &Item, entry: &ScheduleEntry, now: i64
         tracing::warn!(flow = %entry.flow_id, missed = due.len() - MAX_CATCH_UP, "skipping missed occurrences after an outage");
         due.drain(..due.len() - MAX_CATCH_UP);
     }
-    let tenants = tenants_of(p, &entry.owner).await?;
+    let tenants = tenancy::active_tenants_of(p, &entry.owner).await?;
     let mut enqueued = 0;
     for occurrence in &due {
         let at = chrono::DateTime::from_timestamp_millis(*occurrence).map(|t| t.to_rfc3339()).unwrap_or_default();
@@ -102,34 +100,6 @@ async fn run_schedule(p: &Platform, item: &Item, entry: &ScheduleEntry, now: i64
         // Another tick moved it on (or the flow changed): its runs used the same keys.
         Ok(()) | Err(switchyard::ports::PortError::ConditionFailed) => Ok(enqueued),
         Err(e) => Err(e.into()),
-    }
-}
-
-/// The active tenants a flow runs for.
-async fn tenants_of(p: &Platform, owner: &FlowOwner) -> Result<Vec<ResolvedTenant>, AppError> {
-    match owner {
-        FlowOwner::Tenant { tenant, .. } => Ok(tenancy::resolve_tenant(p, tenant)
-            .await?
-            .filter(|t| t.tenant.status == TenantStatus::Active)
-            .into_iter()
-            .collect()),
-        FlowOwner::Space { space } => {
-            let space_record = tenancy::require_space(p, space).await?;
-            let mut all = Vec::new();
-            let mut cursor = None;
-            loop {
-                let (page, next) = tenancy::list_tenants(p, space, 200, cursor).await?;
-                all.extend(
-                    page.into_iter()
-                        .filter(|t| t.status == TenantStatus::Active)
-                        .map(|tenant| ResolvedTenant { space: space_record.clone(), tenant }),
-                );
-                match next {
-                    Some(n) => cursor = Some(n),
-                    None => return Ok(all),
-                }
-            }
-        }
     }
 }
 

@@ -45,7 +45,7 @@ impl Queue for SqsQueue {
         for m in messages {
             sqs_limits::check_message(m)?;
         }
-        for chunk in messages.chunks(sqs_limits::MAX_BATCH) {
+        for chunk in sqs_limits::batches(messages) {
             // Entry ids are indexes into the chunk, so failures map back to their messages.
             let mut pending: Vec<usize> = (0..chunk.len()).collect();
             for attempt in 0..SEND_ATTEMPTS {

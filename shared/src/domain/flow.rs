@@ -1,4 +1,5 @@
-//! Flow definitions: the documented, versioned JSON format (schema in `docs/flow.schema.json`),
+//! Flow definitions: the documented, versioned JSON format (schema in `flow.schema.json` beside
+//! this file, served at `/api/v1/schemas/flow.json`; described in `docs/flows.md`),
 //! parsed with errors that name the step and the field.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -39,12 +40,15 @@ pub enum Trigger {
         #[serde(default = "utc")]
         timezone: String,
     },
-    /// Changes detected by the poller on a connector resource.
+    /// Changes detected by the poller on a connector resource. `input` is given to the
+    /// resource's list action (e.g. the GitHub repository, the Slack channel).
     Poll {
         connector: ConnectorId,
         resource: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         interval_seconds: Option<u32>,
+        #[serde(default, skip_serializing_if = "Map::is_empty")]
+        input: Map<String, Value>,
     },
     /// Only over the API, MCP or another flow.
     Manual,
@@ -470,16 +474,18 @@ fn validate_trigger(trigger: &Trigger, catalog: &Catalog) -> Result<(), FlowErro
         Trigger::Schedule { cron, timezone } => crate::domain::schedule::CronSchedule::parse(cron, timezone)
             .map(|_| ())
             .map_err(|m| FlowError::flow("trigger.cron", m)),
-        Trigger::Poll { connector, resource, interval_seconds } => {
+        Trigger::Poll { connector, resource, interval_seconds, input } => {
             let spec = catalog
                 .get(connector)
                 .ok_or_else(|| FlowError::flow("trigger.connector", format!("unknown connector \"{connector}\"")))?;
-            if !spec.resources.iter().any(|r| &r.id == resource) {
+            let Some(list_action) = spec.resource(resource).and_then(|r| spec.action(&r.list_action)) else {
                 return Err(FlowError::flow(
                     "trigger.resource",
                     format!("connector \"{connector}\" has no pollable resource {resource:?}"),
                 ));
-            }
+            };
+            crate::engine::actions::validate_input(spec, list_action, &Value::Object(input.clone()))
+                .map_err(|e| FlowError::flow("trigger.input", e.to_string()))?;
             if interval_seconds.is_some_and(|s| !(60..=86_400).contains(&s)) {
                 return Err(FlowError::flow("trigger.interval_seconds", "must be between 60 and 86400"));
             }

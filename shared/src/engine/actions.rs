@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::expr::Expr;
+use super::paging::PageRequest;
 use super::template;
 use crate::domain::connector::{ActionSpec, AuthSpec, ConnectorSpec};
 use crate::domain::ids::{SpaceId, TenantId};
@@ -34,6 +35,8 @@ pub struct ActionCall<'a> {
     /// Sent in the action's idempotency header, when it has one.
     pub idempotency_key: Option<String>,
     pub timeout: Duration,
+    /// A later page of a list action (`paging`).
+    pub page: Option<&'a PageRequest>,
 }
 
 /// A successful call.
@@ -41,6 +44,8 @@ pub struct ActionCall<'a> {
 pub struct ActionResult {
     pub status: u16,
     pub output: Value,
+    /// The response as `{status, headers, body}` (what pagination reads).
+    pub response: Value,
 }
 
 /// Why an action failed.
@@ -246,6 +251,48 @@ pub fn build_request(
     Ok(request)
 }
 
+/// Ask for a later page. A next-page URL must stay on the request's origin: it is sent with the
+/// tenant's credentials.
+fn apply_page(request: &mut OutboundRequest, page: &PageRequest) -> Result<(), ActionError> {
+    match page {
+        PageRequest::Query { param, value } => {
+            let kept: Vec<(String, String)> = request
+                .url
+                .query_pairs()
+                .filter(|(k, _)| k != param.as_str())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            request.url.query_pairs_mut().clear().extend_pairs(kept).append_pair(param, value);
+        }
+        PageRequest::Body { param, value } => {
+            let mut body: Value = match &request.body {
+                Some(bytes) => serde_json::from_slice(bytes)
+                    .map_err(|_| ActionError::InvalidInput("a body cursor needs a JSON body".into()))?,
+                None => json!({}),
+            };
+            let Value::Object(fields) = &mut body else {
+                return Err(ActionError::InvalidInput("a body cursor needs a JSON object body".into()));
+            };
+            fields.insert(param.clone(), Value::String(value.clone()));
+            if request.body.is_none() {
+                request.headers.push(("Content-Type".into(), "application/json".into()));
+            }
+            request.body = Some(body.to_string().into());
+        }
+        PageRequest::Url(next) => {
+            let next = url::Url::parse(next).map_err(|e| ActionError::InvalidInput(format!("next page URL: {e}")))?;
+            if next.origin() != request.url.origin() {
+                return Err(ActionError::InvalidInput(format!(
+                    "the next page is on another origin ({}); not following it with the tenant's credentials",
+                    next.origin().ascii_serialization()
+                )));
+            }
+            request.url = next;
+        }
+    }
+    Ok(())
+}
+
 fn response_value(response: &OutboundResponse) -> Value {
     let body = if response.body.is_empty() {
         Value::Null
@@ -286,6 +333,9 @@ pub async fn call(p: &Platform, call: ActionCall<'_>) -> Result<ActionResult, Ac
         .ok_or_else(|| ActionError::NotEnabled(call.spec.id.to_string()))?;
     validate_input(call.spec, call.action, call.input)?;
     let mut request = build_request(call.spec, call.action, &settings.settings, call.input, call.timeout)?;
+    if let Some(page) = call.page {
+        apply_page(&mut request, page)?;
+    }
     if let (Some(header), Some(key)) = (&call.action.idempotency_header, &call.idempotency_key) {
         request.headers.push((header.clone(), key.clone()));
     }
@@ -319,7 +369,7 @@ pub async fn call(p: &Platform, call: ActionCall<'_>) -> Result<ActionResult, Ac
                 })?,
                 None => value["body"].clone(),
             };
-            return Ok(ActionResult { status: response.status, output });
+            return Ok(ActionResult { status: response.status, output, response: value });
         }
         let snippet: String = match &value["body"] {
             Value::String(s) => s.chars().take(300).collect(),

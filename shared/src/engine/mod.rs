@@ -3,6 +3,7 @@
 pub mod actions;
 pub mod expr;
 pub mod foreach;
+pub mod paging;
 pub mod plan;
 pub mod run;
 pub mod steps;

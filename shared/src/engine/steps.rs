@@ -139,6 +139,7 @@ async fn run_action(run: &StepRun<'_>, step: &ActionStep) -> StepOutcome {
         input: &input,
         idempotency_key: Some(run.idempotency_key()),
         timeout: run.timeout(),
+        page: None,
     };
     match actions::call(run.platform, call).await {
         Ok(result) => StepOutcome::Done { input: Some(input), output: result.output },

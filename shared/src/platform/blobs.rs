@@ -105,6 +105,14 @@ pub async fn inline_or_blob(
     serde_json::value::to_raw_value(&json!({ "$blob": blob })).map_err(|e| PortError::Rejected(e.to_string()))
 }
 
+/// Delete a blob's chunks (before its expiry, when a newer one replaces it).
+pub async fn delete(p: &Platform, space: &SpaceId, tenant: &TenantId, blob: &BlobRef) -> PortResult<()> {
+    for index in 0..blob.chunks {
+        p.store.delete(&chunk_key(space, tenant, &blob.id, index), Condition::None).await?;
+    }
+    Ok(())
+}
+
 /// The value itself, reading the blob if `value` is a reference.
 pub async fn resolve(p: &Platform, space: &SpaceId, tenant: &TenantId, value: &Value) -> PortResult<Value> {
     match as_ref(value) {

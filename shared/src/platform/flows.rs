@@ -119,9 +119,7 @@ pub async fn create_flow(
     match result {
         Ok(()) => {
             invalidate(p, &owner);
-            if matches!(record.trigger, Trigger::Schedule { .. }) {
-                super::schedules::sync(p, &record).await?;
-            }
+            sync_indexes(p, &record, None).await?;
             Ok(record)
         }
         Err(PortError::TransactionCancelled { .. }) => Err(AppError::Conflict(format!("flow {id} already exists"))),
@@ -151,7 +149,7 @@ pub async fn update_flow(
             expected_version.unwrap_or(0)
         )));
     }
-    let was_scheduled = matches!(record.trigger, Trigger::Schedule { .. });
+    let previous = record.trigger.clone();
     let now = p.now_ms();
     record.version += 1;
     record.name = definition.name.clone();
@@ -178,10 +176,21 @@ pub async fn update_flow(
         ])
         .await?;
     invalidate(p, owner);
-    if was_scheduled || matches!(record.trigger, Trigger::Schedule { .. }) {
-        super::schedules::sync(p, &record).await?;
-    }
+    sync_indexes(p, &record, Some(&previous)).await?;
     Ok(record)
+}
+
+/// Keep the scheduler's and the poller's indexes in step with a flow whose trigger is (or,
+/// before this change, was) a schedule or a poll.
+async fn sync_indexes(p: &Platform, record: &FlowRecord, previous: Option<&Trigger>) -> Result<(), AppError> {
+    let was = |kind: fn(&Trigger) -> bool| kind(&record.trigger) || previous.is_some_and(kind);
+    if was(|t| matches!(t, Trigger::Schedule { .. })) {
+        super::schedules::sync(p, record).await?;
+    }
+    if was(|t| matches!(t, Trigger::Poll { .. })) {
+        super::polls::sync(p, record).await?;
+    }
+    Ok(())
 }
 
 pub async fn set_flow_status(
@@ -205,9 +214,7 @@ pub async fn set_flow_status(
         )
         .await?;
     invalidate(p, owner);
-    if matches!(record.trigger, Trigger::Schedule { .. }) {
-        super::schedules::sync(p, &record).await?;
-    }
+    sync_indexes(p, &record, None).await?;
     Ok(record)
 }
 
@@ -216,7 +223,8 @@ pub async fn delete_flow(p: &Platform, owner: &FlowOwner, id: &FlowId) -> Result
     match p.store.delete(&keys::flow(owner, id), Condition::IfExists).await {
         Ok(()) => {
             invalidate(p, owner);
-            super::schedules::remove(p, owner, id).await
+            super::schedules::remove(p, owner, id).await?;
+            super::polls::remove(p, owner, id).await
         }
         Err(PortError::ConditionFailed) => Err(AppError::not_found(format!("flow {id} not found"))),
         Err(e) => Err(e.into()),

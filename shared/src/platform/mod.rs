@@ -13,6 +13,7 @@ pub mod executions;
 pub mod flows;
 pub mod http;
 pub mod lease;
+pub mod polls;
 pub mod quotas;
 pub mod ratelimit;
 pub mod runs;

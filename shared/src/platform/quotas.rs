@@ -13,12 +13,13 @@ use crate::ports::Key;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reservation {
     key: Key,
+    amount: i64,
 }
 
 impl Reservation {
     pub async fn refund(self, p: &Platform) {
-        if let Err(e) = p.store.add_counter(&self.key, -1, None, None).await {
-            tracing::warn!(error = %e, "quota refund failed; the tenant loses one unit of today's quota");
+        if let Err(e) = p.store.add_counter(&self.key, -self.amount, None, None).await {
+            tracing::warn!(error = %e, amount = self.amount, "quota refund failed; the tenant loses that much of today's quota");
         }
     }
 }
@@ -36,14 +37,20 @@ fn day_window(now_ms: i64) -> (String, i64) {
 /// Take one event from the tenant's daily event quota. `Ok(None)` means unlimited (nothing to
 /// refund); a full quota is a 429 that says when the window resets.
 pub async fn reserve_event(p: &Platform, tenant: &ResolvedTenant) -> Result<Option<Reservation>, AppError> {
+    reserve_events(p, tenant, 1).await
+}
+
+/// Take `n` events at once (all or none).
+pub async fn reserve_events(p: &Platform, tenant: &ResolvedTenant, n: u64) -> Result<Option<Reservation>, AppError> {
     let Some(limit) = tenant.plan().quotas().events_per_day else {
         return Ok(None);
     };
     let now = p.now_ms();
     let (day, expires_at) = day_window(now);
     let key = keys::quota_counter(&tenant.space.id, &tenant.tenant.id, "events", &day);
-    match p.store.add_counter(&key, 1, Some(limit as i64), Some(expires_at)).await? {
-        Some(_) => Ok(Some(Reservation { key })),
+    let amount = i64::try_from(n).unwrap_or(i64::MAX);
+    match p.store.add_counter(&key, amount, Some(limit as i64), Some(expires_at)).await? {
+        Some(_) => Ok(Some(Reservation { key, amount })),
         None => {
             let reset_in = (expires_at - 86_400 - now / 1000).max(1) as u64;
             Err(AppError::TooManyRequests {

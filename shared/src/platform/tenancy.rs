@@ -6,7 +6,7 @@ use super::Platform;
 use super::error::AppError;
 use crate::domain::access::{ApiKeyRecord, Role, generate_api_key, hash_api_key};
 use crate::domain::ids::{ApiKeyId, SpaceId, TenantId};
-use crate::domain::keys;
+use crate::domain::keys::{self, FlowOwner};
 use crate::domain::tenancy::{Plan, Space, Tenant, TenantRef, TenantStatus};
 use crate::ports::{Condition, Item, PortError, Query, WriteOp};
 
@@ -275,4 +275,32 @@ pub async fn find_api_key(p: &Platform, key: &str) -> Result<Option<ApiKeyRecord
         p.store.get(&keys::api_key_by_hash(&hash)).await?.map(|i| i.parse()).transpose()?;
     p.caches.api_keys.put(hash, record.clone());
     Ok(record)
+}
+
+/// The active tenants a flow of `owner` runs for: its tenant, or every tenant of its space.
+pub async fn active_tenants_of(p: &Platform, owner: &FlowOwner) -> Result<Vec<ResolvedTenant>, AppError> {
+    match owner {
+        FlowOwner::Tenant { tenant, .. } => Ok(resolve_tenant(p, tenant)
+            .await?
+            .filter(|t| t.tenant.status == TenantStatus::Active)
+            .into_iter()
+            .collect()),
+        FlowOwner::Space { space } => {
+            let space_record = require_space(p, space).await?;
+            let mut all = Vec::new();
+            let mut cursor = None;
+            loop {
+                let (page, next) = list_tenants(p, space, 200, cursor).await?;
+                all.extend(
+                    page.into_iter()
+                        .filter(|t| t.status == TenantStatus::Active)
+                        .map(|tenant| ResolvedTenant { space: space_record.clone(), tenant }),
+                );
+                match next {
+                    Some(n) => cursor = Some(n),
+                    None => return Ok(all),
+                }
+            }
+        }
+    }
 }
