@@ -24,7 +24,7 @@
 //!   emits none and keeps the old snapshot, so they are found again once the quota allows.
 //! - The interval adapts to the change rate: halved after a poll that found changes, doubled
 //!   after one that found none, between the flow's interval / 4 and × 4 (and 1 minute to 1
-//!   hour). A failing poll backs off the same way and records the error in its state.
+//!   day). A failing poll backs off the same way and records the error in its state.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -596,6 +596,7 @@ mod tests {
     fn intervals_stay_within_a_quarter_and_four_times_the_flows() {
         assert_eq!(interval_bounds(300), (75, 1200));
         assert_eq!(interval_bounds(60), (60, 240));
-        assert_eq!(interval_bounds(3600), (900, 3600));
+        assert_eq!(interval_bounds(3600), (900, 14_400));
+        assert_eq!(interval_bounds(86_400), (21_600, 86_400));
     }
 }

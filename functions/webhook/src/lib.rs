@@ -57,7 +57,7 @@ pub struct ReceivedEvent {
 
 /// What the receiver did, for the log line and the response.
 enum Outcome {
-    Accepted { delivery_id: String, event_type: String, runs: Vec<(FlowId, ExecutionId)> },
+    Accepted { status: u16, delivery_id: String, event_type: String, runs: Vec<(FlowId, ExecutionId)> },
     Duplicate { delivery_id: String },
     Challenge(String),
 }
@@ -72,11 +72,11 @@ pub async fn handle(p: &Platform, req: Request) -> Response {
     let result = receive(p, req, &path, &mut delivery).await;
     let latency_us = started.elapsed().as_micros() as u64;
     match result {
-        Ok(Outcome::Accepted { delivery_id, event_type, runs }) => {
+        Ok(Outcome::Accepted { status, delivery_id, event_type, runs }) => {
             tracing::info!(%tenant, %connector, %delivery_id, %event_type, runs = runs.len(), outcome = "accepted", latency_us);
             let runs: Vec<Value> = runs.iter().map(|(f, e)| json!({"flow_id": f, "execution_id": e})).collect();
             json_response(
-                202,
+                status,
                 &json!({"status": "accepted", "delivery_id": delivery_id, "event_type": event_type, "runs": runs}),
             )
         }
@@ -236,7 +236,8 @@ async fn receive(
         }
     };
     record_delivery(p, &prepared, delivery_key, &runs).await;
-    Ok(Outcome::Accepted { delivery_id, event_type: prepared.event.event_type.clone(), runs })
+    let status = spec.webhook.as_ref().map(|w| w.accepted_status).unwrap_or(202);
+    Ok(Outcome::Accepted { status, delivery_id, event_type: prepared.event.event_type.clone(), runs })
 }
 
 /// Find the flows the event triggers and queue one run for each. An event too large to travel

@@ -187,6 +187,14 @@ pub struct WebhookSpec {
     /// Request headers copied into the event envelope (lower-cased on the way in).
     #[serde(default)]
     pub headers: Vec<String>,
+    /// The status an accepted delivery gets: 202, or 200 for providers that insist (Xero's
+    /// "intent to receive" check accepts nothing else).
+    #[serde(default = "accepted_status")]
+    pub accepted_status: u16,
+}
+
+fn accepted_status() -> u16 {
+    202
 }
 
 /// A tenant-specific setting of a connector (Shopify shop domain, Zendesk subdomain...).
@@ -498,6 +506,9 @@ fn check_spec(spec: &ConnectorSpec) -> Result<(), String> {
             if let EventTypeSource::Body(expr) = source {
                 compile("webhook event expression", expr)?;
             }
+        }
+        if !matches!(webhook.accepted_status, 200 | 202) {
+            return Err("webhook accepted_status must be 200 or 202".into());
         }
         if webhook.scheme == SchemeKind::Hmac && webhook.hmac.is_none() {
             return Err("webhook scheme hmac needs an hmac section".into());

@@ -50,7 +50,7 @@ pub enum Trigger {
         #[serde(default, skip_serializing_if = "Map::is_empty")]
         input: Map<String, Value>,
     },
-    /// Only over the API, MCP or another flow.
+    /// Only over the API (`POST …/workflows/{id}/run`) or MCP (`switchyard_run_flow`).
     Manual,
 }
 
@@ -387,6 +387,9 @@ fn parse_step(value: &Value, position: &str) -> Result<StepDef, FlowError> {
         None => Vec::new(),
         Some(v) => Vec::<StepId>::deserialize(v).map_err(|e| at("depends_on", serde_message(&e)))?,
     };
+    if let Some(dup) = depends_on.iter().enumerate().find(|(i, d)| depends_on[..*i].contains(d)).map(|(_, d)| d) {
+        return Err(at("depends_on", format!("\"{dup}\" is listed twice")));
+    }
     let retry = match fields.get("retry") {
         None => None,
         Some(v) => Some(RetryPolicy::deserialize(v).map_err(|e| at("retry", serde_message(&e)))?),
@@ -715,6 +718,14 @@ fn validate_step(step: &StepDef, visible: &BTreeSet<StepId>, catalog: &Catalog) 
             if body.iter().any(|s| matches!(s.kind, StepKind::Foreach(_) | StepKind::Delay(_))) {
                 return Err(FlowError::step(id.as_str(), "steps", "a foreach body cannot hold foreach or delay steps"));
             }
+            if let Some(step) = body.iter().find(|s| s.retry.is_some()) {
+                // Items are retried by the foreach step's own policy (finished items are kept).
+                return Err(FlowError::step(
+                    step.id.as_str(),
+                    "retry",
+                    "steps inside a foreach take the foreach's retry policy",
+                ));
+            }
             validate_level(&body, visible, catalog)
         }
         StepKind::Delay(d) => match (&d.seconds, &d.until) {
@@ -939,6 +950,31 @@ mod tests {
                 "cannot hold",
             ),
             (
+                "retry inside a foreach",
+                with_steps(
+                    json!([{"id": "a", "kind": "foreach", "items": ".x", "steps": [{"id": "b", "kind": "transform", "expr": "1", "retry": {"max_attempts": 2}}]}]),
+                ),
+                Some("b"),
+                "retry",
+                "foreach's retry policy",
+            ),
+            (
+                "duplicate dependency",
+                with_steps(json!([{"id": "a", "kind": "transform", "expr": "1"},
+                                  {"id": "b", "kind": "transform", "expr": "1", "depends_on": ["a", "a"]}])),
+                Some("b"),
+                "depends_on",
+                "listed twice",
+            ),
+            (
+                "poll input refused by the list action",
+                json!({"name": "n", "trigger": {"type": "poll", "connector": "github", "resource": "issues", "input": {"owner": "acme"}},
+                       "steps": [{"id": "a", "kind": "transform", "expr": "1"}]}),
+                None,
+                "trigger.input",
+                "repo",
+            ),
+            (
                 "bad retry",
                 with_steps(json!([{"id": "a", "kind": "transform", "expr": "1", "retry": {"max_attempts": 0}}])),
                 Some("a"),
@@ -1021,7 +1057,7 @@ mod tests {
             json!({
                 "format": 1, "name": "everything", "description": "every kind",
                 "trigger": {"type": "webhook", "connector": "shopify", "events": ["orders/*"]},
-                "vars": {"channel": "#ops"}, "config": {"retry": {"max_attempts": 5}, "step_timeout_ms": 10000},
+                "vars": {"channel": "#ops"}, "config": {"retry": {"max_attempts": 5}, "step_timeout_ms": 10000, "vars": {"team": "ops"}},
                 "steps": [
                     {"id": "order", "kind": "cdm", "connector": "shopify", "entity": "order", "input": "${{ .trigger.payload }}"},
                     {"id": "big", "kind": "condition", "depends_on": ["order"], "expr": ".steps.order.output.total > 100", "then": ["notify"]},
@@ -1061,6 +1097,8 @@ mod tests {
                     | "unknown field"
                     | "foreach concurrency"
                     | "nested foreach"
+                    | "retry inside a foreach"
+                    | "duplicate dependency"
                     | "bad retry"
                     | "bad timeout"
                     | "no steps"

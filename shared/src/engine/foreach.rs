@@ -4,8 +4,9 @@
 //! `.item` and `.index` in its context and the body's own outputs under `.steps`. The foreach
 //! is checkpointed as one step whose output is, per item, the output of the body's last step.
 //! When some items fail, the step's record keeps the finished ones (`partial`) and a retry runs
-//! only the rest; every call an item makes carries an idempotency key of its own
-//! (execution, step, item).
+//! only the rest (a timeout of the whole foreach keeps none: its retry runs every item again,
+//! with the same idempotency keys); every call an item makes carries an idempotency key of its
+//! own (execution, step, item). Retries are the foreach step's: body steps take no `retry`.
 
 use std::collections::{BTreeMap, HashMap};
 

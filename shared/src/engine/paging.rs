@@ -6,7 +6,8 @@
 //!   `param` with `in: body`.
 //! - `link_header`: RFC 8288 `Link: <url>; rel="next"`; the next request is that URL (which
 //!   must stay on the connector's origin, since it carries the tenant's credentials).
-//! - `page`: the page number in `param`, from `start`, until a page comes back empty.
+//! - `page`: the first request is the action's own (page `start`); later ones send
+//!   `start + pages read` in `param`, until a page comes back empty.
 //! - `offset`: the number of records read so far in `param`, until a page comes back empty.
 //! - `none`: one page.
 

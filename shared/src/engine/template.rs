@@ -3,7 +3,7 @@
 //! - A string that is exactly one expression (`"${{ .trigger.payload.id }}"`) becomes the
 //!   expression's value, whatever its type.
 //! - A string with text around expressions (`"Order ${{ .id }} paid"`) stays a string; string
-//!   values are inserted as they are, other values as compact JSON.
+//!   values are inserted as they are, `null` as nothing, other values as compact JSON.
 //! - Inside a string with text around it, an expression cannot contain `}}`; write `} }`.
 //!
 //! Expressions see the execution context: `.trigger`, `.steps.<id>.output`, `.vars`,

@@ -5,7 +5,8 @@
 //! document (`{space}/_space`) under `connectors.<id>.oauth_app`. API responses only ever show
 //! [`CredentialStatus`]: presence, kind, expiry.
 //!
-//! Token refresh happens ahead of expiry (or after a 401), one refresh at a time per
+//! Token refresh happens ahead of expiry (or after a 401, for OAuth tokens: a static bearer
+//! token stored on an OAuth connector is sent again as it is), one refresh at a time per
 //! connection: the refresher takes the connection's refresh lease, re-reads the document (a
 //! concurrent refresher may already have done the work), calls the token endpoint, and
 //! persists the new tokens — a rotated refresh token included — under the secrets lease

@@ -23,8 +23,8 @@ pub const POLLS_PK: &str = "POLLS";
 pub const DEFAULT_INTERVAL_SECS: u32 = 300;
 /// The poller ticks every minute: no resource is polled more often.
 pub const MIN_INTERVAL_SECS: u32 = 60;
-/// The longest an idle resource waits between polls.
-pub const MAX_INTERVAL_SECS: u32 = 3600;
+/// The longest an idle resource waits between polls (the largest interval a flow may ask for).
+pub const MAX_INTERVAL_SECS: u32 = 86_400;
 
 /// A poll-triggered flow in the index.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

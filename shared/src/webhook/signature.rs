@@ -338,7 +338,8 @@ fn verify_slack(
 }
 
 /// Generic HMAC-SHA256: signature header, hex or base64, optional prefix, optional timestamp
-/// header, and a signed-content template with `{body}`, `{timestamp}` and `{header:Name}`.
+/// header, and a signed-content template with `{body}`, `{timestamp}`, `{method}`, `{url}` and
+/// `{header:Name}` (see `HmacConfig`).
 fn verify_hmac(
     req: &UnverifiedWebhook,
     config: &HmacConfig,
