@@ -6,6 +6,7 @@ mod contract_queue;
 mod contract_secrets;
 mod contract_store;
 mod credentials;
+mod demo;
 mod engine;
 mod engine_api;
 mod event_samples;
