@@ -153,6 +153,10 @@ actions:
         ("mock_key_query".into(), connector("mock_key_query", "  kind: api_key\n  in: query\n  name: api_key".into())),
         ("mock_basic".into(), connector("mock_basic", "  kind: basic".into())),
         ("mock_bearer".into(), connector("mock_bearer", "  kind: bearer".into())),
+        (
+            "mock_limited".into(),
+            connector("mock_limited", "  kind: bearer\nrate_limit: {requests: 2, per_seconds: 2}".into()),
+        ),
     ];
     let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     Box::leak(Box::new(Catalog::from_files(&refs).expect("mock catalog")))
@@ -639,4 +643,106 @@ async fn oauth_return_to_is_limited_to_listed_origins() {
         response.headers()["location"].to_str().unwrap(),
         "https://app.example.com/settings?tab=apps&connected=mock_oauth"
     );
+}
+
+/// A connection's rate limit holds across concurrent calls: every call goes through, at most
+/// `requests` per window, the rest waiting for the next window.
+#[tokio::test]
+async fn the_connections_rate_limit_spaces_out_concurrent_calls() {
+    let (server, _tokens) = provider().await;
+    let ctx = setup(&server.uri()).await;
+    let t = ctx.tenant.clone();
+    ctx.enable("mock_limited").await;
+    let (status, body) = ctx
+        .call(
+            "PUT",
+            &format!("/api/v1/tenants/{t}/connectors/mock_limited/credentials"),
+            Some(json!({"kind": "bearer", "token": BEARER})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let before = server.received_requests().await.unwrap().len();
+    let started = std::time::Instant::now();
+    let calls = (0..6).map(|_| ctx.action("mock_limited", "whoami", json!({})));
+    let results = futures::future::join_all(calls).await;
+    assert!(results.iter().all(|(status, _)| *status == 200), "{results:?}");
+    assert!(started.elapsed() >= Duration::from_secs(2), "six calls at two per 2 s window span windows");
+    assert_eq!(server.received_requests().await.unwrap().len() - before, 6, "each call reached the provider once");
+    // The windows' counters that have not expired yet: never more than two.
+    let (space, tenant) = ctx.ids();
+    let now = chrono::Utc::now().timestamp();
+    for window in (now - 20).div_euclid(2)..=now.div_euclid(2) {
+        let key = switchyard::domain::keys::quota_counter(&space, &tenant, "rate:mock_limited", &window.to_string());
+        let used = ctx.platform().store.get(&key).await.unwrap().and_then(|i| i.data.as_i64()).unwrap_or(0);
+        assert!(used <= 2, "window {window}: {used} calls");
+    }
+}
+
+/// The catalog over the API, and a tenant's connector settings: checked on the way in (they
+/// end up in URLs), enable and disable.
+#[tokio::test]
+async fn the_catalog_and_per_tenant_connector_settings() {
+    let app = spawn_app(platform(Kind::Embedded, system_clock()).await).await;
+    let (space, tenant) = (unique("sp"), unique("tn"));
+    let key = app.seed_tenant(&space, &tenant).await;
+    let call = |method: &'static str, path: String, body: Option<Value>| {
+        let (app, key, space) = (&app, &key, &space);
+        async move { app.api(key, space, method, &path, body).await }
+    };
+    let r = call("GET", "/api/v1/connectors".into(), None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let catalog = r.body["items"].as_array().unwrap();
+    let with_actions = catalog.iter().filter(|c| c["actions"].as_array().is_some_and(|a| a.len() >= 3)).count();
+    assert!(with_actions >= 12, "{with_actions} connectors with at least three actions");
+    let shopify = catalog.iter().find(|c| c["id"] == "shopify").unwrap();
+    assert_eq!((shopify["auth"].as_str(), shopify["webhook"]["scheme"].as_str()), (Some("oauth2"), Some("shopify")));
+    assert!(shopify["resources"].as_array().unwrap().iter().any(|r| r == "orders"));
+    assert!(!r.body.to_string().contains("token_url"), "auth internals stay out of the catalog view");
+    let r = call("GET", "/api/v1/connectors/nope".into(), None).await;
+    assert_eq!(r.status, 404);
+
+    let put = |connector: &'static str, body: Value| {
+        call("PUT", format!("/api/v1/tenants/{tenant}/connectors/{connector}"), Some(body))
+    };
+    for bad in [
+        json!({"enabled": true}),
+        json!({"settings": {"shop": "acme.evil.com/x"}}),
+        json!({"settings": {"shop": ""}}),
+        json!({"settings": {"shop": 5}}),
+        json!({"settings": {"shop": "acme", "region": "eu"}}),
+        json!({"settings": {"shop": "acme"}, "surprise": true}),
+    ] {
+        let r = put("shopify", bad.clone()).await;
+        assert_eq!(r.status, 400, "{bad}: {r:?}");
+    }
+    let r = put("shopify", json!({"settings": {"shop": "acme-store"}})).await;
+    assert_eq!(
+        (r.status, r.body["enabled"].as_bool(), r.body["settings"]["shop"].as_str()),
+        (200, Some(true), Some("acme-store")),
+        "{r:?}"
+    );
+    let r = put("github", json!({"hmac": {"header": "X-Sig"}})).await;
+    assert_eq!(r.status, 400, "github does not use the generic scheme: {r:?}");
+    // Disabled: its actions and webhooks are refused.
+    let r = put("shopify", json!({"enabled": false, "settings": {"shop": "acme-store"}})).await;
+    assert_eq!(r.body["enabled"], false, "{r:?}");
+    let r = call(
+        "POST",
+        format!("/api/v1/tenants/{tenant}/connectors/shopify/actions/list_orders"),
+        Some(json!({"input": {}})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("not enabled"), "{r:?}");
+    let r = app
+        .send(
+            "POST",
+            &format!("/webhooks/{tenant}/shopify"),
+            &[("content-type", "application/json")],
+            Some(b"{}".to_vec()),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{r:?}");
+    let r = call("GET", format!("/api/v1/tenants/{tenant}/connectors"), None).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1, "{r:?}");
 }

@@ -83,7 +83,15 @@ pub async fn handle(p: &Platform, req: Request) -> Response {
             if e.status() >= 500 {
                 tracing::warn!(%method, %path, status = e.status(), code = e.code(), "request failed");
             }
-            error(&e)
+            let mut response = error(&e);
+            if matches!(e, AppError::MethodNotAllowed(_)) {
+                // RFC 9110: a 405 names the methods the resource has.
+                let rest: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
+                if let Ok(allow) = http::HeaderValue::from_str(&openapi::methods_at(&rest).join(", ")) {
+                    response.headers_mut().insert(http::header::ALLOW, allow);
+                }
+            }
+            response
         }
     }
 }

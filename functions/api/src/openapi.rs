@@ -15,14 +15,30 @@ pub fn document() -> &'static Value {
 
 /// Whether some operation exists at this path (after `/api/v1/`), whatever the method.
 pub fn path_exists(rest: &[&str]) -> bool {
+    !methods_at(rest).is_empty()
+}
+
+/// The methods documented at this path (after `/api/v1/`), upper-case, e.g. `["GET", "PUT"]`.
+pub fn methods_at(rest: &[&str]) -> Vec<String> {
+    const METHODS: &[&str] = &["get", "put", "post", "delete", "patch", "head", "options"];
     let Some(paths) = document().get("paths").and_then(Value::as_object) else {
-        return false;
+        return Vec::new();
     };
-    paths.keys().any(|template| {
+    let mut methods = Vec::new();
+    for (template, item) in paths {
         let parts: Vec<&str> = template.trim_start_matches("/api/v1/").split('/').collect();
-        parts.len() == rest.len()
-            && parts.iter().zip(rest).all(|(t, r)| (t.starts_with('{') && t.ends_with('}')) || t == r)
-    })
+        let matches = parts.len() == rest.len()
+            && parts.iter().zip(rest).all(|(t, r)| (t.starts_with('{') && t.ends_with('}')) || t == r);
+        if matches {
+            for m in METHODS.iter().filter(|m| item.get(**m).is_some()) {
+                let upper = m.to_ascii_uppercase();
+                if !methods.contains(&upper) {
+                    methods.push(upper);
+                }
+            }
+        }
+    }
+    methods
 }
 
 #[cfg(test)]
@@ -36,6 +52,7 @@ mod tests {
         let get = &doc["paths"]["/api/v1/tenants/{tenant}/workflows/{flow}"]["get"]["responses"]["404"];
         assert!(get.get("$ref").is_some(), "YAML aliases must expand: {get}");
         assert!(path_exists(&["tenants", "acme", "executions"]));
+        assert_eq!(methods_at(&["tenants", "acme"]), ["GET", "PATCH"]);
         assert!(!path_exists(&["nope"]));
     }
 }

@@ -321,6 +321,18 @@ async fn run_http(run: &StepRun<'_>, step: &HttpStep) -> StepOutcome {
                 }
                 Err(e) => return StepOutcome::fail(Some(input), e.to_string(), e.is_retryable(), None),
             }
+            // The connection's rate limit counts every call made with its credentials.
+            if let Some(limit) = spec.rate_limit {
+                if let Err(e) = crate::platform::ratelimit::acquire(run.platform, space, tenant, &spec.id, limit).await
+                {
+                    return StepOutcome::Failed {
+                        input: Some(input),
+                        error: StepError { message: e.to_string(), retryable: true, status: None },
+                        retry_after: e.retry_after(),
+                        partial: None,
+                    };
+                }
+            }
         }
         match run.platform.http.send(attempt).await {
             Ok(response) if response.status == 401 && spec.is_some() && !refreshed => refreshed = true,
