@@ -282,6 +282,16 @@ mod tests {
     #[test]
     fn mappings_turn_provider_payloads_into_canonical_entities() {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("connectors/fixtures");
+        let document: Value = serde_json::from_str(SCHEMA).unwrap();
+        let schemas: std::collections::HashMap<String, jsonschema::Validator> = ENTITIES
+            .iter()
+            .map(|entity| {
+                let mut schema = document.clone();
+                schema["$ref"] = Value::String(format!("#/$defs/{entity}"));
+                (entity.to_string(), jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{entity}: {e}")))
+            })
+            .collect();
+        assert!(!schemas["contact"].is_valid(&serde_json::json!({"surprise": 1})), "the schemas are not vacuous");
         let mut covered = Vec::new();
         for connector_dir in std::fs::read_dir(&root).unwrap() {
             let connector_dir = connector_dir.unwrap().path();
@@ -302,6 +312,13 @@ mod tests {
                 let output = Expr::compile(&mapping.expr).unwrap().eval(&fixture["input"]).unwrap();
                 check(&entity, &output)
                     .unwrap_or_else(|e| panic!("{connector}/{entity}: not a canonical {entity}: {e}\n{output:#}"));
+                // And against the published JSON Schema, so the document and the types agree.
+                let problems: Vec<String> =
+                    schemas[&entity].iter_errors(&output).map(|e| format!("{}: {e}", e.instance_path())).collect();
+                assert!(
+                    problems.is_empty(),
+                    "{connector}/{entity}: the JSON Schema refuses it: {problems:?}\n{output:#}"
+                );
                 assert!(
                     same(&output, &fixture["expected"]),
                     "{connector}/{entity}:\n got {output:#}\nwant {:#}",
