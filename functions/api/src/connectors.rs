@@ -160,8 +160,8 @@ pub async fn put_oauth_app(call: &Call<'_>, connector: &str) -> Result<Response,
     let body: OAuthAppPut = call.body()?;
     if body.client_id.is_empty()
         || body.client_secret.is_empty()
-        || body.client_id.len() > 512
-        || body.client_secret.len() > 1024
+        || body.client_id.chars().count() > 512
+        || body.client_secret.chars().count() > 1024
     {
         return Err(AppError::bad_request("client_id and client_secret are required"));
     }
@@ -247,7 +247,7 @@ pub async fn put_credentials(call: &Call<'_>, tenant: &str, connector: &str) -> 
             expires_at: None,
         },
     };
-    if value.secrets().iter().any(|s| s.is_empty() || s.len() > 8192) {
+    if value.secrets().iter().any(|s| s.is_empty() || s.chars().count() > 8192) {
         return Err(AppError::bad_request("credential values must be 1 to 8192 characters"));
     }
     credentials::check_kind(spec, &value)?;

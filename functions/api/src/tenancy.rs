@@ -87,7 +87,7 @@ pub async fn create_key(call: &Call<'_>) -> Result<Response, AppError> {
     let name = name_or(Some(body.name), "")?;
     let tenant = body.tenant.map(|t| parse(TenantId::parse(t))).transpose()?;
     if let Some(tools) = &body.tools {
-        if tools.len() > 500 || tools.iter().any(|t| t.is_empty() || t.len() > 128) {
+        if tools.len() > 500 || tools.iter().any(|t| t.is_empty() || t.chars().count() > 128) {
             return Err(AppError::bad_request("tools: up to 500 tool names of 1 to 128 characters"));
         }
     }

@@ -56,6 +56,8 @@ pub struct Budget {
     deadline: Option<tokio::time::Instant>,
 }
 
+/// The trigger kind of re-runs (`platform::executions::rerun`).
+pub const RERUN_TRIGGER: &str = "rerun";
 /// How often a long-running invocation looks for a cancel request (it also sees one at its
 /// final write, which a cancel makes fail).
 const CANCEL_CHECK_INTERVAL: Duration = Duration::from_millis(250);
@@ -118,8 +120,9 @@ fn item(e: &Execution, version: u64) -> Item {
         .with_version(version)
 }
 
-/// Load or create the execution a message is about; `None` means drop the message.
-async fn take(p: &Platform, message: RunMessage) -> Result<Option<StoredExecution>, PortError> {
+/// Load or create the execution a message is about; `None` means drop the message. The flag
+/// says the execution was created just now (so it has no step records yet).
+async fn take(p: &Platform, message: RunMessage) -> Result<Option<(StoredExecution, bool)>, PortError> {
     let now = p.now_ms();
     match message {
         RunMessage::Start { space, tenant, execution_id, run_key, flow, trigger, input, enqueued_at } => {
@@ -165,7 +168,7 @@ async fn take(p: &Platform, message: RunMessage) -> Result<Option<StoredExecutio
                 ])
                 .await;
             match created {
-                Ok(()) => Ok(Some(StoredExecution { execution, version: 1 })),
+                Ok(()) => Ok(Some((StoredExecution { execution, version: 1 }, true))),
                 Err(PortError::TransactionCancelled { .. }) => {
                     let holder = p.store.get(&keys::run_claim(&space, &tenant, &run_key)).await?;
                     let held_by = holder.as_ref().and_then(|c| c.data.get("execution_id")).and_then(Value::as_str);
@@ -175,7 +178,7 @@ async fn take(p: &Platform, message: RunMessage) -> Result<Option<StoredExecutio
                     }
                     // Our own claim: a redelivery. Carry on unless a resume chain owns it now.
                     match get_execution(p, &space, &tenant, &execution_id).await.map_err(app_to_port)? {
-                        Some(stored) if stored.execution.wake_token.is_none() => Ok(Some(stored)),
+                        Some(stored) if stored.execution.wake_token.is_none() => Ok(Some((stored, false))),
                         Some(_) => Ok(None),
                         None => Err(PortError::Unavailable("run claimed but execution not yet visible".into())),
                     }
@@ -200,7 +203,7 @@ async fn take(p: &Platform, message: RunMessage) -> Result<Option<StoredExecutio
             match p.store.put(item(e, stored.version + 1), Condition::IfVersion(stored.version)).await {
                 Ok(()) => {
                     stored.version += 1;
-                    Ok(Some(stored))
+                    Ok(Some((stored, false)))
                 }
                 Err(PortError::ConditionFailed) => {
                     tracing::info!("execution changed while resuming; message dropped");
@@ -294,7 +297,7 @@ impl StepConfigs {
 }
 
 async fn drive(p: &Platform, message: RunMessage, budget: Budget) -> Result<Disposition, PortError> {
-    let Some(StoredExecution { execution: mut exec, mut version }) = take(p, message).await? else {
+    let Some((StoredExecution { execution: mut exec, mut version }, fresh)) = take(p, message).await? else {
         return Ok(Disposition::Done);
     };
     if exec.status.is_terminal() {
@@ -307,8 +310,13 @@ async fn drive(p: &Platform, message: RunMessage, budget: Budget) -> Result<Disp
             PortError::Rejected(format!("flow {} version {} does not exist", exec.flow.id, exec.flow.version))
         })?;
     let def = flow.parse_definition().map_err(app_to_port)?;
-    let mut records: HashMap<StepId, StepRecord> =
-        load_records(p, &exec).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
+    // A redelivered or resumed execution carries on from its checkpoints; a new one has none,
+    // unless it re-runs a failed one (whose completed steps were copied to it beforehand).
+    let mut records: HashMap<StepId, StepRecord> = if fresh && exec.trigger.kind != RERUN_TRIGGER {
+        HashMap::new()
+    } else {
+        load_records(p, &exec).await?.into_iter().map(|r| (r.id.clone(), r)).collect()
+    };
     let by_id: HashMap<&StepId, &StepDef> = def.steps.iter().map(|s| (&s.id, s)).collect();
     let order = plan::definition_order(&def.steps);
     // A large trigger input travels as a blob reference; expressions see the value itself.

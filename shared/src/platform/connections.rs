@@ -236,7 +236,7 @@ pub async fn set_webhook_secret(
     connector: &ConnectorId,
     secret: &str,
 ) -> Result<ConnectorSettings, AppError> {
-    if secret.len() < 8 || secret.len() > 1024 {
+    if !(8..=1024).contains(&secret.chars().count()) {
         return Err(AppError::bad_request("a webhook secret must be 8 to 1024 characters"));
     }
     let now = p.now_ms();

@@ -191,7 +191,7 @@ pub async fn rerun(
         .ok_or_else(|| AppError::not_found(format!("execution {id} not found")))?
         .execution;
     let trigger = crate::domain::execution::TriggerInfo {
-        kind: "rerun".into(),
+        kind: crate::engine::run::RERUN_TRIGGER.into(),
         connector: original.trigger.connector.clone(),
         event_type: original.trigger.event_type.clone(),
         event_id: Some(id.to_string()),

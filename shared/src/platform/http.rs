@@ -82,9 +82,30 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, AppError> {
     if req.body().is_empty() {
         return Err(AppError::bad_request("a JSON body is required"));
     }
-    serde_json::from_slice(req.body()).map_err(|e| {
+    let invalid = |e: serde_json::Error| {
         let message = e.to_string();
         let message = message.split(" at line ").next().unwrap_or(&message).to_string();
         AppError::invalid("invalid_body", format!("invalid JSON body: {message}"), Value::Null)
-    })
+    };
+    let mut value: Value = serde_json::from_slice(req.body()).map_err(invalid)?;
+    // Every body is an object (serde would otherwise take an array for a struct, by position).
+    if !value.is_object() {
+        return Err(AppError::invalid("invalid_body", "the JSON body must be an object", Value::Null));
+    }
+    integral_floats_as_integers(&mut value);
+    T::deserialize(value).map_err(invalid)
+}
+
+/// `5.0` is the integer 5 (as JSON Schema's `integer` has it), wherever it appears.
+fn integral_floats_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15) {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
 }
