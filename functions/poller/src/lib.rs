@@ -395,7 +395,12 @@ async fn walk(
         let records = match records_expr.eval(&result.output) {
             Ok(Value::Array(items)) => items,
             Ok(Value::Null) => Vec::new(),
-            Ok(other) => return Err(WalkError::Failed(format!("records gave {}, not an array", type_name(&other)))),
+            Ok(other) => {
+                return Err(WalkError::Failed(format!(
+                    "records gave {}, not an array",
+                    switchyard::engine::expr::type_name(&other)
+                )));
+            }
             Err(e) => return Err(WalkError::Failed(format!("records: {e}"))),
         };
         let on_page = records.len();
@@ -419,17 +424,6 @@ async fn walk(
             }
             Err(e) => return Err(WalkError::Failed(format!("pagination: {e}"))),
         }
-    }
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -4,6 +4,10 @@
 //! I/O, so it runs inline instead of hopping to a blocking thread; the lock is never held across
 //! an `.await`. `synchronous=NORMAL` in WAL mode survives a process crash (the case the
 //! at-least-once guarantees are about); only an OS crash can lose the last transactions.
+//!
+//! Checkpoints (copying the WAL into the database file, with an fsync) run on a connection and
+//! thread of their own every 250 ms instead of inside whichever commit crosses the WAL's size
+//! threshold, so no request waits for a disk flush.
 
 mod eventbus;
 mod queue;
@@ -11,7 +15,9 @@ mod secrets;
 mod store;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use rusqlite::Connection;
 
@@ -69,6 +75,48 @@ CREATE TABLE IF NOT EXISTS platform_events (
 pub struct Database {
     conn: Mutex<Connection>,
     location: String,
+    _checkpointer: Option<Checkpointer>,
+}
+
+/// How often the WAL is checkpointed into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// The background checkpoint thread of a file database; stopped when the database is dropped.
+struct Checkpointer {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &str) -> Result<Checkpointer, PortError> {
+        let conn = Connection::open(path).map_err(sqlite_error)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(sqlite_error)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Acquire) {
+                    std::thread::park_timeout(CHECKPOINT_EVERY);
+                    // PASSIVE: copies what it can without waiting for (or blocking) anyone.
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+                    }
+                }
+            })
+            .map_err(|e| PortError::Unavailable(format!("cannot start the checkpoint thread: {e}")))?;
+        Ok(Checkpointer { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Database {
@@ -87,11 +135,18 @@ impl Database {
             }
         }
         let conn = Connection::open(path).map_err(sqlite_error)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite_error)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(sqlite_error)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite_error)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite_error)?;
         conn.execute_batch(SCHEMA).map_err(sqlite_error)?;
-        Ok(Arc::new(Database { conn: Mutex::new(conn), location: path.to_string() }))
+        let checkpointer = if path == ":memory:" {
+            None
+        } else {
+            let checkpointer = Checkpointer::start(path)?;
+            conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(sqlite_error)?;
+            Some(checkpointer)
+        };
+        Ok(Arc::new(Database { conn: Mutex::new(conn), location: path.to_string(), _checkpointer: checkpointer }))
     }
 
     pub fn in_memory() -> Arc<Database> {
@@ -157,4 +212,33 @@ impl From<PortError> for TxError {
 
 fn sqlite_error(e: rusqlite::Error) -> PortError {
     PortError::Unavailable(format!("sqlite: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With automatic checkpoints off, only the background thread moves the WAL into the
+    /// database file: the file grows while nobody commits.
+    #[test]
+    fn the_wal_is_checkpointed_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoint.db");
+        let db = Database::open(path.to_str().unwrap()).unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        db.transaction(|tx| {
+            let mut stmt = tx.prepare_cached("INSERT INTO items (pk, sk, data, version) VALUES (?1, ?2, ?3, 1)")?;
+            for i in 0..2000 {
+                stmt.execute(rusqlite::params!["P", format!("S{i:05}"), "x".repeat(200)])?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::fs::metadata(&path).unwrap().len() <= before + 200_000 {
+            assert!(std::time::Instant::now() < deadline, "no checkpoint within 5 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        drop(db); // stops and joins the thread
+    }
 }

@@ -210,6 +210,18 @@ fn number_to_json(n: &jaq_json::Num) -> Value {
     }
 }
 
+/// A value's JSON type, for error messages ("expected an array, got a string").
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Whether a value counts as true for a condition: jq's truthiness (all but `false`/`null`).
 pub fn truthy(v: &Value) -> bool {
     !matches!(v, Value::Null | Value::Bool(false))

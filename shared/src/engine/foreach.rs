@@ -34,7 +34,9 @@ pub async fn run(run: &StepRun<'_>, step: &ForeachStep) -> StepOutcome {
     let items = match Expr::compile(&step.items).and_then(|e| e.eval(run.context)) {
         Ok(Value::Array(items)) => items,
         Ok(Value::Null) => Vec::new(),
-        Ok(other) => return fail(format!("items: expected an array, got {}", kind(&other)), false, None),
+        Ok(other) => {
+            return fail(format!("items: expected an array, got {}", super::expr::type_name(&other)), false, None);
+        }
         Err(e) => return fail(format!("items: expression {e}"), false, None),
     };
     if items.len() > MAX_ITEMS {
@@ -84,17 +86,6 @@ fn fail(message: String, retryable: bool, partial: Option<Value>) -> StepOutcome
         error: StepError { message, retryable, status: None },
         retry_after: None,
         partial,
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
