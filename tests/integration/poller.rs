@@ -1,8 +1,9 @@
 //! The synthetic event engine against a mock provider without webhooks: ticks claim due polls,
 //! poll jobs page through the resource (cursor and Link header pagination), the first poll is a
 //! baseline, later ones start one run per created, updated and deleted record, a lost snapshot
-//! write re-finds the same changes without running them twice, the interval adapts, and
-//! tenants that have not connected the app are not polled.
+//! write re-finds the same changes without running them twice, a record changing back and forth
+//! runs every time, a lost snapshot becomes a new baseline, a looping cursor fails the poll, the
+//! interval adapts, and tenants that have not connected the app are not polled.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -105,6 +106,11 @@ resources:
     records: .items
     id_path: .id
     pagination: {{style: link_header}}
+  - id: looping
+    list_action: list_linked
+    records: .items
+    id_path: .id
+    pagination: {{style: cursor, cursor_path: '"0"', param: cursor}}
 "#
     );
     let dir = tempfile::tempdir().unwrap();
@@ -338,4 +344,58 @@ async fn tenants_without_the_app_connected_are_not_polled() {
     flows::set_flow_status(&ctx.p, &flows::tenant_owner(&other), &id, flows::FlowStatus::Paused).await.unwrap();
     ctx.clock.advance(Duration::from_secs(3600));
     assert_eq!(ctx.tick().await.polls, 1, "the paused flow's tenant is no longer polled");
+}
+
+#[tokio::test]
+async fn changes_back_and_forth_each_run_and_a_lost_snapshot_is_a_new_baseline() {
+    let ctx = setup().await;
+    let t = tenant(&ctx.p, Plan::Growth).await;
+    ctx.wire(&t, "items", true).await;
+    ctx.wire(&t, "looping", true).await;
+    let job = PollJob {
+        space: t.space.id.clone(),
+        tenant: t.tenant.id.clone(),
+        connector: ConnectorId::parse("mock_crm").unwrap(),
+        resource: "items".into(),
+        input: json!({"list": "main"}).as_object().unwrap().clone(),
+    };
+    let mut names = vec!["Ada", "Bob", "Ada", "Bob"].into_iter();
+    ctx.records.set(vec![item("1", names.next().unwrap())]);
+    assert_eq!(ctx.tick().await.enqueued, 2);
+    ctx.work().await;
+    for name in names {
+        ctx.records.set(vec![item("1", name)]);
+        ctx.clock.advance(Duration::from_secs(3600));
+        ctx.tick().await;
+        ctx.work().await;
+    }
+    let changes = ctx.changes(&t).await;
+    let names: Vec<&Value> = changes.iter().map(|c| &c.2).collect();
+    assert_eq!(names.len(), 3, "A→B→A→B is three updates, each run once: {changes:?}");
+    assert_eq!(names.iter().filter(|n| **n == "Ada").count(), 1);
+
+    // The looping resource's cursor never ends: the poll fails instead of reading 100 pages.
+    let looping = PollJob { resource: "looping".into(), input: Default::default(), ..job.clone() };
+    let (state, _) = polls::get_state(&ctx.p, &looping).await.unwrap();
+    assert!(state.last_error.as_deref().is_some_and(|e| e.contains("again")), "{state:?}");
+
+    // The snapshot's blob is gone (expired): the next poll takes a new baseline instead of
+    // failing, and runs nothing.
+    let (mut state, version) = polls::get_state(&ctx.p, &job).await.unwrap();
+    state.snapshot = Some(json!({"$blob": {"id": "01JZZZZZZZZZZZZZZZZZZZZZZZ", "size": 10, "chunks": 1}}));
+    state.next_due = 0;
+    assert!(polls::put_state(&ctx.p, &job, &state, version).await.unwrap());
+    ctx.records.set(vec![item("1", "Cy"), item("2", "Di")]);
+    ctx.tick().await;
+    ctx.work().await;
+    assert_eq!(ctx.changes(&t).await.len(), 3, "a baseline starts no run");
+    let (state, _) = polls::get_state(&ctx.p, &job).await.unwrap();
+    assert_eq!((state.records, state.last_error.as_deref()), (2, None), "{state:?}");
+    assert!(state.snapshot.as_ref().is_some_and(|s| s.get("$blob").is_none()), "a new inline snapshot");
+    // And the poll after it diffs against that baseline.
+    ctx.records.set(vec![item("1", "Cy"), item("2", "Dina")]);
+    ctx.clock.advance(Duration::from_secs(3600));
+    ctx.tick().await;
+    ctx.work().await;
+    assert_eq!(ctx.changes(&t).await.len(), 4);
 }

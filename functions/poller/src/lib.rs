@@ -19,18 +19,34 @@
 //!   records are read per poll; a truncated listing reports no deletions).
 //! - Exactly once per change: runs are queued before the new snapshot is saved; if the save is
 //!   lost the next poll finds the same changes again, and their run keys (tenant, flow,
-//!   resource, record id, change, hash) start each run once.
+//!   resource, record id, change, hash, snapshot generation) start each run once. The
+//!   generation moves on with every saved snapshot, so a record changing back and forth starts
+//!   a run every time.
 //! - Each change is one event of the tenant's daily quota. A poll whose changes do not fit
-//!   emits none and keeps the old snapshot, so they are found again once the quota allows.
+//!   emits none and keeps the old snapshot, so they are found again once the quota allows
+//!   (its interval backs off meanwhile, as for a poll that found nothing).
+//! - A walk stops at a time budget (`WALK_BUDGET`), or at a rate limit after its first page,
+//!   and counts as truncated; a cursor or next-page URL the provider repeats fails the poll
+//!   (it would loop).
+//! - A snapshot stored as a blob is rewritten at least weekly (blobs expire after 30 days);
+//!   one that is gone anyway is replaced by a new baseline. A replaced blob is deleted only
+//!   once the state pointing at its successor is saved.
 //! - The interval adapts to the change rate: halved after a poll that found changes, doubled
 //!   after one that found none, between the flow's interval / 4 and × 4 (and 1 minute to 1
 //!   day). A failing poll backs off the same way and records the error in its state.
+//!
+//! Known limits: a record that moves to an already-read page during a walk (APIs sorted by
+//! update time) is missed by that walk and, on a complete listing, reported deleted and then
+//! created again; a retried poll reserves its events' quota again; a resource whose listing
+//! never completes (more than `MAX_PAGES` or `MAX_RECORDS`) never judges deletions, so its
+//! snapshot keeps ids that are gone.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use switchyard::domain::connector::{ActionSpec, AuthSpec, ConnectorSpec, ResourceSpec};
@@ -57,6 +73,14 @@ pub const MAX_RECORDS: usize = 10_000;
 pub const CLAIM_LEASE_MS: i64 = 10 * 60_000;
 /// Snapshots larger than this (serialized) are stored as blobs.
 const SNAPSHOT_INLINE_BYTES: usize = 64 * 1024;
+/// A blob snapshot older than this is rewritten (blobs expire after `blobs::BLOB_TTL_SECS`).
+const SNAPSHOT_REFRESH_MS: i64 = 7 * 86_400_000;
+/// Time one walk may take (the function has 60 s, and a batch holds up to 10 jobs run at once).
+pub const WALK_BUDGET: Duration = Duration::from_secs(40);
+/// Per-page timeout, at most.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Claims made at once by a tick.
+const CLAIM_CONCURRENCY: usize = 8;
 
 /// What one tick did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -105,19 +129,29 @@ pub async fn handle(p: &Platform, event: EventBridgeEvent) -> Result<TickSummary
         }
     }
     let mut summary = TickSummary { polls: due.len(), enqueued: 0 };
+    // Claimed jobs leave in batches as claims succeed: a tick cut short (timeout, a failed
+    // send) leaves only its last few claims waiting out their lease.
+    let mut claims = futures::stream::iter(due.into_values())
+        .map(|(job, base)| async move { (claim(p, &job, base, now).await, job, base) })
+        .buffer_unordered(CLAIM_CONCURRENCY);
     let mut messages = Vec::new();
-    for (job, base) in due.into_values() {
-        match claim(p, &job, base, now).await {
+    while let Some((claimed, job, base)) = claims.next().await {
+        match claimed {
             Ok(true) => {
                 let request = PollRequest { job, base_interval_secs: base };
                 messages.push(OutgoingMessage::new(serde_json::to_string(&request).unwrap_or_default()));
+                if messages.len() >= switchyard::ports::sqs_limits::MAX_BATCH {
+                    p.queue.send(QueueId::Polls, &messages).await?;
+                    summary.enqueued += messages.len();
+                    messages.clear();
+                }
             }
             Ok(false) => {}
             Err(e) => tracing::warn!(tenant = %job.tenant, connector = %job.connector, error = %e, "poll not claimed"),
         }
     }
     p.queue.send(QueueId::Polls, &messages).await?;
-    summary.enqueued = messages.len();
+    summary.enqueued += messages.len();
     tracing::info!(polls = summary.polls, enqueued = summary.enqueued, "poller tick");
     Ok(summary)
 }
@@ -221,8 +255,9 @@ impl Change {
 
 /// The records of one walk through a resource.
 struct Listing {
-    /// (id, hash, record), in the provider's order, each id once.
-    records: Vec<(String, String, Value)>,
+    /// (id, hash, record), in the provider's order, each id once; the record itself only when
+    /// it differs from the old snapshot (unchanged ones are not kept in memory).
+    records: Vec<(String, String, Option<Value>)>,
     pages: u32,
     complete: bool,
 }
@@ -244,7 +279,11 @@ pub async fn poll(p: &Platform, request: &PollRequest) -> Result<PollSummary, Po
     let now = p.now_ms();
     let (floor, ceiling) = interval_bounds(request.base_interval_secs);
     let interval = if state.interval_secs == 0 { request.base_interval_secs } else { state.interval_secs };
-    let listing = match walk(p, &job.input, &tenant, spec, resource, action).await {
+    let old = match &state.snapshot {
+        Some(stored) => load_snapshot(p, job, stored).await?,
+        None => None,
+    };
+    let listing = match walk(p, &job.input, &tenant, spec, resource, action, old.as_ref()).await {
         Ok(listing) => listing,
         Err(WalkError::Unavailable(e)) => return Err(e),
         Err(WalkError::Failed(message)) => {
@@ -257,10 +296,6 @@ pub async fn poll(p: &Platform, request: &PollRequest) -> Result<PollSummary, Po
             polls::put_state(p, job, &state, version).await?;
             return Ok(PollSummary { error: Some(message), ..PollSummary::default() });
         }
-    };
-    let old = match &state.snapshot {
-        Some(stored) => Some(load_snapshot(p, job, stored).await?),
-        None => None,
     };
     let changes = diff(old.as_ref(), &listing);
     let mut summary = PollSummary {
@@ -279,7 +314,7 @@ pub async fn poll(p: &Platform, request: &PollRequest) -> Result<PollSummary, Po
     }
     let mut emitted = true;
     if !changes.is_empty() {
-        match emit(p, &tenant, job, &changes, now).await {
+        match emit(p, &tenant, job, state.generation, &changes, now).await {
             Ok(n) => summary.runs = n,
             Err(AppError::TooManyRequests { message, .. }) => {
                 // Keep the old snapshot: the same changes are found again when quota allows.
@@ -290,27 +325,34 @@ pub async fn poll(p: &Platform, request: &PollRequest) -> Result<PollSummary, Po
             Err(e) => return Err(app_to_port(e)),
         }
     }
-    if emitted && (old.is_none() || !changes.is_empty()) {
+    let blob_aging = state.snapshot.as_ref().and_then(blobs::as_ref).is_some()
+        && state.snapshot_saved_at.is_none_or(|at| now - at > SNAPSHOT_REFRESH_MS);
+    let mut replaced = None;
+    if emitted && (old.is_none() || !changes.is_empty() || blob_aging) {
         let merged = next_snapshot(old.as_ref(), &listing);
-        let previous = state.snapshot.take();
+        replaced = state.snapshot.as_ref().and_then(blobs::as_ref);
         state.snapshot = Some(store_snapshot(p, job, &merged).await?);
-        if let Some(blob) = previous.as_ref().and_then(blobs::as_ref) {
-            if let Err(e) = blobs::delete(p, &job.space, &job.tenant, &blob).await {
-                tracing::warn!(error = %e, "old snapshot not deleted; it expires on its own");
-            }
-        }
+        state.snapshot_saved_at = Some(now);
+        state.generation += 1;
         state.records = merged.len() as u64;
     }
     if emitted {
         state.last_error = None;
     }
+    let found_changes = emitted && !changes.is_empty();
     state.failures = 0;
     state.last_polled_at = Some(now);
     state.last_changes = changes.len() as u64;
-    state.interval_secs =
-        if changes.is_empty() { interval.saturating_mul(2) } else { interval / 2 }.clamp(floor, ceiling);
+    state.interval_secs = if found_changes { interval / 2 } else { interval.saturating_mul(2) }.clamp(floor, ceiling);
     state.next_due = now + i64::from(state.interval_secs) * 1000;
-    if !polls::put_state(p, job, &state, version).await? {
+    if polls::put_state(p, job, &state, version).await? {
+        if let Some(blob) = replaced {
+            if let Err(e) = blobs::delete(p, &job.space, &job.tenant, &blob).await {
+                tracing::warn!(error = %e, "old snapshot not deleted; it expires on its own");
+            }
+        }
+    } else {
+        // Our new snapshot (if a blob) is referenced by nothing and expires on its own.
         tracing::info!(tenant = %job.tenant, "poll state changed meanwhile; the next poll diffs again");
     }
     tracing::info!(
@@ -351,7 +393,8 @@ async fn resolve<'c>(
     Ok(found.map(|(spec, resource, action)| (tenant, spec, resource, action)))
 }
 
-/// Read every page of the resource (within the limits).
+/// Read every page of the resource (within the limits), keeping the records that differ from
+/// `old`.
 async fn walk(
     p: &Platform,
     job_input: &Map<String, Value>,
@@ -359,7 +402,9 @@ async fn walk(
     spec: &ConnectorSpec,
     resource: &ResourceSpec,
     action: &ActionSpec,
+    old: Option<&HashMap<String, String>>,
 ) -> Result<Listing, WalkError> {
+    let started = tokio::time::Instant::now();
     let compile = |what: &str, source: &str| {
         Expr::compile(source).map_err(|e| WalkError::Failed(format!("resource {}: {what}: {e}", resource.id)))
     };
@@ -371,7 +416,8 @@ async fn walk(
     let mut seen = HashSet::new();
     let mut listing = Listing { records: Vec::new(), pages: 0, complete: false };
     loop {
-        if cursor.pages >= MAX_PAGES || listing.records.len() >= MAX_RECORDS {
+        let left = WALK_BUDGET.saturating_sub(started.elapsed());
+        if cursor.pages >= MAX_PAGES || listing.records.len() >= MAX_RECORDS || left < Duration::from_secs(1) {
             tracing::warn!(resource = %resource.id, pages = cursor.pages, "poll stopped at its limits; deletions are not judged");
             return Ok(listing);
         }
@@ -382,13 +428,18 @@ async fn walk(
             action,
             input: &input,
             idempotency_key: None,
-            timeout: Duration::from_secs(30),
+            timeout: left.min(PAGE_TIMEOUT),
             page: page.as_ref(),
         };
         let result = match actions::call(p, call).await {
             Ok(r) => r,
             Err(ActionError::Unavailable(detail)) => {
                 return Err(WalkError::Unavailable(PortError::Unavailable(detail)));
+            }
+            // Pages already read are kept: the rest waits for the next poll.
+            Err(ActionError::RateLimited { .. } | ActionError::Upstream { status: 429, .. }) if cursor.pages > 0 => {
+                tracing::info!(resource = %resource.id, pages = cursor.pages, "poll stopped at the rate limit; deletions are not judged");
+                return Ok(listing);
             }
             Err(e) => return Err(WalkError::Failed(format!("{} {}: {e}", spec.id, action.id))),
         };
@@ -412,7 +463,8 @@ async fn walk(
             };
             if seen.insert(id.clone()) {
                 let hash = record_hash(&record);
-                listing.records.push((id, hash, record));
+                let changed = old.is_some_and(|old| old.get(&id) != Some(&hash));
+                listing.records.push((id, hash, changed.then_some(record)));
             }
         }
         listing.pages = cursor.pages + 1;
@@ -441,8 +493,10 @@ fn diff<'l>(
     let mut changes = Vec::new();
     for (id, hash, record) in &listing.records {
         match old.get(id) {
-            None => changes.push((Change::Created, id.clone(), hash.clone(), Some(record))),
-            Some(before) if before != hash => changes.push((Change::Updated, id.clone(), hash.clone(), Some(record))),
+            None => changes.push((Change::Created, id.clone(), hash.clone(), record.as_ref())),
+            Some(before) if before != hash => {
+                changes.push((Change::Updated, id.clone(), hash.clone(), record.as_ref()))
+            }
             Some(_) => {}
         }
     }
@@ -464,12 +518,27 @@ fn next_snapshot(old: Option<&HashMap<String, String>>, listing: &Listing) -> Ha
     next
 }
 
-async fn load_snapshot(p: &Platform, job: &PollJob, stored: &Value) -> Result<HashMap<String, String>, PortError> {
-    let value = blobs::resolve(p, &job.space, &job.tenant, stored).await?;
+/// The stored snapshot; `None` when it is gone or unreadable (an expired or damaged blob), so
+/// that this poll takes a new baseline instead of failing for ever or reporting every record as
+/// created.
+async fn load_snapshot(
+    p: &Platform,
+    job: &PollJob,
+    stored: &Value,
+) -> Result<Option<HashMap<String, String>>, PortError> {
+    let value = match blobs::resolve(p, &job.space, &job.tenant, stored).await {
+        Ok(value) => value,
+        Err(PortError::Rejected(why)) => {
+            tracing::warn!(tenant = %job.tenant, connector = %job.connector, resource = %job.resource, error = %why, "snapshot unreadable; taking a new baseline");
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
     Ok(match value {
-        Value::Object(map) => map.into_iter().filter_map(|(k, v)| v.as_str().map(|h| (k, h.to_string()))).collect(),
-        // An unreadable snapshot (expired blob): start again from a baseline of nothing.
-        _ => HashMap::new(),
+        Value::Object(map) => {
+            Some(map.into_iter().filter_map(|(k, v)| v.as_str().map(|h| (k, h.to_string()))).collect())
+        }
+        _ => None,
     })
 }
 
@@ -488,6 +557,7 @@ async fn emit(
     p: &Platform,
     tenant: &ResolvedTenant,
     job: &PollJob,
+    generation: u64,
     changes: &[(Change, String, String, Option<&Value>)],
     now: i64,
 ) -> Result<usize, AppError> {
@@ -508,7 +578,7 @@ async fn emit(
     let reservation = quotas::reserve_events(p, tenant, changes.len() as u64).await?;
     let mut requests = Vec::with_capacity(changes.len() * targets.len());
     for (change, id, hash, record) in changes {
-        let event_id = format!("{}:{}:{id}:{}:{hash}", job.connector, job.resource, change.as_str());
+        let event_id = format!("{}:{}:{id}:{}:{hash}:{generation}", job.connector, job.resource, change.as_str());
         let event_type = format!("{}.{}", job.resource, change.as_str());
         let input = json!({
             "id": event_id, "space": tenant.space.id, "tenant": tenant.tenant.id, "connector": job.connector,
@@ -545,7 +615,7 @@ mod tests {
 
     fn listing(records: &[(&str, Value)], complete: bool) -> Listing {
         Listing {
-            records: records.iter().map(|(id, r)| (id.to_string(), record_hash(r), r.clone())).collect(),
+            records: records.iter().map(|(id, r)| (id.to_string(), record_hash(r), Some(r.clone()))).collect(),
             pages: 1,
             complete,
         }

@@ -34,6 +34,18 @@ pub struct Cursor {
     pub pages: u32,
     /// Records read so far.
     pub records: u64,
+    /// Cursors and next-page URLs given so far: one given again would loop.
+    given: std::collections::HashSet<String>,
+}
+
+impl Cursor {
+    fn first_time(&mut self, value: &str) -> Result<(), String> {
+        if self.given.insert(value.to_string()) {
+            Ok(())
+        } else {
+            Err(format!("the provider gave the next page {value:?} again; stopping instead of looping"))
+        }
+    }
 }
 
 /// The next page after one that returned `records_on_page` records with `response`, or `None`
@@ -58,6 +70,7 @@ pub fn next_page(
                 Value::Number(n) => n.to_string(),
                 other => return Err(format!("cursor_path gave {other}, not a string")),
             };
+            cursor.first_time(&value)?;
             Ok(Some(match location {
                 CursorLocation::Query => PageRequest::Query { param: param.clone(), value },
                 CursorLocation::Body => PageRequest::Body { param: param.clone(), value },
@@ -69,7 +82,13 @@ pub fn next_page(
                 .and_then(Value::as_object)
                 .and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case("link")).map(|(_, v)| v))
                 .and_then(Value::as_str);
-            Ok(header.and_then(link_next).map(PageRequest::Url))
+            match header.and_then(link_next) {
+                Some(url) => {
+                    cursor.first_time(&url)?;
+                    Ok(Some(PageRequest::Url(url)))
+                }
+                None => Ok(None),
+            }
         }
         Pagination::Page { param, start } => {
             if records_on_page == 0 {
@@ -127,6 +146,20 @@ mod tests {
         assert_eq!(link_next(r#"<https://x.test/b>; title="x"; rel="prev next""#).as_deref(), Some("https://x.test/b"));
         assert_eq!(link_next(""), None);
         assert_eq!(link_next("<unclosed; rel=next"), None);
+    }
+
+    #[test]
+    fn a_repeated_cursor_or_link_is_an_error_not_a_loop() {
+        let style =
+            Pagination::Cursor { cursor_path: ".body.next".into(), param: "c".into(), location: CursorLocation::Query };
+        let mut c = Cursor::default();
+        let page = json!({"body": {"next": "same"}});
+        assert!(next_page(&style, &page, 1, &mut c).unwrap().is_some());
+        assert!(next_page(&style, &page, 1, &mut c).unwrap_err().contains("again"));
+        let link = json!({"headers": {"link": "<https://api.github.com/x?page=2>; rel=\"next\""}});
+        let mut c = Cursor::default();
+        assert!(next_page(&Pagination::LinkHeader, &link, 1, &mut c).unwrap().is_some());
+        assert!(next_page(&Pagination::LinkHeader, &link, 1, &mut c).is_err());
     }
 
     #[test]

@@ -144,6 +144,15 @@ pub struct PollState {
     /// poll (which takes the baseline and emits nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<Value>,
+    /// Counts saved snapshots: part of every change's run key, so a record that changes back
+    /// and forth (A→B→A→B) starts a run each time, while a poll retried before its snapshot
+    /// was saved finds the same generation and starts nothing twice.
+    #[serde(default)]
+    pub generation: u64,
+    /// When the snapshot was last written (epoch ms): blob snapshots are rewritten before
+    /// their blob expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_saved_at: Option<i64>,
     /// Consecutive failed polls, and the last failure.
     #[serde(default)]
     pub failures: u32,
