@@ -76,12 +76,15 @@ actions:
 }
 
 /// The mock provider: contacts echo the bearer token they were called with; contact `boom`
-/// fails with a 404 from the provider.
+/// fails with a 404 from the provider whose body echoes the token too (as careless APIs do).
 async fn provider() -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/crm/contacts/boom"))
-        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "no such contact"})))
+        .respond_with(|req: &wiremock::Request| {
+            let token = req.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            ResponseTemplate::new(404).set_body_json(json!({"message": "no such contact", "you_sent": token}))
+        })
         .mount(&server)
         .await;
     Mock::given(method("GET"))
@@ -354,6 +357,45 @@ async fn protocol_rules_over_raw_http() {
     let answers = r.body.as_array().expect("array");
     assert_eq!(answers.len(), 2, "{r:?}");
     assert_eq!((answers[0]["id"].clone(), answers[1]["error"]["code"].clone()), (json!(1), json!(-32601)));
+    // ... but not under later versions, not beyond the limit, and never with `initialize`.
+    for version in ["2025-06-18", "2025-11-25"] {
+        let r = ctx.post(&key, &[("mcp-protocol-version", version)], batch.to_string().as_bytes()).await;
+        assert_eq!((r.status, error_code(&r)), (400, Some(-32600)), "{version}: {r:?}");
+    }
+    let many: Vec<Value> = (0..21).map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "ping"})).collect();
+    let r = ctx.post(&key, &[], Value::Array(many).to_string().as_bytes()).await;
+    assert_eq!((r.status, error_code(&r)), (400, Some(-32600)), "{r:?}");
+    let with_init = json!([{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-03-26"}},
+                           {"jsonrpc": "2.0", "id": 2, "method": "ping"}]);
+    let r = ctx.post(&key, &[], with_init.to_string().as_bytes()).await;
+    let answers = r.body.as_array().expect("array");
+    assert_eq!(
+        (answers[0]["error"]["code"].clone(), answers[1]["result"].clone()),
+        (json!(-32600), json!({})),
+        "{r:?}"
+    );
+
+    // From 2025-11-25, arguments that miss the schema are a tool error the model can read.
+    let body = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                      "params": {"name": "acme_crm_get_contact", "arguments": {"id": 5}}});
+    let r = ctx.post(&key, &[("mcp-protocol-version", "2025-11-25")], body.to_string().as_bytes()).await;
+    assert_eq!((r.status, &r.body["result"]["isError"]), (200, &json!(true)), "{r:?}");
+    assert!(r.body["result"]["content"][0]["text"].as_str().unwrap().contains("/id"), "{r:?}");
+
+    // A suspended tenant's key no longer reaches its tools.
+    let r = ctx
+        .app
+        .api(
+            &ctx.admin,
+            &ctx.space,
+            "PATCH",
+            &format!("/api/v1/tenants/{tenant}"),
+            Some(json!({"status": "suspended"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = ctx.post(&key, &[], ping).await;
+    assert_eq!(r.status, 403, "{r:?}");
 }
 
 #[tokio::test]
@@ -432,6 +474,7 @@ async fn tools_are_per_tenant_and_calls_use_that_tenants_credentials() {
     let message = r.body["result"]["content"][0]["text"].as_str().unwrap();
     assert!(message.contains("404"), "{message}");
     assert!(!message.contains(&format!("token-{a}")), "no credential in the error: {message}");
+    assert!(message.contains("[redacted]"), "the provider's echo of it is redacted: {message}");
 
     // A disconnected connector's tools disappear.
     let r = ctx
@@ -462,6 +505,10 @@ async fn tools_are_per_tenant_and_calls_use_that_tenants_credentials() {
     assert_eq!(r.body["step_details"][0]["output"]["id"], "from-a", "{r:?}");
     let r = ctx.app.api(&ctx.admin, &ctx.space, "GET", &format!("/api/v1/tenants/{b}/executions/{id}"), None).await;
     assert_eq!(r.status, 404, "not visible as B's: {r:?}");
+    // A recorded call ran no flow: re-running it is refused, whatever flows the tenant has.
+    let rerun = format!("/api/v1/tenants/{a}/executions/{id}/rerun");
+    let r = ctx.app.api(&ctx.admin, &ctx.space, "POST", &rerun, Some(json!({"from": "start"}))).await;
+    assert_eq!(r.status, 409, "{r:?}");
 
     // The platform tools answer for the caller's tenant.
     let r = ctx.call_tool(&key_a, "switchyard_get_execution", json!({"execution_id": id})).await;

@@ -10,20 +10,25 @@
 //! - `initialize` echoes a supported requested version, else offers the latest.
 //! - Notifications and client responses get 202 with no body.
 //! - A present but unsupported `MCP-Protocol-Version` header is 400; absent means 2025-03-26.
+//! - JSON-RPC batches only under 2025-03-26, at most `MAX_BATCH`, without `initialize`.
+//! - A suspended tenant is refused (403).
 //! - A present `Origin` not in the allow-list is 403 (DNS-rebinding protection).
 //! - GET and DELETE are 405: no server-initiated stream, no sessions.
-//! - Unknown methods -32601, malformed JSON -32700, invalid requests -32600, unknown tools and
-//!   bad arguments -32602; failures of the called API are `isError: true` results.
+//! - Unknown methods -32601, malformed JSON -32700, invalid requests -32600, unknown tools
+//!   -32602; arguments that do not match the tool's schema -32602 before 2025-11-25, and from
+//!   2025-11-25 an `isError: true` result (so the model can correct them); failures of the
+//!   called API are `isError: true` results.
 
 mod tools;
 
 use http::Method;
 use serde_json::{Value, json};
 use switchyard::domain::access::Permission;
+use switchyard::domain::tenancy::TenantStatus;
 use switchyard::platform::Platform;
 use switchyard::platform::auth::{self, Principal};
 use switchyard::platform::error::AppError;
-use switchyard::platform::http::{Request, Response, empty, error, header, json as json_response};
+use switchyard::platform::http::{Request, Response, empty, error_allowing, header, json as json_response};
 use switchyard::platform::tenancy::{self, ResolvedTenant};
 
 /// Protocol versions this server speaks, newest first.
@@ -39,6 +44,8 @@ pub const INTERNAL_ERROR: i64 = -32603;
 
 /// Largest request accepted.
 const MAX_BODY: usize = 1024 * 1024;
+/// Most messages in one batch (2025-03-26): each may be a tool call.
+pub const MAX_BATCH: usize = 20;
 
 fn rpc_error(id: Value, code: i64, message: impl Into<String>) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}})
@@ -64,19 +71,15 @@ impl RpcError {
 pub struct Caller {
     pub who: Principal,
     pub tenant: ResolvedTenant,
+    /// The protocol version of this request (its header, or the default).
+    pub version: &'static str,
 }
 
 /// Handle one HTTP request to `/mcp`.
 pub async fn handle(p: &Platform, req: Request) -> Response {
     match serve(p, req).await {
         Ok(response) => response,
-        Err(e) => {
-            let mut response = error(&e);
-            if matches!(e, AppError::MethodNotAllowed(_)) {
-                response.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static("POST"));
-            }
-            response
-        }
+        Err(e) => error_allowing(&e, "POST"),
     }
 }
 
@@ -95,9 +98,11 @@ async fn serve(p: &Platform, req: Request) -> Result<Response, AppError> {
             return Err(AppError::Forbidden("origin not allowed".into()));
         }
     }
-    match header(&req, "mcp-protocol-version") {
-        None => {}
-        Some(v) if PROTOCOL_VERSIONS.contains(&v) => {}
+    let version: &'static str = match header(&req, "mcp-protocol-version") {
+        None => DEFAULT_VERSION,
+        Some(v) if PROTOCOL_VERSIONS.contains(&v) => {
+            PROTOCOL_VERSIONS.iter().find(|s| **s == v).unwrap_or(&DEFAULT_VERSION)
+        }
         Some(v) => {
             let shown: String = v.chars().take(40).collect();
             let mut answer = rpc_error(
@@ -109,7 +114,7 @@ async fn serve(p: &Platform, req: Request) -> Result<Response, AppError> {
             answer["error"]["data"] = json!({"supported": PROTOCOL_VERSIONS, "requested": shown});
             return Ok(json_response(400, &answer));
         }
-    }
+    };
     if req.body().len() > MAX_BODY {
         return Err(AppError::PayloadTooLarge(format!("request larger than {MAX_BODY} bytes")));
     }
@@ -120,13 +125,25 @@ async fn serve(p: &Platform, req: Request) -> Result<Response, AppError> {
         }
     };
     // Authenticate before any method, `initialize` included: every session is one tenant's.
-    let caller = authenticate(p, &req).await?;
+    let caller = authenticate(p, &req, version).await?;
     match message {
-        // Batches (2025-03-26): answer every request in one array.
+        // Batches exist in 2025-03-26 only (later versions removed them), and not for
+        // `initialize`; answer every request in one array.
+        Value::Array(_) if version != "2025-03-26" => Ok(json_response(
+            400,
+            &rpc_error(Value::Null, INVALID_REQUEST, format!("MCP {version} has no JSON-RPC batches")),
+        )),
+        Value::Array(batch) if batch.len() > MAX_BATCH => Ok(json_response(
+            400,
+            &rpc_error(Value::Null, INVALID_REQUEST, format!("a batch holds at most {MAX_BATCH} messages")),
+        )),
         Value::Array(batch) if !batch.is_empty() => {
             let mut answers = Vec::new();
             for m in batch {
-                if let Some(answer) = dispatch(p, &caller, m).await {
+                if m.get("method").and_then(Value::as_str) == Some("initialize") {
+                    let id = m.get("id").cloned().unwrap_or(Value::Null);
+                    answers.push(rpc_error(id, INVALID_REQUEST, "initialize cannot be part of a batch"));
+                } else if let Some(answer) = dispatch(p, &caller, m).await {
                     answers.push(answer);
                 }
             }
@@ -147,7 +164,7 @@ async fn serve(p: &Platform, req: Request) -> Result<Response, AppError> {
     }
 }
 
-async fn authenticate(p: &Platform, req: &Request) -> Result<Caller, AppError> {
+async fn authenticate(p: &Platform, req: &Request, version: &'static str) -> Result<Caller, AppError> {
     let who = auth::authenticate(p, req).await?;
     who.require(Permission::McpUse)?;
     let tenant_id = who.tenant_from(None).map_err(|_| {
@@ -161,7 +178,11 @@ async fn authenticate(p: &Platform, req: &Request) -> Result<Caller, AppError> {
         .await?
         .filter(|t| t.space.id == space)
         .ok_or_else(|| AppError::not_found(format!("tenant {tenant_id} not found")))?;
-    Ok(Caller { who, tenant })
+    // As for its webhooks and polls: a suspended tenant's credentials are not used.
+    if tenant.tenant.status != TenantStatus::Active {
+        return Err(AppError::Forbidden(format!("tenant {tenant_id} is suspended")));
+    }
+    Ok(Caller { who, tenant, version })
 }
 
 /// One JSON-RPC message; `None` for notifications and responses (nothing to answer).

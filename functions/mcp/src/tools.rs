@@ -18,6 +18,10 @@ use crate::{Caller, RpcError};
 pub const PAGE_SIZE: usize = 50;
 /// Attempts of a tool call whose failure is retryable (network, 429, 5xx).
 const MAX_ATTEMPTS: u32 = 3;
+/// Time for all attempts of one call together: the function and API Gateway stop at 30 s.
+const CALL_BUDGET: Duration = Duration::from_secs(25);
+/// An attempt is not started with less time than this left.
+const MIN_ATTEMPT: Duration = Duration::from_secs(2);
 
 /// The platform's own tools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,8 +170,9 @@ fn permission(tool: PlatformTool) -> Permission {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> RpcError {
-    tracing::warn!(error = %e, "MCP tool lookup failed");
+fn unavailable(e: impl std::fmt::Debug) -> RpcError {
+    // Debug: the display of an unavailable error hides its detail, which the log needs.
+    tracing::warn!(error = ?e, "MCP tool lookup failed");
     RpcError { code: crate::INTERNAL_ERROR, message: "the service is temporarily unavailable; retry".into() }
 }
 
@@ -275,7 +280,13 @@ pub async fn call(p: &Platform, caller: &Caller, params: &Value) -> Result<Value
     let tool = tools.iter().find(|t| t.name == name).ok_or_else(|| {
         RpcError::invalid_params(format!("unknown tool: {}", name.chars().take(128).collect::<String>()))
     })?;
-    validate(&tool.input_schema, &arguments)?;
+    if let Err(e) = validate(&tool.input_schema, &arguments) {
+        // SEP-1303 (2025-11-25): argument errors are tool errors the model can act on.
+        if caller.version >= "2025-11-25" {
+            return Ok(json!({"content": [{"type": "text", "text": e.message}], "isError": true}));
+        }
+        return Err(e);
+    }
     let started = p.now_ms();
     let outcome = match &tool.kind {
         Kind::Action { spec, action } => call_action(p, caller, spec, action, &arguments).await,
@@ -340,9 +351,11 @@ async fn call_action(
     input: &Value,
 ) -> Result<Value, StepError> {
     let idempotency_key = format!("mcp-{}", switchyard::domain::ids::ulid_at(p.now_ms()));
+    let started = tokio::time::Instant::now();
     let mut attempt = 0;
     loop {
         attempt += 1;
+        let left = CALL_BUDGET.saturating_sub(started.elapsed());
         let call = ActionCall {
             space: &caller.tenant.space.id,
             tenant: &caller.tenant.tenant.id,
@@ -351,13 +364,16 @@ async fn call_action(
             input,
             // One key for every attempt of this call: a retried write is applied once.
             idempotency_key: Some(idempotency_key.clone()),
-            timeout: Duration::from_secs(25),
+            timeout: left,
             page: None,
         };
         match actions::call(p, call).await {
             Ok(result) => return Ok(result.output),
             Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
                 let wait = e.retry_after().unwrap_or(Duration::from_millis(200 << attempt)).min(Duration::from_secs(3));
+                if CALL_BUDGET.saturating_sub(started.elapsed()) < wait + MIN_ATTEMPT {
+                    return Err(step_error(&e));
+                }
                 tokio::time::sleep(wait).await;
             }
             Err(e) => return Err(step_error(&e)),

@@ -178,6 +178,9 @@ pub enum RerunFrom {
     Failed,
 }
 
+/// The trigger kind of executions that record MCP tool calls.
+pub const MCP_TRIGGER: &str = "mcp";
+
 /// Start a new execution from an old one's input.
 pub async fn rerun(
     p: &Platform,
@@ -190,6 +193,13 @@ pub async fn rerun(
         .await?
         .ok_or_else(|| AppError::not_found(format!("execution {id} not found")))?
         .execution;
+    // A recorded tool call ran no flow: there is nothing to run again (and a flow the tenant
+    // happens to call `mcp` must not be run with the call's arguments).
+    if original.trigger.kind == MCP_TRIGGER {
+        return Err(AppError::Conflict(format!(
+            "execution {id} records an MCP tool call; call the tool again instead"
+        )));
+    }
     let trigger = crate::domain::execution::TriggerInfo {
         kind: crate::engine::run::RERUN_TRIGGER.into(),
         connector: original.trigger.connector.clone(),
@@ -288,7 +298,7 @@ pub async fn record_call(
         flow_name: format!("MCP tool {tool}"),
         status: ExecutionStatus::Running,
         trigger: TriggerInfo {
-            kind: "mcp".into(),
+            kind: MCP_TRIGGER.into(),
             connector: None,
             event_type: Some(tool.to_string()),
             event_id: None,

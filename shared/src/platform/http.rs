@@ -47,6 +47,18 @@ pub fn error(e: &AppError) -> Response {
     response
 }
 
+/// The error response of a resource that has `allowed` methods: a 405 names them in `Allow`
+/// (RFC 9110).
+pub fn error_allowing(e: &AppError, allowed: &str) -> Response {
+    let mut response = error(e);
+    if matches!(e, AppError::MethodNotAllowed(_)) {
+        if let Ok(allow) = http::HeaderValue::from_str(allowed) {
+            response.headers_mut().insert(http::header::ALLOW, allow);
+        }
+    }
+    response
+}
+
 pub fn header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
     req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
