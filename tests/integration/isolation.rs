@@ -190,3 +190,16 @@ async fn no_key_reaches_another_tenants_or_spaces_data() {
         assert!(!r.body.to_string().contains("sk_test_secret_of_a"), "{path}: {r:?}");
     }
 }
+
+#[tokio::test]
+async fn a_wrong_method_is_405_naming_the_methods_the_resource_has() {
+    let w = world().await;
+    // Trailing slashes and percent-encoded segments address the same resource as routing sees it.
+    for path in
+        [format!("/api/v1/tenants/{}", w.a), format!("/api/v1/tenants/{}/", w.a), format!("/api/v1/%74enants/{}", w.a)]
+    {
+        let r = call(&w.app, &w.k1, &w.s1, "DELETE", &path, None).await;
+        assert_eq!(r.status, 405, "{path}: {r:?}");
+        assert_eq!(r.headers.get("allow").and_then(|a| a.to_str().ok()), Some("GET, PATCH"), "{path}: {r:?}");
+    }
+}

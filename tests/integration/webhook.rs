@@ -204,6 +204,19 @@ async fn oversized_bodies_get_413() {
 }
 
 #[tokio::test]
+async fn other_methods_get_405_allowing_post() {
+    let p = platform(Kind::Embedded, system_clock()).await;
+    let t = github_tenant(&p, Plan::Growth).await;
+    for method in ["GET", "PUT", "DELETE"] {
+        let response = route(&p, request(method, &format!("/webhooks/{}/github", t.tenant), &[], Vec::new())).await;
+        assert_eq!(response.status().as_u16(), 405, "{method}");
+        assert_eq!(response.headers().get("allow").and_then(|a| a.to_str().ok()), Some("POST"), "{method}");
+        assert_eq!(body_json(&response)["error"]["code"], "method_not_allowed");
+    }
+    assert_eq!(p.queue.depth(QueueId::Runs).await.unwrap(), 0);
+}
+
+#[tokio::test]
 async fn rotated_secrets_keep_verifying_during_the_window() {
     let clock = ManualClock::at(chrono::Utc::now().timestamp_millis());
     let p = platform(Kind::Embedded, Arc::new(clock.clone())).await;

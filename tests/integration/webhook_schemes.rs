@@ -279,6 +279,19 @@ async fn every_scheme_is_verified_routed_and_deduplicated_end_to_end() {
     let r = ctx.deliver("slack", &[], &body).await;
     assert_eq!(r.status, 401, "{r:?}");
 
+    // A custom HMAC configuration that would leave the body or its timestamp unsigned is
+    // refused when it is set, with the reason.
+    for (hmac, why) in [
+        (json!({"header": "X-Sig", "template": "{timestamp}", "timestamp_header": "X-Time"}), "{body}"),
+        (json!({"header": "X-Sig", "template": "{body}", "timestamp_header": "X-Time"}), "{timestamp}"),
+        (json!({"header": "X Sig"}), "header name"),
+    ] {
+        let path = format!("/api/v1/tenants/{}/connectors/custom_webhooks", ctx.tenant);
+        let r = ctx.app.api(&ctx.key, &ctx.space, "PUT", &path, Some(json!({"enabled": true, "hmac": hmac}))).await;
+        assert_eq!((r.status, r.body["error"]["code"].as_str()), (400, Some("invalid_hmac")), "{r:?}");
+        assert!(r.body["error"]["message"].as_str().unwrap().contains(why), "{r:?}");
+    }
+
     // Every accepted delivery is in the tenant's event log, without its payload.
     let r = ctx
         .app

@@ -86,8 +86,11 @@ pub async fn put(call: &Call<'_>, tenant: &str, connector: &str) -> Result<Respo
         switchyard::domain::config::validate(config)
             .map_err(|m| AppError::invalid("invalid_config", m, Value::Null))?;
     }
-    if body.hmac.is_some() && spec.webhook.as_ref().map(|w| w.scheme) != Some(SchemeKind::Hmac) {
-        return Err(AppError::bad_request(format!("connector {} does not use the generic hmac scheme", spec.id)));
+    if let Some(hmac) = &body.hmac {
+        if spec.webhook.as_ref().map(|w| w.scheme) != Some(SchemeKind::Hmac) {
+            return Err(AppError::bad_request(format!("connector {} does not use the generic hmac scheme", spec.id)));
+        }
+        hmac.check().map_err(|m| AppError::invalid("invalid_hmac", m, Value::Null))?;
     }
     let settings = connections::update_settings(call.p, &space, &tenant, &spec.id, |s| {
         s.enabled = body.enabled;

@@ -21,7 +21,7 @@ use switchyard::domain::ids::{SpaceId, TenantId};
 use switchyard::platform::Platform;
 use switchyard::platform::auth::{self, Principal};
 use switchyard::platform::error::AppError;
-use switchyard::platform::http::{Request, Response, error, json as json_response, query, segments};
+use switchyard::platform::http::{Request, Response, error_allowing, json as json_response, query, segments};
 
 pub use openapi::document as openapi_document;
 
@@ -77,21 +77,21 @@ pub(crate) fn page_response(items: Vec<Value>, next: Option<String>) -> Response
 pub async fn handle(p: &Platform, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    // Decoded as `route` sees them, for the 405's Allow header.
+    let segs = segments(&req);
     match route(p, req).await {
         Ok(response) => response,
         Err(e) => {
             if e.status() >= 500 {
                 tracing::warn!(%method, %path, status = e.status(), code = e.code(), "request failed");
             }
-            let mut response = error(&e);
-            if matches!(e, AppError::MethodNotAllowed(_)) {
-                // RFC 9110: a 405 names the methods the resource has.
-                let rest: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
-                if let Ok(allow) = http::HeaderValue::from_str(&openapi::methods_at(&rest).join(", ")) {
-                    response.headers_mut().insert(http::header::ALLOW, allow);
-                }
-            }
-            response
+            let allowed = if matches!(e, AppError::MethodNotAllowed(_)) {
+                let rest: Vec<&str> = segs.iter().skip(2).map(String::as_str).collect();
+                openapi::methods_at(&rest).join(", ")
+            } else {
+                String::new()
+            };
+            error_allowing(&e, &allowed)
         }
     }
 }

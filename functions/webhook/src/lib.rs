@@ -29,7 +29,7 @@ use switchyard::domain::ids::{ConnectorId, ExecutionId, FlowId, SpaceId, TenantI
 use switchyard::domain::keys;
 use switchyard::domain::tenancy::TenantStatus;
 use switchyard::platform::error::AppError;
-use switchyard::platform::http::{Request, Response, error, header, json as json_response, segments};
+use switchyard::platform::http::{Request, Response, error_allowing, header, json as json_response, segments};
 use switchyard::platform::tenancy::ResolvedTenant;
 use switchyard::platform::{Platform, blobs, connections, flows, quotas, tenancy};
 use switchyard::ports::{Condition, Item, Key, OutgoingMessage, PortError, QueueId, WriteOp};
@@ -95,7 +95,7 @@ pub async fn handle(p: &Platform, req: Request) -> Response {
             } else {
                 tracing::info!(%tenant, %connector, delivery_id, outcome = e.code(), status = e.status(), latency_us, reason = %e);
             }
-            error(&e)
+            error_allowing(&e, "POST")
         }
     }
 }

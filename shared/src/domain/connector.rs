@@ -149,6 +149,57 @@ fn body_template() -> String {
     "{body}".to_string()
 }
 
+impl HmacConfig {
+    /// What makes this configuration unsafe or unusable, found when it is set rather than as a
+    /// 401 on every delivery: the body must be signed (or one captured signature fits any
+    /// payload), so must a timestamp that is checked (or a replay just sends a new one), and
+    /// every placeholder and header name must be valid.
+    pub fn check(&self) -> Result<(), String> {
+        let header_name = |what: &str, name: &str| {
+            http::HeaderName::from_bytes(name.as_bytes())
+                .map(|_| ())
+                .map_err(|_| format!("{what} {name:?} is not a valid header name"))
+        };
+        header_name("header", &self.header)?;
+        if let Some(h) = &self.timestamp_header {
+            header_name("timestamp_header", h)?;
+        }
+        if let Some(h) = &self.id_header {
+            header_name("id_header", h)?;
+        }
+        let mut placeholders = Vec::new();
+        let mut rest = self.template.as_str();
+        while let Some(start) = rest.find('{') {
+            let end = rest[start..].find('}').map(|e| start + e).ok_or("template has an unclosed {")?;
+            let name = &rest[start + 1..end];
+            match name {
+                "body" | "timestamp" | "method" | "url" => {}
+                _ => match name.strip_prefix("header:") {
+                    Some(h) => header_name("template header", h)?,
+                    None => {
+                        return Err(format!(
+                            "template placeholder {{{name}}} is not one of {{body}}, {{timestamp}}, {{method}}, {{url}}, {{header:Name}}"
+                        ));
+                    }
+                },
+            }
+            placeholders.push(name);
+            rest = &rest[end + 1..];
+        }
+        if !placeholders.contains(&"body") {
+            return Err("template must include {body}: the body has to be signed".into());
+        }
+        match (&self.timestamp_header, placeholders.contains(&"timestamp")) {
+            (Some(_), false) => Err(
+                "template must include {timestamp} when timestamp_header is set: an unsigned timestamp proves nothing"
+                    .into(),
+            ),
+            (None, true) => Err("template uses {timestamp} but no timestamp_header is set".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum SignatureEncoding {
@@ -439,7 +490,24 @@ impl Catalog {
             check_spec(&spec, depth).map_err(|e| format!("{name}.yaml: {e}"))?;
             connectors.insert(spec.id.clone(), spec);
         }
-        Ok(Catalog { connectors })
+        let catalog = Catalog { connectors };
+        catalog.check_tool_names()?;
+        Ok(catalog)
+    }
+
+    /// MCP names each action `{connector}_{action}`; two actions must not share a name
+    /// (`a_b` + `c` and `a` + `b_c`), or one would hide the other.
+    fn check_tool_names(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashMap::new();
+        for spec in self.connectors.values() {
+            for action in &spec.actions {
+                let name = format!("{}_{}", spec.id, action.id);
+                if let Some(other) = seen.insert(name.clone(), format!("{}.{}", spec.id, action.id)) {
+                    return Err(format!("actions {other} and {}.{} share the tool name {name}", spec.id, action.id));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The built-in catalog plus every `*.yaml` connector file of `dir` (private connectors of
@@ -465,6 +533,7 @@ impl Catalog {
             }
             catalog.connectors.insert(id, spec);
         }
+        catalog.check_tool_names()?;
         Ok(catalog)
     }
 
@@ -562,6 +631,48 @@ fn check_spec(spec: &ConnectorSpec, depth: Depth) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hmac_configs_must_sign_the_body_and_any_checked_timestamp() {
+        let config = |template: &str, ts: Option<&str>| HmacConfig {
+            header: "X-Signature".into(),
+            encoding: SignatureEncoding::Hex,
+            prefix: String::new(),
+            timestamp_header: ts.map(str::to_string),
+            template: template.into(),
+            id_header: None,
+        };
+        assert!(config("{body}", None).check().is_ok());
+        assert!(config("{timestamp}.{body}", Some("X-Time")).check().is_ok());
+        assert!(config("{method}\n{url}\n{header:X-Id}\n{body}", None).check().is_ok());
+        for (template, ts, why) in [
+            ("{timestamp}", Some("X-Time"), "{body}"),
+            ("{body}", Some("X-Time"), "{timestamp}"),
+            ("{timestamp}{body}", None, "timestamp_header"),
+            ("{body}{nope}", None, "placeholder"),
+            ("{body", None, "unclosed"),
+            ("{header:bad header}{body}", None, "header name"),
+        ] {
+            let e = config(template, ts).check().unwrap_err();
+            assert!(e.contains(why), "{template}: {e}");
+        }
+        assert!(HmacConfig { header: "bad header".into(), ..config("{body}", None) }.check().is_err());
+    }
+
+    #[test]
+    fn two_actions_cannot_share_an_mcp_tool_name() {
+        let file = |id: &str, action: &str| {
+            format!(
+                "id: {id}\nname: X\ndescription: X.\ndocs_url: https://example.com\nbase_url: https://example.com\n\
+                 auth: {{kind: none}}\nactions:\n  - id: {action}\n    title: T\n    description: D.\n    method: GET\n\
+                 \x20   path: /x\n    input_schema: {{type: object}}\n"
+            )
+        };
+        let (a, b) = (file("acme", "crm_get"), file("acme_crm", "get"));
+        Catalog::from_files(&[("acme", &a)]).unwrap_or_else(|e| panic!("{e}"));
+        let e = Catalog::from_files(&[("acme", &a), ("acme_crm", &b)]).unwrap_err();
+        assert!(e.contains("share the tool name acme_crm_get"), "{e}");
+    }
 
     #[test]
     fn builtin_catalog_parses_and_checks() {

@@ -80,6 +80,8 @@ pub struct Database {
 
 /// How often the WAL is checkpointed into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// WAL size (pages of 4 KiB) beyond which a checkpoint waits for readers.
+const WAL_RESTART_PAGES: i64 = 16_384;
 
 /// The background checkpoint thread of a file database; stopped when the database is dropped.
 struct Checkpointer {
@@ -99,8 +101,22 @@ impl Checkpointer {
                 while !flag.load(Ordering::Acquire) {
                     std::thread::park_timeout(CHECKPOINT_EVERY);
                     // PASSIVE: copies what it can without waiting for (or blocking) anyone.
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                        tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+                    // Readers that never let it finish would grow the WAL without end: past
+                    // `WAL_RESTART_PAGES` a RESTART checkpoint waits for them (and briefly holds
+                    // writers) so the WAL starts over.
+                    let checkpoint = |mode: &str| {
+                        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+                            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+                        })
+                    };
+                    match checkpoint("PASSIVE") {
+                        Ok((_, log, done)) if log > WAL_RESTART_PAGES && done < log => match checkpoint("RESTART") {
+                            Ok((0, ..)) => {}
+                            Ok(_) => tracing::warn!(wal_pages = log, "WAL keeps growing: readers block its checkpoint"),
+                            Err(e) => tracing::warn!(error = %e, "WAL restart checkpoint failed; retrying"),
+                        },
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
                     }
                 }
             })

@@ -147,6 +147,12 @@ fn fill_path(path: &str, input: &Value) -> Result<String, ActionError> {
             .and_then(text)
             .filter(|v| !v.is_empty())
             .ok_or_else(|| ActionError::InvalidInput(format!("missing `{name}`")))?;
+        // URL parsing resolves dot segments: `..` as an id would send the tenant's token to
+        // another endpoint of the same API. (Encoding turns `%` into `%25` and `/` into `%2F`,
+        // so only a whole `.` or `..` value is a dot segment.)
+        if matches!(value.as_str(), "." | "..") {
+            return Err(ActionError::InvalidInput(format!("`{name}` cannot be {value:?}")));
+        }
         out.extend(url::form_urlencoded::byte_serialize(value.as_bytes()).map(|s| s.replace('+', "%20")));
         rest = &rest[end + 1..];
     }
@@ -280,7 +286,8 @@ fn apply_page(request: &mut OutboundRequest, page: &PageRequest) -> Result<(), A
             request.body = Some(body.to_string().into());
         }
         PageRequest::Url(next) => {
-            let next = url::Url::parse(next).map_err(|e| ActionError::InvalidInput(format!("next page URL: {e}")))?;
+            // Relative targets are resolved against the request (RFC 8288 §3.2).
+            let next = request.url.join(next).map_err(|e| ActionError::InvalidInput(format!("next page URL: {e}")))?;
             if next.origin() != request.url.origin() {
                 return Err(ActionError::InvalidInput(format!(
                     "the next page is on another origin ({}); not following it with the tenant's credentials",
@@ -303,6 +310,39 @@ fn response_value(response: &OutboundResponse) -> Value {
     let headers: Map<String, Value> =
         response.headers.iter().take(50).map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
     json!({"status": response.status, "headers": headers, "body": body})
+}
+
+/// The credential values an authorization adds to a request: whole header and query values,
+/// and the token after a scheme (`Bearer xyz` → `xyz`). Short values are left out (they would
+/// redact ordinary words).
+fn secret_values(headers: &[(String, String)], query: &[(String, String)]) -> Vec<String> {
+    let mut values = Vec::new();
+    for (_, value) in headers.iter().chain(query) {
+        values.push(value.clone());
+        if let Some((_, token)) = value.split_once(' ') {
+            values.push(token.trim().to_string());
+        }
+    }
+    values.retain(|v| v.len() >= 8);
+    // Longest first, so a whole header goes before the token inside it.
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    values
+}
+
+fn redact(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for secret in secrets {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), "[redacted]");
+        }
+        // JSON bodies escape some characters; the escaped form is redacted too.
+        let escaped = serde_json::to_string(secret).unwrap_or_default();
+        let escaped = escaped.trim_matches('"');
+        if escaped != secret && out.contains(escaped) {
+            out = out.replace(escaped, "[redacted]");
+        }
+    }
+    out
 }
 
 /// The origin a tenant's credentials for `spec` may be sent to: that of the connector's base
@@ -343,6 +383,7 @@ pub async fn call(p: &Platform, call: ActionCall<'_>) -> Result<ActionResult, Ac
     let mut refreshed = false;
     loop {
         let auth = credentials::authorize(p, call.space, call.tenant, call.spec, refreshed).await?;
+        let sent_secrets = secret_values(&auth.headers, &auth.query);
         let mut attempt = request.clone();
         attempt.headers.extend(auth.headers);
         if !auth.query.is_empty() {
@@ -371,10 +412,12 @@ pub async fn call(p: &Platform, call: ActionCall<'_>) -> Result<ActionResult, Ac
             };
             return Ok(ActionResult { status: response.status, output, response: value });
         }
-        let snippet: String = match &value["body"] {
-            Value::String(s) => s.chars().take(300).collect(),
-            other => other.to_string().chars().take(300).collect(),
+        let body = match &value["body"] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
         };
+        // Providers sometimes echo what they were sent: the error must not carry it on.
+        let snippet: String = redact(&body, &sent_secrets).chars().take(300).collect();
         return Err(ActionError::Upstream {
             status: response.status,
             message: format!("{} {} answered HTTP {}: {snippet}", call.spec.id, call.action.id, response.status),
@@ -409,6 +452,32 @@ mod tests {
             build_request(spec, list, &Map::new(), &json!({"owner": "a"}), Duration::from_secs(5)),
             Err(ActionError::InvalidInput(_))
         ));
+        // Dot segments cannot move the call elsewhere; dots inside a value, `%2e` and `/` stay
+        // inside their segment.
+        for bad in ["..", "."] {
+            let input = json!({"owner": "a", "repo": bad});
+            assert!(build_request(spec, list, &Map::new(), &input, Duration::from_secs(5)).is_err(), "{bad}");
+        }
+        for (repo, path) in [
+            ("a..b", "/repos/a/a..b/issues"),
+            ("%2e%2e", "/repos/a/%252e%252e/issues"),
+            ("../x", "/repos/a/..%2Fx/issues"),
+        ] {
+            let input = json!({"owner": "a", "repo": repo});
+            let request = build_request(spec, list, &Map::new(), &input, Duration::from_secs(5)).unwrap();
+            assert_eq!(request.url.path(), path);
+        }
+    }
+
+    #[test]
+    fn credentials_echoed_by_a_provider_are_redacted() {
+        let secrets = secret_values(
+            &[("Authorization".into(), "Bearer tok_1234567890".into())],
+            &[("api_key".into(), "k".into())],
+        );
+        assert_eq!(secrets, ["Bearer tok_1234567890", "tok_1234567890"]);
+        let body = r#"{"error":"bad token tok_1234567890","header":"Bearer tok_1234567890","key":"k"}"#;
+        assert_eq!(redact(body, &secrets), r#"{"error":"bad token [redacted]","header":"[redacted]","key":"k"}"#);
     }
 
     #[test]

@@ -209,7 +209,14 @@ impl Http for OutboundClient {
                         method = http::Method::GET;
                         body = None;
                     }
-                    // Credentials never follow a redirect to another origin.
+                    // Credentials never follow a redirect to another origin, and neither does a
+                    // body (307/308 keep it): it may hold a client secret or a refresh token.
+                    if next.origin() != origin && body.is_some() {
+                        return Err(OutboundError::Forbidden(format!(
+                            "a {status} redirect would carry the request body to another origin ({})",
+                            next.origin().ascii_serialization()
+                        )));
+                    }
                     strip_auth = strip_auth || next.origin() != origin;
                     url = next;
                     continue;
