@@ -181,6 +181,20 @@ async fn allowed_destinations_and_redirects_work_and_credentials_do_not_follow_o
     let first = server.received_requests().await.unwrap();
     let cross = first.iter().find(|r| r.url.path() == "/cross").unwrap();
     assert_eq!(cross.headers.get("x-api-key").unwrap(), "api-key-secret");
+
+    // A 307 keeps method and body: to another origin that would hand over what the body holds
+    // (a client secret, a refresh token), so it is refused and nothing reaches the other side.
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(307).insert_header("location", format!("{}/landing", other.uri())))
+        .mount(&server)
+        .await;
+    let mut request =
+        OutboundRequest::new(http::Method::POST, url::Url::parse(&format!("{}/token", server.uri())).unwrap());
+    request.body = Some(bytes::Bytes::from_static(b"grant_type=refresh_token&refresh_token=rt-secret"));
+    request.timeout = Duration::from_secs(3);
+    assert!(matches!(client.send(request).await, Err(OutboundError::Forbidden(m)) if m.contains("another origin")));
+    assert_eq!(other.received_requests().await.unwrap().len(), 1, "only the earlier GET landed");
 }
 
 #[tokio::test]
