@@ -47,6 +47,9 @@ async fn every_sample_event_reaches_its_handler() {
     // The base64-encoded body (as API Gateway may deliver it) verifies against the same bytes.
     let (status, body) = http_sample(&p, "webhook-github-push-base64.json").await;
     assert_eq!(status, 202, "{body}");
+    // The webhook function's URL (no API Gateway) delivers the same payload format.
+    let (status, body) = http_sample(&p, "webhook-function-url.json").await;
+    assert_eq!((status, body["status"].as_str()), (202, Some("accepted")), "{body}");
 
     let (status, body) = http_sample(&p, "api-list-executions.json").await;
     assert_eq!(status, 200, "{body}");

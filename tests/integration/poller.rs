@@ -210,6 +210,18 @@ impl Ctx {
     }
 }
 
+/// The tenant's poll of a mock CRM resource (with the input `Ctx::wire` gives its flow).
+fn job(t: &ResolvedTenant, resource: &str) -> PollJob {
+    let input = if resource == "items" { json!({"list": "main"}) } else { json!({}) };
+    PollJob {
+        space: t.space.id.clone(),
+        tenant: t.tenant.id.clone(),
+        connector: ConnectorId::parse("mock_crm").unwrap(),
+        resource: resource.into(),
+        input: input.as_object().unwrap().clone(),
+    }
+}
+
 fn item(id: &str, name: &str) -> Value {
     json!({"id": id, "name": name, "updated": "2026-12-01"})
 }
@@ -228,14 +240,8 @@ async fn polls_turn_record_changes_into_one_run_each() {
     assert_eq!(ctx.work().await, 1);
     assert_eq!(ctx.provider_calls().await, 3, "five records, two per page");
     assert!(ctx.changes(&t).await.is_empty(), "the baseline emits nothing");
-    let job = PollJob {
-        space: t.space.id.clone(),
-        tenant: t.tenant.id.clone(),
-        connector: ConnectorId::parse("mock_crm").unwrap(),
-        resource: "items".into(),
-        input: json!({"list": "main"}).as_object().unwrap().clone(),
-    };
-    let (state, _) = polls::get_state(&ctx.p, &job).await.unwrap();
+    let items = job(&t, "items");
+    let (state, _) = polls::get_state(&ctx.p, &items).await.unwrap();
     assert_eq!((state.records, state.interval_secs), (5, 240), "no change: the interval doubles");
 
     // Not due yet.
@@ -253,7 +259,7 @@ async fn polls_turn_record_changes_into_one_run_each() {
         ("created".to_string(), "6".to_string(), json!("Flo")),
     ];
     assert_eq!(ctx.changes(&t).await, expected);
-    let (state, _) = polls::get_state(&ctx.p, &job).await.unwrap();
+    let (state, _) = polls::get_state(&ctx.p, &items).await.unwrap();
     assert_eq!((state.records, state.last_changes, state.interval_secs), (5, 3, 120), "changes: the interval halves");
 
     // The snapshot write is lost after the runs were queued: the job is retried, finds the
@@ -286,16 +292,10 @@ async fn link_header_pages_are_followed_on_the_connectors_origin_only() {
     ctx.records.set((1..=5).map(|i| item(&i.to_string(), "x")).collect());
     assert_eq!(ctx.tick().await.enqueued, 2);
     ctx.work().await;
-    let linked = PollJob {
-        space: t.space.id.clone(),
-        tenant: t.tenant.id.clone(),
-        connector: ConnectorId::parse("mock_crm").unwrap(),
-        resource: "linked".into(),
-        input: Default::default(),
-    };
+    let linked = job(&t, "linked");
     let (state, _) = polls::get_state(&ctx.p, &linked).await.unwrap();
     assert_eq!((state.records, state.last_error.as_deref()), (5, None), "three pages by Link header");
-    let elsewhere = PollJob { resource: "elsewhere".into(), ..linked.clone() };
+    let elsewhere = job(&t, "elsewhere");
     let (state, _) = polls::get_state(&ctx.p, &elsewhere).await.unwrap();
     assert!(state.last_error.as_deref().is_some_and(|e| e.contains("another origin")), "{state:?}");
     assert_eq!((state.failures, state.snapshot.is_none()), (1, true), "no baseline from a failed poll");
@@ -352,13 +352,7 @@ async fn changes_back_and_forth_each_run_and_a_lost_snapshot_is_a_new_baseline()
     let t = tenant(&ctx.p, Plan::Growth).await;
     ctx.wire(&t, "items", true).await;
     ctx.wire(&t, "looping", true).await;
-    let job = PollJob {
-        space: t.space.id.clone(),
-        tenant: t.tenant.id.clone(),
-        connector: ConnectorId::parse("mock_crm").unwrap(),
-        resource: "items".into(),
-        input: json!({"list": "main"}).as_object().unwrap().clone(),
-    };
+    let items = job(&t, "items");
     let mut names = vec!["Ada", "Bob", "Ada", "Bob"].into_iter();
     ctx.records.set(vec![item("1", names.next().unwrap())]);
     assert_eq!(ctx.tick().await.enqueued, 2);
@@ -375,21 +369,21 @@ async fn changes_back_and_forth_each_run_and_a_lost_snapshot_is_a_new_baseline()
     assert_eq!(names.iter().filter(|n| **n == "Ada").count(), 1);
 
     // The looping resource's cursor never ends: the poll fails instead of reading 100 pages.
-    let looping = PollJob { resource: "looping".into(), input: Default::default(), ..job.clone() };
+    let looping = job(&t, "looping");
     let (state, _) = polls::get_state(&ctx.p, &looping).await.unwrap();
     assert!(state.last_error.as_deref().is_some_and(|e| e.contains("again")), "{state:?}");
 
     // The snapshot's blob is gone (expired): the next poll takes a new baseline instead of
     // failing, and runs nothing.
-    let (mut state, version) = polls::get_state(&ctx.p, &job).await.unwrap();
+    let (mut state, version) = polls::get_state(&ctx.p, &items).await.unwrap();
     state.snapshot = Some(json!({"$blob": {"id": "01JZZZZZZZZZZZZZZZZZZZZZZZ", "size": 10, "chunks": 1}}));
     state.next_due = 0;
-    assert!(polls::put_state(&ctx.p, &job, &state, version).await.unwrap());
+    assert!(polls::put_state(&ctx.p, &items, &state, version).await.unwrap());
     ctx.records.set(vec![item("1", "Cy"), item("2", "Di")]);
     ctx.tick().await;
     ctx.work().await;
     assert_eq!(ctx.changes(&t).await.len(), 3, "a baseline starts no run");
-    let (state, _) = polls::get_state(&ctx.p, &job).await.unwrap();
+    let (state, _) = polls::get_state(&ctx.p, &items).await.unwrap();
     assert_eq!((state.records, state.last_error.as_deref()), (2, None), "{state:?}");
     assert!(state.snapshot.as_ref().is_some_and(|s| s.get("$blob").is_none()), "a new inline snapshot");
     // And the poll after it diffs against that baseline.
