@@ -3,13 +3,16 @@
 //! key allow-lists, tool calls recorded as executions, and the official Python MCP SDK driving it.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard::domain::connector::Catalog;
 use switchyard::domain::ids::{ConnectorId, SpaceId, TenantId};
+use switchyard::domain::tenancy::Plan;
 use switchyard::platform::connections;
 use switchyard::platform::credentials::{self, Credentials};
+use switchyard::ports::{Clock, ManualClock};
 use switchyard_tests::{ADMIN_KEY, Kind, Reply, TestApp, platform_with, spawn_app, system_clock, unique};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -113,8 +116,12 @@ struct Ctx {
 }
 
 async fn setup(tweak: impl FnOnce(&mut switchyard::platform::Settings)) -> Ctx {
+    setup_at(system_clock(), tweak).await
+}
+
+async fn setup_at(clock: Arc<dyn Clock>, tweak: impl FnOnce(&mut switchyard::platform::Settings)) -> Ctx {
     let server = provider().await;
-    let mut p = platform_with(Kind::Embedded, system_clock(), 5, tweak).await;
+    let mut p = platform_with(Kind::Embedded, clock, 5, tweak).await;
     p.catalog = catalog(&server.uri());
     let app = spawn_app(p).await;
     let space = unique("sp");
@@ -648,4 +655,47 @@ async fn official_python_sdk_lists_every_page_and_calls_tools() {
     assert_eq!(calls[2]["is_error"], true, "{seen}");
     let received = ctx.server.received_requests().await.unwrap();
     assert!(received.iter().any(|r| r.url.path() == "/crm/contacts/sdk"), "the mock provider was called");
+}
+
+#[tokio::test]
+async fn plan_quotas_limit_tool_calls_per_minute_and_sessions_per_day() {
+    let clock = ManualClock::at(chrono::Utc::now().timestamp_millis());
+    let ctx = setup_at(Arc::new(clock.clone()), |_| {}).await;
+    let tenant = ctx.tenant(&["acme_crm"]).await;
+    let key = ctx.tenant_key(&tenant, None).await;
+    let starter = Plan::Starter.quotas();
+
+    // Tool calls: the Starter plan's 60 per minute, then an error result saying when to retry,
+    // without calling the provider; the next minute they run again.
+    for i in 0..starter.api_calls_per_minute.unwrap() {
+        let r = ctx.call_tool(&key, "switchyard_list_flows", json!({})).await;
+        assert_eq!(r.body["result"]["isError"], false, "call {i}: {r:?}");
+    }
+    let before = ctx.server.received_requests().await.unwrap().len();
+    let r = ctx.call_tool(&key, "acme_crm_get_contact", json!({"id": "over"})).await;
+    assert_eq!((r.status, &r.body["result"]["isError"]), (200, &json!(true)), "{r:?}");
+    let text = r.body["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("per-minute api_calls quota of 60") && text.contains("retry in"), "{text}");
+    assert_eq!(ctx.server.received_requests().await.unwrap().len(), before, "the over-quota call never ran");
+    clock.advance(Duration::from_secs(60));
+    let r = ctx.call_tool(&key, "acme_crm_get_contact", json!({"id": "next-minute"})).await;
+    assert_eq!(r.body["result"]["isError"], false, "{r:?}");
+    let r = ctx.call_tool(&key, "switchyard_usage", json!({})).await;
+    assert_eq!(r.body["result"]["structuredContent"]["usage"]["api_calls_this_minute"], 2, "{r:?}");
+
+    // Sessions: each initialize is one of the day's 10; the 11th is 429 with Retry-After.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}});
+    for i in 0..starter.agent_sessions_per_day.unwrap() {
+        let r = ctx.post(&key, &[], init.to_string().as_bytes()).await;
+        assert_eq!(r.status, 200, "session {i}: {r:?}");
+    }
+    let r = ctx.post(&key, &[], init.to_string().as_bytes()).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (429, Some("rate_limited")), "{r:?}");
+    assert!(r.headers.get("retry-after").is_some(), "{r:?}");
+    // Other requests of existing sessions go on.
+    let r = ctx.rpc(&key, "tools/list", json!({})).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    clock.advance(Duration::from_secs(86_400));
+    let r = ctx.post(&key, &[], init.to_string().as_bytes()).await;
+    assert_eq!(r.status, 200, "a new day: {r:?}");
 }

@@ -25,11 +25,11 @@ use http::Method;
 use serde_json::{Value, json};
 use switchyard::domain::access::Permission;
 use switchyard::domain::tenancy::TenantStatus;
-use switchyard::platform::Platform;
 use switchyard::platform::auth::{self, Principal};
 use switchyard::platform::error::AppError;
 use switchyard::platform::http::{Request, Response, empty, error_allowing, header, json as json_response};
 use switchyard::platform::tenancy::{self, ResolvedTenant};
+use switchyard::platform::{Platform, quotas};
 
 /// Protocol versions this server speaks, newest first.
 pub const PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26"];
@@ -150,18 +150,28 @@ async fn serve(p: &Platform, req: Request) -> Result<Response, AppError> {
             Ok(if answers.is_empty() { empty(202) } else { json_response(200, &Value::Array(answers)) })
         }
         Value::Array(_) => Ok(json_response(400, &rpc_error(Value::Null, INVALID_REQUEST, "empty batch"))),
-        single => match dispatch(p, &caller, single).await {
-            Some(answer) => {
-                let status = if answer.pointer("/error/code").and_then(Value::as_i64) == Some(INVALID_REQUEST) {
-                    400
-                } else {
-                    200
-                };
-                Ok(json_response(status, &answer))
+        single => {
+            // Each `initialize` opens an agent session: counted against the plan's daily
+            // sessions, refused with 429 and `Retry-After` once they are used up.
+            if single.get("method").and_then(Value::as_str) == Some("initialize") && single.get("id").is_some() {
+                let limit = caller.tenant.plan().quotas().agent_sessions_per_day;
+                quotas::reserve(p, &caller.tenant, "agent_sessions", limit, quotas::Window::Day, 1).await?;
             }
-            None => Ok(empty(202)),
-        },
+            answer_single(p, &caller, single).await
+        }
     }
+}
+
+/// One message's answer: 200 with the response, 400 for an invalid request, 202 for a
+/// notification.
+async fn answer_single(p: &Platform, caller: &Caller, message: Value) -> Result<Response, AppError> {
+    Ok(match dispatch(p, caller, message).await {
+        Some(answer) => {
+            let invalid = answer.pointer("/error/code").and_then(Value::as_i64) == Some(INVALID_REQUEST);
+            json_response(if invalid { 400 } else { 200 }, &answer)
+        }
+        None => empty(202),
+    })
 }
 
 async fn authenticate(p: &Platform, req: &Request, version: &'static str) -> Result<Caller, AppError> {

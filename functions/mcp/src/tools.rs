@@ -10,6 +10,7 @@ use switchyard::domain::connector::{ActionSpec, AuthSpec, ConnectorSpec};
 use switchyard::domain::execution::{StepError, TriggerInfo};
 use switchyard::domain::ids::{ExecutionId, FlowId};
 use switchyard::engine::actions::{self, ActionCall, ActionError};
+use switchyard::platform::error::AppError;
 use switchyard::platform::{Platform, connections, executions, flows, quotas, runs};
 
 use crate::{Caller, RpcError};
@@ -287,6 +288,16 @@ pub async fn call(p: &Platform, caller: &Caller, params: &Value) -> Result<Value
         }
         return Err(e);
     }
+    // Every call counts against the plan's API calls per minute; one over it does not run.
+    let limit = caller.tenant.plan().quotas().api_calls_per_minute;
+    match quotas::reserve(p, &caller.tenant, "api_calls", limit, quotas::Window::Minute, 1).await {
+        Ok(_) => {}
+        Err(AppError::TooManyRequests { message, retry_after_secs }) => {
+            let text = format!("{message}; retry in {retry_after_secs} s");
+            return Ok(json!({"content": [{"type": "text", "text": text}], "isError": true}));
+        }
+        Err(e) => return Err(unavailable(e)),
+    }
     let started = p.now_ms();
     let outcome = match &tool.kind {
         Kind::Action { spec, action } => call_action(p, caller, spec, action, &arguments).await,
@@ -458,8 +469,15 @@ async fn call_platform(
         }
         PlatformTool::Usage => {
             let plan = t.plan();
-            let events = quotas::usage_today(p, t, "events").await.map_err(unavailable)?;
-            Ok(json!({"plan": plan, "quotas": plan.quotas(), "usage": {"events_today": events}}))
+            let (events, sessions, calls) = tokio::try_join!(
+                quotas::usage_today(p, t, "events"),
+                quotas::usage_today(p, t, "agent_sessions"),
+                quotas::usage(p, t, "api_calls", quotas::Window::Minute),
+            )
+            .map_err(unavailable)?;
+            Ok(json!({"plan": plan, "quotas": plan.quotas(), "usage": {
+                "events_today": events, "agent_sessions_today": sessions, "api_calls_this_minute": calls,
+            }}))
         }
     }
 }

@@ -24,46 +24,88 @@ impl Reservation {
     }
 }
 
-/// The window a timestamp falls in: the UTC day, and when that window's counter can go.
-fn day_window(now_ms: i64) -> (String, i64) {
-    let now = Utc.timestamp_millis_opt(now_ms).single().unwrap_or_default();
-    let day = now.format("%Y-%m-%d").to_string();
-    let next_midnight =
-        now.date_naive().succ_opt().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc().timestamp());
-    // Keep the counter a day past its window so usage can still be read.
-    (day, next_midnight.unwrap_or(now_ms / 1000) + 86_400)
+/// The fixed UTC windows quotas are counted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    Day,
+    Minute,
 }
 
-/// Take one event from the tenant's daily event quota. `Ok(None)` means unlimited (nothing to
-/// refund); a full quota is a 429 that says when the window resets.
+impl Window {
+    /// The window `now_ms` falls in: its label, when it ends (epoch seconds), and when its
+    /// counter can go (a window past its end, so usage can still be read).
+    fn at(self, now_ms: i64) -> (String, i64, i64) {
+        let now = Utc.timestamp_millis_opt(now_ms).single().unwrap_or_default();
+        match self {
+            Window::Day => {
+                let ends = now
+                    .date_naive()
+                    .succ_opt()
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+                    .map(|d| d.and_utc().timestamp())
+                    .unwrap_or(now_ms / 1000);
+                (now.format("%Y-%m-%d").to_string(), ends, ends + 86_400)
+            }
+            Window::Minute => {
+                let ends = (now_ms / 60_000 + 1) * 60;
+                (now.format("%Y-%m-%dT%H:%M").to_string(), ends, ends + 60)
+            }
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Window::Day => "daily",
+            Window::Minute => "per-minute",
+        }
+    }
+}
+
+/// Take `n` units of `dimension` (all or none) from the tenant's `limit` for the current
+/// `window`. `Ok(None)` means unlimited (nothing to refund); a full quota is a 429 that says
+/// when the window resets.
+pub async fn reserve(
+    p: &Platform,
+    tenant: &ResolvedTenant,
+    dimension: &str,
+    limit: crate::domain::tenancy::Limit,
+    window: Window,
+    n: u64,
+) -> Result<Option<Reservation>, AppError> {
+    let Some(limit) = limit else {
+        return Ok(None);
+    };
+    let now = p.now_ms();
+    let (label, ends, expires_at) = window.at(now);
+    let key = keys::quota_counter(&tenant.space.id, &tenant.tenant.id, dimension, &label);
+    let amount = i64::try_from(n).unwrap_or(i64::MAX);
+    match p.store.add_counter(&key, amount, Some(limit as i64), Some(expires_at)).await? {
+        Some(_) => Ok(Some(Reservation { key, amount })),
+        None => Err(AppError::TooManyRequests {
+            message: format!("{} {dimension} quota of {limit} reached for this tenant's plan", window.describe()),
+            retry_after_secs: (ends - now / 1000).max(1) as u64,
+        }),
+    }
+}
+
+/// Take one event from the tenant's daily event quota.
 pub async fn reserve_event(p: &Platform, tenant: &ResolvedTenant) -> Result<Option<Reservation>, AppError> {
     reserve_events(p, tenant, 1).await
 }
 
 /// Take `n` events at once (all or none).
 pub async fn reserve_events(p: &Platform, tenant: &ResolvedTenant, n: u64) -> Result<Option<Reservation>, AppError> {
-    let Some(limit) = tenant.plan().quotas().events_per_day else {
-        return Ok(None);
-    };
-    let now = p.now_ms();
-    let (day, expires_at) = day_window(now);
-    let key = keys::quota_counter(&tenant.space.id, &tenant.tenant.id, "events", &day);
-    let amount = i64::try_from(n).unwrap_or(i64::MAX);
-    match p.store.add_counter(&key, amount, Some(limit as i64), Some(expires_at)).await? {
-        Some(_) => Ok(Some(Reservation { key, amount })),
-        None => {
-            let reset_in = (expires_at - 86_400 - now / 1000).max(1) as u64;
-            Err(AppError::TooManyRequests {
-                message: format!("daily event quota of {limit} reached for this tenant's plan"),
-                retry_after_secs: reset_in,
-            })
-        }
-    }
+    reserve(p, tenant, "events", tenant.plan().quotas().events_per_day, Window::Day, n).await
 }
 
 /// Today's usage of a counted dimension.
 pub async fn usage_today(p: &Platform, tenant: &ResolvedTenant, dimension: &str) -> Result<i64, AppError> {
-    let (day, _) = day_window(p.now_ms());
-    let key = keys::quota_counter(&tenant.space.id, &tenant.tenant.id, dimension, &day);
+    usage(p, tenant, dimension, Window::Day).await
+}
+
+/// The current window's usage of a counted dimension.
+pub async fn usage(p: &Platform, tenant: &ResolvedTenant, dimension: &str, window: Window) -> Result<i64, AppError> {
+    let (label, ..) = window.at(p.now_ms());
+    let key = keys::quota_counter(&tenant.space.id, &tenant.tenant.id, dimension, &label);
     Ok(p.store.get(&key).await?.and_then(|i| i.data.as_i64()).unwrap_or(0))
 }
