@@ -46,6 +46,8 @@ pub const INTERNAL_ERROR: i64 = -32603;
 const MAX_BODY: usize = 1024 * 1024;
 /// Most messages in one batch (2025-03-26): each may be a tool call.
 pub const MAX_BATCH: usize = 20;
+/// Time for all the work of one request (the function and API Gateway stop at 30 s).
+pub const REQUEST_BUDGET: std::time::Duration = std::time::Duration::from_secs(25);
 
 fn rpc_error(id: Value, code: i64, message: impl Into<String>) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}})
@@ -73,6 +75,8 @@ pub struct Caller {
     pub tenant: ResolvedTenant,
     /// The protocol version of this request (its header, or the default).
     pub version: &'static str,
+    /// When the answer to this request must be on its way: calls of a batch share it.
+    pub deadline: tokio::time::Instant,
 }
 
 /// Handle one HTTP request to `/mcp`.
@@ -153,11 +157,21 @@ async fn serve(p: &Platform, req: Request) -> Result<Response, AppError> {
         single => {
             // Each `initialize` opens an agent session: counted against the plan's daily
             // sessions, refused with 429 and `Retry-After` once they are used up.
+            // Stateless, the server cannot tell which later requests belong to a session, so it
+            // counts the handshakes (a client that never initializes is not counted).
+            let mut session = None;
             if single.get("method").and_then(Value::as_str) == Some("initialize") && single.get("id").is_some() {
                 let limit = caller.tenant.plan().quotas().agent_sessions_per_day;
-                quotas::reserve(p, &caller.tenant, "agent_sessions", limit, quotas::Window::Day, 1).await?;
+                session = quotas::reserve(p, &caller.tenant, "agent_sessions", limit, quotas::Window::Day, 1).await?;
             }
-            answer_single(p, &caller, single).await
+            let response = answer_single(p, &caller, single).await?;
+            if response.status() != 200 {
+                // A refused handshake opened no session.
+                if let Some(session) = session {
+                    session.refund(p).await;
+                }
+            }
+            Ok(response)
         }
     }
 }
@@ -192,7 +206,7 @@ async fn authenticate(p: &Platform, req: &Request, version: &'static str) -> Res
     if tenant.tenant.status != TenantStatus::Active {
         return Err(AppError::Forbidden(format!("tenant {tenant_id} is suspended")));
     }
-    Ok(Caller { who, tenant, version })
+    Ok(Caller { who, tenant, version, deadline: tokio::time::Instant::now() + REQUEST_BUDGET })
 }
 
 /// One JSON-RPC message; `None` for notifications and responses (nothing to answer).

@@ -19,9 +19,8 @@ use crate::{Caller, RpcError};
 pub const PAGE_SIZE: usize = 50;
 /// Attempts of a tool call whose failure is retryable (network, 429, 5xx).
 const MAX_ATTEMPTS: u32 = 3;
-/// Time for all attempts of one call together: the function and API Gateway stop at 30 s.
-const CALL_BUDGET: Duration = Duration::from_secs(25);
-/// An attempt is not started with less time than this left.
+/// An attempt is not started with less time than this left of the request's budget
+/// (`crate::REQUEST_BUDGET`, shared by the attempts of a call and the calls of a batch).
 const MIN_ATTEMPT: Duration = Duration::from_secs(2);
 
 /// The platform's own tools.
@@ -362,11 +361,13 @@ async fn call_action(
     input: &Value,
 ) -> Result<Value, StepError> {
     let idempotency_key = format!("mcp-{}", switchyard::domain::ids::ulid_at(p.now_ms()));
-    let started = tokio::time::Instant::now();
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let left = CALL_BUDGET.saturating_sub(started.elapsed());
+        let left = caller.deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left < MIN_ATTEMPT {
+            return Err(fail("no time left in this request for the call; send it again on its own"));
+        }
         let call = ActionCall {
             space: &caller.tenant.space.id,
             tenant: &caller.tenant.tenant.id,
@@ -382,7 +383,7 @@ async fn call_action(
             Ok(result) => return Ok(result.output),
             Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
                 let wait = e.retry_after().unwrap_or(Duration::from_millis(200 << attempt)).min(Duration::from_secs(3));
-                if CALL_BUDGET.saturating_sub(started.elapsed()) < wait + MIN_ATTEMPT {
+                if caller.deadline.saturating_duration_since(tokio::time::Instant::now()) < wait + MIN_ATTEMPT {
                     return Err(step_error(&e));
                 }
                 tokio::time::sleep(wait).await;

@@ -461,6 +461,9 @@ const BUILTIN: &[(&str, &str)] = &[
     ("custom_webhooks", include_str!("../../connectors/custom_webhooks.yaml")),
 ];
 
+/// The connector id no catalog file may take: the platform's MCP tools are named after it.
+pub const RESERVED_ID: &str = "switchyard";
+
 impl Catalog {
     /// The built-in catalog, parsed and checked once per process. A broken catalog file is a
     /// build defect caught by the test suite, so this panics rather than limping on.
@@ -486,6 +489,10 @@ impl Catalog {
             let spec: ConnectorSpec = serde_saphyr::from_str(text).map_err(|e| format!("{name}.yaml: {e}"))?;
             if spec.id.as_str() != *name {
                 return Err(format!("{name}.yaml declares id {:?}", spec.id.as_str()));
+            }
+            // The platform's own MCP tools are `switchyard_*`.
+            if spec.id.as_str() == RESERVED_ID {
+                return Err(format!("{name}.yaml: the connector id {RESERVED_ID} is reserved for the platform"));
             }
             check_spec(&spec, depth).map_err(|e| format!("{name}.yaml: {e}"))?;
             connectors.insert(spec.id.clone(), spec);
@@ -608,6 +615,9 @@ fn check_spec(spec: &ConnectorSpec, depth: Depth) -> Result<(), String> {
         if webhook.scheme == SchemeKind::Hmac && webhook.hmac.is_none() {
             return Err("webhook scheme hmac needs an hmac section".into());
         }
+        if let Some(hmac) = &webhook.hmac {
+            hmac.check().map_err(|e| format!("webhook hmac: {e}"))?;
+        }
     }
     for resource in &spec.resources {
         if spec.action(&resource.list_action).is_none() {
@@ -672,6 +682,9 @@ mod tests {
         Catalog::from_files(&[("acme", &a)]).unwrap_or_else(|e| panic!("{e}"));
         let e = Catalog::from_files(&[("acme", &a), ("acme_crm", &b)]).unwrap_err();
         assert!(e.contains("share the tool name acme_crm_get"), "{e}");
+        // Nor may one be named like the platform's own tools.
+        let e = Catalog::from_files(&[("switchyard", &file("switchyard", "usage"))]).unwrap_err();
+        assert!(e.contains("reserved"), "{e}");
     }
 
     #[test]

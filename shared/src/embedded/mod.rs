@@ -82,6 +82,8 @@ pub struct Database {
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// WAL size (pages of 4 KiB) beyond which a checkpoint waits for readers.
 const WAL_RESTART_PAGES: i64 = 16_384;
+/// The least time between two RESTART checkpoints.
+const RESTART_EVERY: Duration = Duration::from_secs(10);
 
 /// The background checkpoint thread of a file database; stopped when the database is dropped.
 struct Checkpointer {
@@ -92,29 +94,38 @@ struct Checkpointer {
 impl Checkpointer {
     fn start(path: &str) -> Result<Checkpointer, PortError> {
         let conn = Connection::open(path).map_err(sqlite_error)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(sqlite_error)?;
+        // A RESTART waits this long for readers, holding writers meanwhile: short, so that no
+        // request stalls behind it.
+        conn.busy_timeout(Duration::from_millis(100)).map_err(sqlite_error)?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
+                let mut last_restart: Option<std::time::Instant> = None;
                 while !flag.load(Ordering::Acquire) {
                     std::thread::park_timeout(CHECKPOINT_EVERY);
                     // PASSIVE: copies what it can without waiting for (or blocking) anyone.
                     // Readers that never let it finish would grow the WAL without end: past
-                    // `WAL_RESTART_PAGES` a RESTART checkpoint waits for them (and briefly holds
-                    // writers) so the WAL starts over.
+                    // `WAL_RESTART_PAGES` a RESTART checkpoint (at most every `RESTART_EVERY`)
+                    // waits briefly for them so the WAL starts over.
                     let checkpoint = |mode: &str| {
                         conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
                             Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
                         })
                     };
+                    let restart_due = last_restart.is_none_or(|at| at.elapsed() >= RESTART_EVERY);
                     match checkpoint("PASSIVE") {
-                        Ok((_, log, done)) if log > WAL_RESTART_PAGES && done < log => match checkpoint("RESTART") {
-                            Ok((0, ..)) => {}
-                            Ok(_) => tracing::warn!(wal_pages = log, "WAL keeps growing: readers block its checkpoint"),
-                            Err(e) => tracing::warn!(error = %e, "WAL restart checkpoint failed; retrying"),
-                        },
+                        Ok((_, log, done)) if log > WAL_RESTART_PAGES && done < log && restart_due => {
+                            last_restart = Some(std::time::Instant::now());
+                            match checkpoint("RESTART") {
+                                Ok((0, ..)) => {}
+                                Ok(_) => {
+                                    tracing::warn!(wal_pages = log, "WAL keeps growing: readers block its checkpoint")
+                                }
+                                Err(e) => tracing::warn!(error = %e, "WAL restart checkpoint failed; retrying"),
+                            }
+                        }
                         Ok(_) => {}
                         Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
                     }

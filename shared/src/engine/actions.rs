@@ -147,16 +147,16 @@ fn fill_path(path: &str, input: &Value) -> Result<String, ActionError> {
             .and_then(text)
             .filter(|v| !v.is_empty())
             .ok_or_else(|| ActionError::InvalidInput(format!("missing `{name}`")))?;
-        // URL parsing resolves dot segments: `..` as an id would send the tenant's token to
-        // another endpoint of the same API. (Encoding turns `%` into `%25` and `/` into `%2F`,
-        // so only a whole `.` or `..` value is a dot segment.)
-        if matches!(value.as_str(), "." | "..") {
-            return Err(ActionError::InvalidInput(format!("`{name}` cannot be {value:?}")));
-        }
         out.extend(url::form_urlencoded::byte_serialize(value.as_bytes()).map(|s| s.replace('+', "%20")));
         rest = &rest[end + 1..];
     }
     out.push_str(rest);
+    // URL parsing resolves dot segments: `..` as an id would send the tenant's token to another
+    // endpoint of the same API. Encoding turns `%` into `%25` and `/` into `%2F`, so only a
+    // whole segment of dots is one, however the template and the values made it.
+    if out.split(['/', '?', '#']).any(|segment| matches!(segment, "." | "..")) {
+        return Err(ActionError::InvalidInput("a path value cannot make a `.` or `..` segment".into()));
+    }
     Ok(out)
 }
 
@@ -458,6 +458,9 @@ mod tests {
             let input = json!({"owner": "a", "repo": bad});
             assert!(build_request(spec, list, &Map::new(), &input, Duration::from_secs(5)).is_err(), "{bad}");
         }
+        // Also when the template puts dots next to the value.
+        assert!(fill_path("/x/.{id}/y", &json!({"id": "."})).is_err());
+        assert_eq!(fill_path("/x/.{id}/y", &json!({"id": "a"})).unwrap(), "/x/.a/y");
         for (repo, path) in [
             ("a..b", "/repos/a/a..b/issues"),
             ("%2e%2e", "/repos/a/%252e%252e/issues"),

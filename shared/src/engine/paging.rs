@@ -39,9 +39,13 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    fn first_time(&mut self, value: &str) -> Result<(), String> {
+    /// Whether `value` is a new next page. Given again after an empty page it is how some APIs
+    /// say "nothing more" (`Ok(false)`: the end); after a page with records it would loop.
+    fn first_time(&mut self, value: &str, records_on_page: usize) -> Result<bool, String> {
         if self.given.insert(value.to_string()) {
-            Ok(())
+            Ok(true)
+        } else if records_on_page == 0 {
+            Ok(false)
         } else {
             Err(format!("the provider gave the next page {value:?} again; stopping instead of looping"))
         }
@@ -70,7 +74,9 @@ pub fn next_page(
                 Value::Number(n) => n.to_string(),
                 other => return Err(format!("cursor_path gave {other}, not a string")),
             };
-            cursor.first_time(&value)?;
+            if !cursor.first_time(&value, records_on_page)? {
+                return Ok(None);
+            }
             Ok(Some(match location {
                 CursorLocation::Query => PageRequest::Query { param: param.clone(), value },
                 CursorLocation::Body => PageRequest::Body { param: param.clone(), value },
@@ -83,10 +89,8 @@ pub fn next_page(
                 .and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case("link")).map(|(_, v)| v))
                 .and_then(Value::as_str);
             match header.and_then(link_next) {
-                Some(url) => {
-                    cursor.first_time(&url)?;
-                    Ok(Some(PageRequest::Url(url)))
-                }
+                Some(url) if cursor.first_time(&url, records_on_page)? => Ok(Some(PageRequest::Url(url))),
+                Some(_) => Ok(None),
                 None => Ok(None),
             }
         }
@@ -156,6 +160,8 @@ mod tests {
         let page = json!({"body": {"next": "same"}});
         assert!(next_page(&style, &page, 1, &mut c).unwrap().is_some());
         assert!(next_page(&style, &page, 1, &mut c).unwrap_err().contains("again"));
+        // The same cursor after an empty page is the end, not a loop.
+        assert_eq!(next_page(&style, &page, 0, &mut c).unwrap(), None);
         let link = json!({"headers": {"link": "<https://api.github.com/x?page=2>; rel=\"next\""}});
         let mut c = Cursor::default();
         assert!(next_page(&Pagination::LinkHeader, &link, 1, &mut c).unwrap().is_some());
