@@ -305,3 +305,49 @@ async fn every_scheme_is_verified_routed_and_deduplicated_end_to_end() {
             .all(|e| e.get("payload").is_none() && e["payload_sha256"].as_str().is_some_and(|h| h.len() == 64))
     );
 }
+
+#[tokio::test]
+async fn a_notion_setup_token_waits_for_an_admin_and_never_becomes_the_secret_by_itself() {
+    let app = spawn_app(platform(Kind::Embedded, system_clock()).await).await;
+    let (space, tenant) = (unique("sp"), unique("tn"));
+    let key = app.seed_tenant(&space, &tenant).await;
+    let ctx = Ctx { app, key, space, tenant };
+    let t = ctx.tenant.clone();
+    ctx.api("PUT", &format!("/api/v1/tenants/{t}/connectors/notion"), json!({"enabled": true})).await;
+    let flow = json!({"id": "on-notion", "name": "notion", "trigger": {"type": "webhook", "connector": "notion", "events": ["page.created"]},
+                      "steps": [{"id": "seen", "kind": "transform", "expr": ".trigger.event_type"}]});
+    ctx.api("POST", &format!("/api/v1/tenants/{t}/workflows"), flow).await;
+    let queued = || async { ctx.app.platform.queue.depth(switchyard::ports::QueueId::Runs).await.unwrap() };
+
+    // Notion's unsigned setup request: kept, answered 200, nothing runs.
+    let token = "secret_Zx9NotionVerification0123";
+    let setup = serde_json::to_vec(&json!({"verification_token": token})).unwrap();
+    let r = ctx.deliver("notion", &[], &setup).await;
+    assert_eq!((r.status, r.body["status"].as_str()), (200, Some("setup_token_received")), "{r:?}");
+    assert!(!r.body.to_string().contains(token), "the token is not echoed");
+    // Anything else unsigned is still refused, and an event signed with the pending token is
+    // not accepted: it is not the secret until an admin sets it.
+    let other = serde_json::to_vec(&json!({"verification_token": token, "type": "page.created"})).unwrap();
+    assert_eq!(ctx.deliver("notion", &[], &other).await.status, 401);
+    let event = serde_json::to_vec(&json!({"id": "evt-1", "type": "page.created", "entity": {"id": "p1"}})).unwrap();
+    let signed = h(&[("x-notion-signature", sign::github(token, &event))]);
+    assert_eq!(ctx.deliver("notion", &signed, &event).await.status, 401);
+    assert_eq!(queued().await, 0);
+
+    // The admin reads it, pastes it into Notion, and sets it as the secret.
+    let path = format!("/api/v1/tenants/{t}/connectors/notion/webhook-setup-tokens");
+    let r = ctx.app.api(&ctx.key, &ctx.space, "GET", &path, None).await;
+    assert_eq!((r.status, r.body["items"][0]["token"].as_str()), (200, Some(token)), "{r:?}");
+    ctx.api("PUT", &format!("/api/v1/tenants/{t}/connectors/notion/webhook-secret"), json!({"secret": token})).await;
+    let r = ctx.app.api(&ctx.key, &ctx.space, "GET", &path, None).await;
+    assert_eq!(r.body["items"], json!([]), "setting the secret clears the list: {r:?}");
+    let r = ctx.deliver("notion", &signed, &event).await;
+    assert_eq!((r.status, r.body["runs"].as_array().map(Vec::len)), (202, Some(1)), "{r:?}");
+
+    // Connectors without a setup token have no such list.
+    let r = ctx
+        .app
+        .api(&ctx.key, &ctx.space, "GET", &format!("/api/v1/tenants/{t}/connectors/github/webhook-setup-tokens"), None)
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+}

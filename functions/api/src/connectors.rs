@@ -112,6 +112,20 @@ struct SecretPut {
     secret: String,
 }
 
+/// The setup tokens a provider's unsigned setup requests brought (Notion's
+/// `verification_token`), for the admin to paste into the provider and then set as the webhook
+/// secret. The one exception to secrets never coming back: the provider shows it nowhere else.
+pub async fn webhook_setup_tokens(call: &Call<'_>, tenant: &str, connector: &str) -> Result<Response, AppError> {
+    require(call, Permission::CredentialsWrite)?;
+    let spec = spec(call, connector)?;
+    if spec.webhook.as_ref().and_then(|w| w.setup_token_field.as_ref()).is_none() {
+        return Err(AppError::bad_request(format!("connector {} sends no setup token", spec.id)));
+    }
+    let (space, tenant) = call.tenant(tenant).await?;
+    let tokens = connections::setup_tokens(call.p, &space, &tenant, &spec.id).await?;
+    Ok(json_response(200, &json!({"items": tokens})))
+}
+
 pub async fn put_webhook_secret(call: &Call<'_>, tenant: &str, connector: &str) -> Result<Response, AppError> {
     require(call, Permission::CredentialsWrite)?;
     let spec = spec(call, connector)?;

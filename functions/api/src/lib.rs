@@ -147,6 +147,9 @@ async fn route(p: &Platform, req: Request) -> Result<Response, AppError> {
         ["tenants", t, "connectors", c, "webhook-secret"] if m == Method::PUT => {
             connectors::put_webhook_secret(&call, t, c).await
         }
+        ["tenants", t, "connectors", c, "webhook-setup-tokens"] if m == Method::GET => {
+            connectors::webhook_setup_tokens(&call, t, c).await
+        }
         ["tenants", t, "connectors", c, "connect"] if m == Method::POST => connectors::connect(&call, t, c).await,
         ["tenants", t, "connectors", c, "credentials"] if m == Method::PUT => {
             connectors::put_credentials(&call, t, c).await

@@ -57,9 +57,18 @@ pub struct ReceivedEvent {
 
 /// What the receiver did, for the log line and the response.
 enum Outcome {
-    Accepted { status: u16, delivery_id: String, event_type: String, runs: Vec<(FlowId, ExecutionId)> },
-    Duplicate { delivery_id: String },
+    Accepted {
+        status: u16,
+        delivery_id: String,
+        event_type: String,
+        runs: Vec<(FlowId, ExecutionId)>,
+    },
+    Duplicate {
+        delivery_id: String,
+    },
     Challenge(String),
+    /// An unsigned setup request's token, kept for an admin (`WebhookSpec::setup_token_field`).
+    SetupToken,
 }
 
 /// Handle one HTTP request to the webhook function.
@@ -87,6 +96,10 @@ pub async fn handle(p: &Platform, req: Request) -> Response {
         Ok(Outcome::Challenge(challenge)) => {
             tracing::info!(%tenant, %connector, outcome = "challenge", latency_us);
             json_response(200, &json!({"challenge": challenge}))
+        }
+        Ok(Outcome::SetupToken) => {
+            tracing::info!(%tenant, %connector, outcome = "setup_token", latency_us);
+            json_response(200, &json!({"status": "setup_token_received"}))
         }
         Err(e) => {
             let delivery_id = delivery.as_deref().unwrap_or("");
@@ -212,6 +225,12 @@ async fn receive(
         .ok_or_else(not_found)?;
     let secrets = connections::webhook_secrets(p, space_id, &tenant_id, connector_id).await?;
     let hmac = settings.hmac.as_ref().or(spec.webhook.as_ref().and_then(|w| w.hmac.as_ref()));
+    if let Some(field) = spec.webhook.as_ref().and_then(|w| w.setup_token_field.as_deref()) {
+        if let Some(token) = setup_token(&req, hmac, field) {
+            connections::add_setup_token(p, space_id, &tenant_id, connector_id, &token).await?;
+            return Ok(Outcome::SetupToken);
+        }
+    }
     let mut options = VerifyOptions::at(p.clock.now_secs());
     options.tolerance_secs = p.settings.webhook.tolerance_secs;
     let prepared = match prepare(&resolved, spec, hmac, &secrets, &options, req, p.now_ms())? {
@@ -238,6 +257,20 @@ async fn receive(
     record_delivery(p, &prepared, delivery_key, &runs).await;
     let status = spec.webhook.as_ref().map(|w| w.accepted_status).unwrap_or(202);
     Ok(Outcome::Accepted { status, delivery_id, event_type: prepared.event.event_type.clone(), runs })
+}
+
+/// The token of a provider's setup request: unsigned (no signature header at all) and a JSON
+/// object of exactly `field`, a string of 8 to 1024 characters. Anything else is verified as
+/// a delivery (and, unsigned, refused).
+fn setup_token(req: &Request, hmac: Option<&HmacConfig>, field: &str) -> Option<String> {
+    if hmac.is_some_and(|h| req.headers().contains_key(h.header.as_str())) {
+        return None;
+    }
+    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(req.body()) else { return None };
+    match (body.len(), body.get(field)) {
+        (1, Some(Value::String(token))) if (8..=1024).contains(&token.chars().count()) => Some(token.clone()),
+        _ => None,
+    }
 }
 
 /// Find the flows the event triggers and queue one run for each. An event too large to travel

@@ -242,6 +242,12 @@ pub struct WebhookSpec {
     /// "intent to receive" check accepts nothing else).
     #[serde(default = "accepted_status")]
     pub accepted_status: u16,
+    /// The one field of an unsigned setup request that carries the signing secret (Notion
+    /// POSTs `{"verification_token": ...}` when a subscription is created, and the owner pastes
+    /// it back into Notion). Such a request is kept as a pending token for an admin to read and
+    /// set as the webhook secret; it never becomes the secret by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_token_field: Option<String>,
 }
 
 fn accepted_status() -> u16 {
@@ -617,6 +623,9 @@ fn check_spec(spec: &ConnectorSpec, depth: Depth) -> Result<(), String> {
         }
         if let Some(hmac) = &webhook.hmac {
             hmac.check().map_err(|e| format!("webhook hmac: {e}"))?;
+        }
+        if webhook.setup_token_field.is_some() && webhook.scheme != SchemeKind::Hmac {
+            return Err("webhook setup_token_field is for the hmac scheme".into());
         }
     }
     for resource in &spec.resources {

@@ -251,6 +251,8 @@ pub async fn set_webhook_secret(
             webhook["previous_until"] = json!(until);
         }
         entry.insert("webhook".into(), webhook);
+        // A secret is set: the setup is over.
+        entry.remove("setup_tokens");
         Ok(rotated)
     })
     .await?;
@@ -261,6 +263,54 @@ pub async fn set_webhook_secret(
         }
     })
     .await
+}
+
+/// Pending setup tokens kept per connector, newest last, and for how long.
+pub const MAX_SETUP_TOKENS: usize = 5;
+pub const SETUP_TOKEN_TTL_MS: i64 = 7 * 86_400_000;
+
+/// Keep a setup token an unsigned request brought (see `WebhookSpec::setup_token_field`): at
+/// most `MAX_SETUP_TOKENS`, for `SETUP_TOKEN_TTL_MS`. Anyone who knows the URL can send one, so
+/// it is only ever shown to an admin, who sets the one the provider accepts as the secret.
+pub async fn add_setup_token(
+    p: &Platform,
+    space: &SpaceId,
+    tenant: &TenantId,
+    connector: &ConnectorId,
+    token: &str,
+) -> Result<(), AppError> {
+    let now = p.now_ms();
+    modify_secret_document(p, space, tenant, |document| {
+        let entry = connector_entry(document, connector);
+        let mut tokens = live_setup_tokens(entry.get("setup_tokens"), now);
+        tokens.retain(|t| t["token"] != token);
+        tokens.push(json!({"token": token, "received_at": now}));
+        let excess = tokens.len().saturating_sub(MAX_SETUP_TOKENS);
+        tokens.drain(..excess);
+        entry.insert("setup_tokens".into(), Value::Array(tokens));
+        Ok(())
+    })
+    .await
+}
+
+/// The pending setup tokens of a connector, oldest first.
+pub async fn setup_tokens(
+    p: &Platform,
+    space: &SpaceId,
+    tenant: &TenantId,
+    connector: &ConnectorId,
+) -> Result<Vec<Value>, AppError> {
+    let document = p.secrets.get_fresh(&owner(space, tenant)).await?.unwrap_or_default();
+    Ok(live_setup_tokens(connector_view(&document, connector).and_then(|c| c.get("setup_tokens")), p.now_ms()))
+}
+
+fn live_setup_tokens(stored: Option<&Value>, now: i64) -> Vec<Value> {
+    let Some(Value::Array(tokens)) = stored else { return Vec::new() };
+    tokens
+        .iter()
+        .filter(|t| t["token"].is_string() && t["received_at"].as_i64().is_some_and(|at| now - at < SETUP_TOKEN_TTL_MS))
+        .cloned()
+        .collect()
 }
 
 /// The secrets that may verify a delivery now: the current one and, during a rotation window,
