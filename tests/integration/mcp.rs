@@ -685,6 +685,11 @@ async fn plan_quotas_limit_tool_calls_per_minute_and_sessions_per_day() {
 
     // Sessions: each initialize is one of the day's 10; the 11th is 429 with Retry-After.
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}});
+    // A refused handshake opens no session.
+    let bad = json!({"jsonrpc": "1.0", "id": 1, "method": "initialize"});
+    for _ in 0..3 {
+        assert_eq!(ctx.post(&key, &[], bad.to_string().as_bytes()).await.status, 400);
+    }
     for i in 0..starter.agent_sessions_per_day.unwrap() {
         let r = ctx.post(&key, &[], init.to_string().as_bytes()).await;
         assert_eq!(r.status, 200, "session {i}: {r:?}");

@@ -24,9 +24,10 @@ use switchyard_tests::{Kind, drain_visible, instrumented_platform, tenant};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-/// The provider's records, served two per page with a cursor, or by Link headers.
+/// The provider's records, served two per page with a cursor, or by Link headers; with the
+/// third field set, every page after the first answers 429.
 #[derive(Clone, Default)]
-struct Records(Arc<Mutex<Vec<Value>>>, Arc<Mutex<String>>);
+struct Records(Arc<Mutex<Vec<Value>>>, Arc<Mutex<String>>, Arc<std::sync::atomic::AtomicBool>);
 
 impl Records {
     fn set(&self, records: Vec<Value>) {
@@ -45,6 +46,9 @@ impl Respond for Records {
             return ResponseTemplate::new(400).set_body_json(json!({"error": "which list?"}));
         }
         let from: usize = query.get("cursor").or(query.get("from")).and_then(|c| c.parse().ok()).unwrap_or(0);
+        if from > 0 && self.2.load(std::sync::atomic::Ordering::SeqCst) {
+            return ResponseTemplate::new(429).insert_header("retry-after", "60");
+        }
         let page: Vec<Value> = records.iter().skip(from).take(2).cloned().collect();
         let next = (from + 2 < records.len()).then_some(from + 2);
         let mut response =
@@ -392,4 +396,27 @@ async fn changes_back_and_forth_each_run_and_a_lost_snapshot_is_a_new_baseline()
     ctx.tick().await;
     ctx.work().await;
     assert_eq!(ctx.changes(&t).await.len(), 4);
+}
+
+#[tokio::test]
+async fn a_rate_limit_mid_walk_keeps_the_pages_read() {
+    let ctx = setup().await;
+    let t = tenant(&ctx.p, Plan::Growth).await;
+    ctx.wire(&t, "items", true).await;
+    ctx.records.set((1..=5).map(|i| item(&i.to_string(), "x")).collect());
+    ctx.records.2.store(true, std::sync::atomic::Ordering::SeqCst);
+    ctx.tick().await;
+    ctx.work().await;
+    // The first page is the baseline so far: not a failed poll, and no deletion judged.
+    let (state, _) = polls::get_state(&ctx.p, &job(&t, "items")).await.unwrap();
+    assert_eq!((state.records, state.failures, state.last_error.as_deref()), (2, 0, None), "{state:?}");
+    // Once the provider lets it through, the records past the first page are not in that
+    // partial baseline: they count as created (a known limit of a truncated first poll).
+    ctx.records.2.store(false, std::sync::atomic::Ordering::SeqCst);
+    ctx.clock.advance(Duration::from_secs(3600));
+    ctx.tick().await;
+    ctx.work().await;
+    let (state, _) = polls::get_state(&ctx.p, &job(&t, "items")).await.unwrap();
+    assert_eq!(state.records, 5, "{state:?}");
+    assert_eq!(ctx.changes(&t).await.len(), 3, "{state:?}");
 }

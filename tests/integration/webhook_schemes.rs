@@ -18,6 +18,14 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// The dev server on the embedded backend, with a new space, tenant and admin key.
+    async fn start() -> Ctx {
+        let app = spawn_app(platform(Kind::Embedded, system_clock()).await).await;
+        let (space, tenant) = (unique("sp"), unique("tn"));
+        let key = app.seed_tenant(&space, &tenant).await;
+        Ctx { app, key, space, tenant }
+    }
+
     async fn api(&self, method: &str, path: &str, body: Value) -> Value {
         let r = self.app.api(&self.key, &self.space, method, path, Some(body)).await;
         assert!(r.status < 300, "{method} {path}: {r:?}");
@@ -203,10 +211,7 @@ fn cases(base: &str, tenant: &str) -> Vec<Case> {
 
 #[tokio::test]
 async fn every_scheme_is_verified_routed_and_deduplicated_end_to_end() {
-    let app = spawn_app(platform(Kind::Embedded, system_clock()).await).await;
-    let (space, tenant) = (unique("sp"), unique("tn"));
-    let key = app.seed_tenant(&space, &tenant).await;
-    let ctx = Ctx { app, key, space, tenant };
+    let ctx = Ctx::start().await;
     let mut cases = cases(&ctx.app.base, &ctx.tenant);
     // The Svix-header case is the same connector and endpoint secret as the one before it.
     cases[4].secret = cases[3].secret.clone();
@@ -308,10 +313,7 @@ async fn every_scheme_is_verified_routed_and_deduplicated_end_to_end() {
 
 #[tokio::test]
 async fn a_notion_setup_token_waits_for_an_admin_and_never_becomes_the_secret_by_itself() {
-    let app = spawn_app(platform(Kind::Embedded, system_clock()).await).await;
-    let (space, tenant) = (unique("sp"), unique("tn"));
-    let key = app.seed_tenant(&space, &tenant).await;
-    let ctx = Ctx { app, key, space, tenant };
+    let ctx = Ctx::start().await;
     let t = ctx.tenant.clone();
     ctx.api("PUT", &format!("/api/v1/tenants/{t}/connectors/notion"), json!({"enabled": true})).await;
     let flow = json!({"id": "on-notion", "name": "notion", "trigger": {"type": "webhook", "connector": "notion", "events": ["page.created"]},

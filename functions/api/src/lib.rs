@@ -77,9 +77,9 @@ pub(crate) fn page_response(items: Vec<Value>, next: Option<String>) -> Response
 pub async fn handle(p: &Platform, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    // Decoded as `route` sees them, for the 405's Allow header.
+    // Decoded once: routing and the 405's Allow header see the same path.
     let segs = segments(&req);
-    match route(p, req).await {
+    match route(p, req, &segs).await {
         Ok(response) => response,
         Err(e) => {
             if e.status() >= 500 {
@@ -96,8 +96,7 @@ pub async fn handle(p: &Platform, req: Request) -> Response {
     }
 }
 
-async fn route(p: &Platform, req: Request) -> Result<Response, AppError> {
-    let segs = segments(&req);
+async fn route(p: &Platform, req: Request, segs: &[String]) -> Result<Response, AppError> {
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let method = req.method().clone();
     let rest = match segs.as_slice() {

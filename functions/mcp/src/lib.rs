@@ -104,9 +104,7 @@ async fn serve(p: &Platform, req: Request) -> Result<Response, AppError> {
     }
     let version: &'static str = match header(&req, "mcp-protocol-version") {
         None => DEFAULT_VERSION,
-        Some(v) if PROTOCOL_VERSIONS.contains(&v) => {
-            PROTOCOL_VERSIONS.iter().find(|s| **s == v).unwrap_or(&DEFAULT_VERSION)
-        }
+        Some(v) if let Some(known) = PROTOCOL_VERSIONS.iter().find(|known| **known == v) => known,
         Some(v) => {
             let shown: String = v.chars().take(40).collect();
             let mut answer = rpc_error(
@@ -155,21 +153,15 @@ async fn serve(p: &Platform, req: Request) -> Result<Response, AppError> {
         }
         Value::Array(_) => Ok(json_response(400, &rpc_error(Value::Null, INVALID_REQUEST, "empty batch"))),
         single => {
-            // Each `initialize` opens an agent session: counted against the plan's daily
-            // sessions, refused with 429 and `Retry-After` once they are used up.
-            // Stateless, the server cannot tell which later requests belong to a session, so it
-            // counts the handshakes (a client that never initializes is not counted).
-            let mut session = None;
-            if single.get("method").and_then(Value::as_str) == Some("initialize") && single.get("id").is_some() {
-                let limit = caller.tenant.plan().quotas().agent_sessions_per_day;
-                session = quotas::reserve(p, &caller.tenant, "agent_sessions", limit, quotas::Window::Day, 1).await?;
-            }
+            // A successful `initialize` is one of the plan's agent sessions of the day (429 with
+            // `Retry-After` past them). Stateless, the server counts handshakes: it cannot tell
+            // which later requests belong to a session.
+            let handshake =
+                single.get("method").and_then(Value::as_str) == Some("initialize") && single.get("id").is_some();
+            let session = if handshake { quotas::reserve_agent_session(p, &caller.tenant).await? } else { None };
             let response = answer_single(p, &caller, single).await?;
-            if response.status() != 200 {
-                // A refused handshake opened no session.
-                if let Some(session) = session {
-                    session.refund(p).await;
-                }
+            if let Some(session) = session.filter(|_| response.status() != 200) {
+                session.refund(p).await;
             }
             Ok(response)
         }

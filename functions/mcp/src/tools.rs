@@ -288,8 +288,7 @@ pub async fn call(p: &Platform, caller: &Caller, params: &Value) -> Result<Value
         return Err(e);
     }
     // Every call counts against the plan's API calls per minute; one over it does not run.
-    let limit = caller.tenant.plan().quotas().api_calls_per_minute;
-    match quotas::reserve(p, &caller.tenant, "api_calls", limit, quotas::Window::Minute, 1).await {
+    match quotas::reserve_api_call(p, &caller.tenant).await {
         Ok(_) => {}
         Err(AppError::TooManyRequests { message, retry_after_secs }) => {
             let text = format!("{message}; retry in {retry_after_secs} s");
@@ -471,9 +470,9 @@ async fn call_platform(
         PlatformTool::Usage => {
             let plan = t.plan();
             let (events, sessions, calls) = tokio::try_join!(
-                quotas::usage_today(p, t, "events"),
-                quotas::usage_today(p, t, "agent_sessions"),
-                quotas::usage(p, t, "api_calls", quotas::Window::Minute),
+                quotas::usage_today(p, t, quotas::EVENTS),
+                quotas::usage_today(p, t, quotas::AGENT_SESSIONS),
+                quotas::usage(p, t, quotas::API_CALLS, quotas::Window::Minute),
             )
             .map_err(unavailable)?;
             Ok(json!({"plan": plan, "quotas": plan.quotas(), "usage": {

@@ -88,6 +88,21 @@ pub async fn reserve(
     }
 }
 
+/// The counted dimensions.
+pub const EVENTS: &str = "events";
+pub const API_CALLS: &str = "api_calls";
+pub const AGENT_SESSIONS: &str = "agent_sessions";
+
+/// Take one of the tenant's API calls of this minute (MCP tool calls).
+pub async fn reserve_api_call(p: &Platform, tenant: &ResolvedTenant) -> Result<Option<Reservation>, AppError> {
+    reserve(p, tenant, API_CALLS, tenant.plan().quotas().api_calls_per_minute, Window::Minute, 1).await
+}
+
+/// Take one of the tenant's agent sessions of today (MCP handshakes).
+pub async fn reserve_agent_session(p: &Platform, tenant: &ResolvedTenant) -> Result<Option<Reservation>, AppError> {
+    reserve(p, tenant, AGENT_SESSIONS, tenant.plan().quotas().agent_sessions_per_day, Window::Day, 1).await
+}
+
 /// Take one event from the tenant's daily event quota.
 pub async fn reserve_event(p: &Platform, tenant: &ResolvedTenant) -> Result<Option<Reservation>, AppError> {
     reserve_events(p, tenant, 1).await
@@ -95,7 +110,7 @@ pub async fn reserve_event(p: &Platform, tenant: &ResolvedTenant) -> Result<Opti
 
 /// Take `n` events at once (all or none).
 pub async fn reserve_events(p: &Platform, tenant: &ResolvedTenant, n: u64) -> Result<Option<Reservation>, AppError> {
-    reserve(p, tenant, "events", tenant.plan().quotas().events_per_day, Window::Day, n).await
+    reserve(p, tenant, EVENTS, tenant.plan().quotas().events_per_day, Window::Day, n).await
 }
 
 /// Today's usage of a counted dimension.
