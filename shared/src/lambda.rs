@@ -7,6 +7,34 @@ use lambda_http::Body;
 
 use crate::platform::http::{Request, Response};
 
+/// Stack of every runtime thread: an expression evaluation wants
+/// `engine::expr::STACK_HEADROOM` free when it starts (virtual memory; only what a deep
+/// evaluation touches is ever resident). Without it each evaluation allocates a stack segment.
+pub const WORKER_STACK: usize = 2 * crate::engine::expr::STACK_HEADROOM;
+
+/// Run a function's `main` on a thread with `WORKER_STACK`, inside a multi-threaded tokio
+/// runtime whose workers have it too (the process's own main thread has 8 MiB).
+pub fn run_main<M, F>(main: M) -> F::Output
+where
+    M: FnOnce() -> F + Send + 'static,
+    F: Future,
+    F::Output: Send + 'static,
+{
+    let thread = std::thread::Builder::new().name("main".into()).stack_size(WORKER_STACK).spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_stack_size(WORKER_STACK)
+            .build()
+            .unwrap_or_else(|e| panic!("cannot start the tokio runtime: {e}"));
+        runtime.block_on(main())
+    });
+    match thread.map(std::thread::JoinHandle::join) {
+        Ok(Ok(output)) => output,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(e) => panic!("cannot start the main thread: {e}"),
+    }
+}
+
 /// Serve an HTTP handler behind API Gateway (HTTP API, payload v2). lambda_http has already
 /// decoded a base64-encoded body, so handlers always see the raw bytes.
 pub async fn serve_http<F, Fut>(handler: F) -> Result<(), lambda_http::Error>

@@ -133,20 +133,21 @@ async fn per_step_cost(db_path: impl Fn(&str) -> String, n: usize) -> (f64, f64,
     ((times[1] - times[0]) / 10.0, times[0], times[1])
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let n: usize = std::env::var("BENCH_EXECUTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
-    let dir = tempfile::tempdir().unwrap();
-    let file = |name: &str| dir.path().join(format!("{name}.db")).to_str().unwrap().to_string();
-    let url = mock_endpoint().await;
-    let order = serde_json::from_str::<Value>(include_str!("../../shared/connectors/fixtures/shopify/order.json"))
-        .unwrap()["input"]
-        .clone();
+fn main() {
+    // The functions' runtime: threads with the stack expression evaluation wants.
+    switchyard::lambda::run_main(|| async {
+        let n: usize = std::env::var("BENCH_EXECUTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str| dir.path().join(format!("{name}.db")).to_str().unwrap().to_string();
+        let url = mock_endpoint().await;
+        let order = serde_json::from_str::<Value>(include_str!("../../shared/connectors/fixtures/shopify/order.json"))
+            .unwrap()["input"]
+            .clone();
 
-    // 1. The representative flow.
-    let instruments = Arc::new(Instruments::default());
-    let p = platform(&file("representative"), instruments.clone());
-    let (t, flow) = setup(
+        // 1. The representative flow.
+        let instruments = Arc::new(Instruments::default());
+        let p = platform(&file("representative"), instruments.clone());
+        let (t, flow) = setup(
         &p,
         json!({
             "name": "representative", "trigger": {"type": "manual"},
@@ -161,46 +162,47 @@ async fn main() {
         }),
     )
     .await;
-    let elapsed = measure(&p, &instruments, &t, &flow, n, &json!({"input": {"order": order}}), 4).await;
-    let writes = instruments.count(Op::Put) + instruments.count(Op::Transact) + instruments.count(Op::Delete);
-    let reads = instruments.count(Op::Get) + instruments.count(Op::Query);
-    let queue_calls = instruments.count(Op::Send) + instruments.count(Op::Receive);
-    let representative = json!({
-        "flow": "transform, condition, http (local mock), foreach x10, cdm",
-        "executions": n, "consumers": 4, "seconds": elapsed.as_secs_f64(),
-        "executions_per_second": n as f64 / elapsed.as_secs_f64(),
-        "store_writes_per_execution": per(writes, n), "store_reads_per_execution": per(reads, n),
-        "queue_sends_and_receives_per_execution": per(queue_calls, n),
-        "queue_acks_per_execution": per(instruments.count(Op::Ack), n),
-        "secret_reads_per_execution": per(instruments.count(Op::SecretGet), n),
-        "steps": 5, "write_target": "at most steps + 2 = 7",
-        "meets_write_target": per(writes, n) <= 7.0,
-    });
-    println!(
-        "representative flow: {n} executions in {:.2} s = {:.0}/s; per execution {:.2} store writes, {:.2} reads, {:.2} queue sends+receives, {:.2} acks",
-        elapsed.as_secs_f64(),
-        n as f64 / elapsed.as_secs_f64(),
-        per(writes, n),
-        per(reads, n),
-        per(queue_calls, n),
-        per(instruments.count(Op::Ack), n),
-    );
+        let elapsed = measure(&p, &instruments, &t, &flow, n, &json!({"input": {"order": order}}), 4).await;
+        let writes = instruments.count(Op::Put) + instruments.count(Op::Transact) + instruments.count(Op::Delete);
+        let reads = instruments.count(Op::Get) + instruments.count(Op::Query);
+        let queue_calls = instruments.count(Op::Send) + instruments.count(Op::Receive);
+        let representative = json!({
+            "flow": "transform, condition, http (local mock), foreach x10, cdm",
+            "executions": n, "consumers": 4, "seconds": elapsed.as_secs_f64(),
+            "executions_per_second": n as f64 / elapsed.as_secs_f64(),
+            "store_writes_per_execution": per(writes, n), "store_reads_per_execution": per(reads, n),
+            "queue_sends_and_receives_per_execution": per(queue_calls, n),
+            "queue_acks_per_execution": per(instruments.count(Op::Ack), n),
+            "secret_reads_per_execution": per(instruments.count(Op::SecretGet), n),
+            "steps": 5, "write_target": "at most steps + 2 = 7",
+            "meets_write_target": per(writes, n) <= 7.0,
+        });
+        println!(
+            "representative flow: {n} executions in {:.2} s = {:.0}/s; per execution {:.2} store writes, {:.2} reads, {:.2} queue sends+receives, {:.2} acks",
+            elapsed.as_secs_f64(),
+            n as f64 / elapsed.as_secs_f64(),
+            per(writes, n),
+            per(reads, n),
+            per(queue_calls, n),
+            per(instruments.count(Op::Ack), n),
+        );
 
-    // 2. and 3. What a step costs the engine, on a WAL file and in memory.
-    let (file_step, file_1, file_11) = per_step_cost(file, n).await;
-    let (memory_step, memory_1, memory_11) = per_step_cost(|_| ":memory:".to_string(), n).await;
-    println!(
-        "engine cost per step: {file_step:.1} µs with its checkpoint in a WAL file ({file_1:.0} µs for 1 step, {file_11:.0} µs for 11); {memory_step:.1} µs in memory"
-    );
-    let overhead = json!({
-        "method": "(time per execution of an 11-step chain − of a 1-step chain) / 10, one consumer",
-        "executions": n,
-        "file": {"per_step_us": file_step, "one_step_execution_us": file_1, "eleven_step_execution_us": file_11},
-        "memory": {"per_step_us": memory_step, "one_step_execution_us": memory_1, "eleven_step_execution_us": memory_11},
-        "target_per_step_us": 100, "meets_target": file_step < 100.0,
-    });
-    let report = json!({"representative": representative, "per_step": overhead});
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-reports");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(out.join("engine.json"), serde_json::to_string_pretty(&report).unwrap()).unwrap();
+        // 2. and 3. What a step costs the engine, on a WAL file and in memory.
+        let (file_step, file_1, file_11) = per_step_cost(file, n).await;
+        let (memory_step, memory_1, memory_11) = per_step_cost(|_| ":memory:".to_string(), n).await;
+        println!(
+            "engine cost per step: {file_step:.1} µs with its checkpoint in a WAL file ({file_1:.0} µs for 1 step, {file_11:.0} µs for 11); {memory_step:.1} µs in memory"
+        );
+        let overhead = json!({
+            "method": "(time per execution of an 11-step chain − of a 1-step chain) / 10, one consumer",
+            "executions": n,
+            "file": {"per_step_us": file_step, "one_step_execution_us": file_1, "eleven_step_execution_us": file_11},
+            "memory": {"per_step_us": memory_step, "one_step_execution_us": memory_1, "eleven_step_execution_us": memory_11},
+            "target_per_step_us": 100, "meets_target": file_step < 100.0,
+        });
+        let report = json!({"representative": representative, "per_step": overhead});
+        let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-reports");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("engine.json"), serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    })
 }

@@ -147,55 +147,57 @@ fn write_report(name: &str, report: &Value) {
     println!("{}", serde_json::to_string_pretty(report).unwrap());
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let events = env_number("BENCH_EVENTS", 10_000);
-    let concurrency = env_number("BENCH_CONCURRENCY", 64);
-    let how = match std::env::var("BENCH_RATE").ok().and_then(|r| r.parse::<f64>().ok()) {
-        Some(rate) if rate > 0.0 => Load::Rate(rate),
-        _ => Load::Closed(concurrency),
-    };
-    let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(concurrency).build().unwrap();
-    let deliveries: Vec<String> = (0..events).map(|i| format!("bench-{i}")).collect();
+fn main() {
+    // The functions' runtime: threads with the stack expression evaluation wants.
+    switchyard::lambda::run_main(|| async {
+        let events = env_number("BENCH_EVENTS", 10_000);
+        let concurrency = env_number("BENCH_CONCURRENCY", 64);
+        let how = match std::env::var("BENCH_RATE").ok().and_then(|r| r.parse::<f64>().ok()) {
+            Some(rate) if rate > 0.0 => Load::Rate(rate),
+            _ => Load::Closed(concurrency),
+        };
+        let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(concurrency).build().unwrap();
+        let deliveries: Vec<String> = (0..events).map(|i| format!("bench-{i}")).collect();
 
-    if let Ok(url) = std::env::var("BENCH_TARGET_URL") {
-        let warm: Vec<String> = (0..200).map(|i| format!("warm-{i}")).collect();
-        load(&client, &url, &warm, Load::Closed(concurrency), false).await;
-        let started = Instant::now();
-        let results = load(&client, &url, &deliveries, how, false).await;
-        let elapsed = started.elapsed().as_secs_f64();
-        let ok = results.iter().filter(|r| (200..300).contains(&r.3)).count();
-        let report = json!({
-            "target": url, "events": events, "load": how.describe(), "succeeded": ok, "seconds": elapsed,
-            "events_per_second": ok as f64 / elapsed,
-            "latency": summary(results.iter().map(|r| r.2).collect()),
+        if let Ok(url) = std::env::var("BENCH_TARGET_URL") {
+            let warm: Vec<String> = (0..200).map(|i| format!("warm-{i}")).collect();
+            load(&client, &url, &warm, Load::Closed(concurrency), false).await;
+            let started = Instant::now();
+            let results = load(&client, &url, &deliveries, how, false).await;
+            let elapsed = started.elapsed().as_secs_f64();
+            let ok = results.iter().filter(|r| (200..300).contains(&r.3)).count();
+            let report = json!({
+                "target": url, "events": events, "load": how.describe(), "succeeded": ok, "seconds": elapsed,
+                "events_per_second": ok as f64 / elapsed,
+                "latency": summary(results.iter().map(|r| r.2).collect()),
+            });
+            write_report(&std::env::var("BENCH_REPORT").unwrap_or_else(|_| "pipeline-target.json".into()), &report);
+            return;
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bench.db");
+        let db = Database::open(path.to_str().unwrap()).expect("database");
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let mut settings = switchyard_tests::test_settings(switchyard::platform::Backend::Embedded {
+            path: path.display().to_string(),
         });
-        write_report(&std::env::var("BENCH_REPORT").unwrap_or_else(|_| "pipeline-target.json".into()), &report);
-        return;
-    }
-
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bench.db");
-    let db = Database::open(path.to_str().unwrap()).expect("database");
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let mut settings =
-        switchyard_tests::test_settings(switchyard::platform::Backend::Embedded { path: path.display().to_string() });
-    settings.retry_base_secs = 5;
-    let mut p = Platform::assemble(
-        Arc::new(EmbeddedStore::new(db.clone(), clock.clone())),
-        Arc::new(EmbeddedQueue::new(db.clone(), clock.clone())),
-        Arc::new(EmbeddedSecrets::new(db.clone(), clock.clone())),
-        Arc::new(EmbeddedEventBus::new(db.clone(), clock.clone())),
-        clock,
-        settings,
-    )
-    .expect("platform");
-    p.database = Some(db);
-    let t = switchyard_tests::tenant(&p, Plan::Enterprise).await;
-    connections::set_webhook_secret(&p, &t.space.id, &t.tenant.id, &ConnectorId::parse("github").unwrap(), SECRET)
-        .await
-        .unwrap();
-    let definition = FlowDefinition::parse(
+        settings.retry_base_secs = 5;
+        let mut p = Platform::assemble(
+            Arc::new(EmbeddedStore::new(db.clone(), clock.clone())),
+            Arc::new(EmbeddedQueue::new(db.clone(), clock.clone())),
+            Arc::new(EmbeddedSecrets::new(db.clone(), clock.clone())),
+            Arc::new(EmbeddedEventBus::new(db.clone(), clock.clone())),
+            clock,
+            settings,
+        )
+        .expect("platform");
+        p.database = Some(db);
+        let t = switchyard_tests::tenant(&p, Plan::Enterprise).await;
+        connections::set_webhook_secret(&p, &t.space.id, &t.tenant.id, &ConnectorId::parse("github").unwrap(), SECRET)
+            .await
+            .unwrap();
+        let definition = FlowDefinition::parse(
         &json!({"name": "push summary", "trigger": {"type": "webhook", "connector": "github", "events": ["push"]},
                 "steps": [
                     {"id": "summary", "kind": "transform",
@@ -205,85 +207,87 @@ async fn main() {
         p.catalog,
     )
     .unwrap();
-    flows::create_flow(&p, flows::tenant_owner(&t), Some(FlowId::parse("summary").unwrap()), &definition, None)
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let platform = Arc::new(p);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    // As the dev server runs (SWITCHYARD_LOCAL_CONSUMERS applies), without schedule ticks.
-    let config = LocalConfig { tick: Duration::from_secs(3600), ..LocalConfig::from_env().expect("local settings") };
-    let consumers = config.consumers;
-    let server = tokio::spawn(switchyard_local::serve(platform.clone(), listener, config, async {
-        let _ = stopped.await;
-    }));
-    let url = format!("{base}/webhooks/{}/github", t.tenant.id);
-    let pk = keys::tenant_pk(&t.space.id, &t.tenant.id);
-    // Waiting costs one cheap count per 10 ms (reading every execution while the executor works
-    // would slow it down); the executions are read once, at the end.
-    let finished = |p: Arc<Platform>, pk: String, n: usize| async move {
-        loop {
-            if p.queue.depth(QueueId::Runs).await.unwrap() == 0 {
-                let all = query_all(p.store.as_ref(), Query::prefix(pk.clone(), keys::EXECUTION_PREFIX), n + 1_000)
-                    .await
-                    .unwrap();
-                if all.iter().filter(|i| i.data["status"] == "succeeded").count() >= n {
-                    return all;
+        flows::create_flow(&p, flows::tenant_owner(&t), Some(FlowId::parse("summary").unwrap()), &definition, None)
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let platform = Arc::new(p);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        // As the dev server runs (SWITCHYARD_LOCAL_CONSUMERS applies), without schedule ticks.
+        let config =
+            LocalConfig { tick: Duration::from_secs(3600), ..LocalConfig::from_env().expect("local settings") };
+        let consumers = config.consumers;
+        let server = tokio::spawn(switchyard_local::serve(platform.clone(), listener, config, async {
+            let _ = stopped.await;
+        }));
+        let url = format!("{base}/webhooks/{}/github", t.tenant.id);
+        let pk = keys::tenant_pk(&t.space.id, &t.tenant.id);
+        // Waiting costs one cheap count per 10 ms (reading every execution while the executor works
+        // would slow it down); the executions are read once, at the end.
+        let finished = |p: Arc<Platform>, pk: String, n: usize| async move {
+            loop {
+                if p.queue.depth(QueueId::Runs).await.unwrap() == 0 {
+                    let all = query_all(p.store.as_ref(), Query::prefix(pk.clone(), keys::EXECUTION_PREFIX), n + 1_000)
+                        .await
+                        .unwrap();
+                    if all.iter().filter(|i| i.data["status"] == "succeeded").count() >= n {
+                        return all;
+                    }
                 }
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
+        };
 
-    // Warm-up (caches, connections, SQLite pages), then the measured run.
-    let warm: Vec<String> = (0..500).map(|i| format!("warm-{i}")).collect();
-    load(&client, &url, &warm, Load::Closed(concurrency), true).await;
-    finished(platform.clone(), pk.clone(), warm.len()).await;
-    let started = Instant::now();
-    let results = load(&client, &url, &deliveries, how, true).await;
-    let ingest_seconds = started.elapsed().as_secs_f64();
-    let all = finished(platform.clone(), pk.clone(), warm.len() + events).await;
-    let end_to_end_seconds = started.elapsed().as_secs_f64();
-    let _ = stop.send(());
-    let _ = server.await;
+        // Warm-up (caches, connections, SQLite pages), then the measured run.
+        let warm: Vec<String> = (0..500).map(|i| format!("warm-{i}")).collect();
+        load(&client, &url, &warm, Load::Closed(concurrency), true).await;
+        finished(platform.clone(), pk.clone(), warm.len()).await;
+        let started = Instant::now();
+        let results = load(&client, &url, &deliveries, how, true).await;
+        let ingest_seconds = started.elapsed().as_secs_f64();
+        let all = finished(platform.clone(), pk.clone(), warm.len() + events).await;
+        let end_to_end_seconds = started.elapsed().as_secs_f64();
+        let _ = stop.send(());
+        let _ = server.await;
 
-    let accepted = results.iter().filter(|r| r.3 == 202).count();
-    assert_eq!(accepted, events, "every webhook accepted");
-    let sent: HashMap<&str, i64> = results.iter().map(|r| (r.0.as_str(), r.1)).collect();
-    // Per event: sent → run queued (the execution id's time, taken by the receiver) → flow
-    // finished.
-    let timings: Vec<(f64, f64)> = all
-        .iter()
-        .filter_map(|i| {
-            let event = i.data["trigger"]["event_id"].as_str()?;
-            let finished_at = i.data["finished_at"].as_i64()?;
-            let queued_at = i.data["created_at"].as_i64()?;
-            sent.get(event).map(|s| ((finished_at - s) as f64, (finished_at - queued_at) as f64))
-        })
-        .collect();
-    if let Ok(path) = std::env::var("BENCH_DUMP") {
-        // Per event, for looking at the run over time: sent, queued and finished (epoch ms).
-        let rows: Vec<Value> = all
+        let accepted = results.iter().filter(|r| r.3 == 202).count();
+        assert_eq!(accepted, events, "every webhook accepted");
+        let sent: HashMap<&str, i64> = results.iter().map(|r| (r.0.as_str(), r.1)).collect();
+        // Per event: sent → run queued (the execution id's time, taken by the receiver) → flow
+        // finished.
+        let timings: Vec<(f64, f64)> = all
             .iter()
             .filter_map(|i| {
                 let event = i.data["trigger"]["event_id"].as_str()?;
-                Some(json!([sent.get(event)?, i.data["created_at"], i.data["finished_at"]]))
+                let finished_at = i.data["finished_at"].as_i64()?;
+                let queued_at = i.data["created_at"].as_i64()?;
+                sent.get(event).map(|s| ((finished_at - s) as f64, (finished_at - queued_at) as f64))
             })
             .collect();
-        std::fs::write(path, serde_json::to_string(&rows).unwrap()).unwrap();
-    }
-    let e2e: Vec<f64> = timings.iter().map(|t| t.0).collect();
-    let queued_to_finished: Vec<f64> = timings.iter().map(|t| t.1).collect();
-    assert_eq!(e2e.len(), events, "one execution per event");
-    let report = json!({
-        "pipeline": "signed GitHub push -> verify, dedup, queue (SQLite WAL) -> 2-step flow, persisted",
-        "events": events, "load": how.describe(), "consumers": consumers,
-        "ingest": {"seconds": ingest_seconds, "accepted_per_second": events as f64 / ingest_seconds,
-                   "answer": summary(results.iter().map(|r| r.2).collect())},
-        "end_to_end": {"seconds": end_to_end_seconds, "events_per_second": events as f64 / end_to_end_seconds,
-                       "webhook_to_flow_finished": summary(e2e),
-                       "queued_to_flow_finished": summary(queued_to_finished)},
-    });
-    write_report(&std::env::var("BENCH_REPORT").unwrap_or_else(|_| "pipeline.json".into()), &report);
+        if let Ok(path) = std::env::var("BENCH_DUMP") {
+            // Per event, for looking at the run over time: sent, queued and finished (epoch ms).
+            let rows: Vec<Value> = all
+                .iter()
+                .filter_map(|i| {
+                    let event = i.data["trigger"]["event_id"].as_str()?;
+                    Some(json!([sent.get(event)?, i.data["created_at"], i.data["finished_at"]]))
+                })
+                .collect();
+            std::fs::write(path, serde_json::to_string(&rows).unwrap()).unwrap();
+        }
+        let e2e: Vec<f64> = timings.iter().map(|t| t.0).collect();
+        let queued_to_finished: Vec<f64> = timings.iter().map(|t| t.1).collect();
+        assert_eq!(e2e.len(), events, "one execution per event");
+        let report = json!({
+            "pipeline": "signed GitHub push -> verify, dedup, queue (SQLite WAL) -> 2-step flow, persisted",
+            "events": events, "load": how.describe(), "consumers": consumers,
+            "ingest": {"seconds": ingest_seconds, "accepted_per_second": events as f64 / ingest_seconds,
+                       "answer": summary(results.iter().map(|r| r.2).collect())},
+            "end_to_end": {"seconds": end_to_end_seconds, "events_per_second": events as f64 / end_to_end_seconds,
+                           "webhook_to_flow_finished": summary(e2e),
+                           "queued_to_flow_finished": summary(queued_to_finished)},
+        });
+        write_report(&std::env::var("BENCH_REPORT").unwrap_or_else(|_| "pipeline.json".into()), &report);
+    })
 }

@@ -5,13 +5,14 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use switchyard::engine::run::Budget;
 use switchyard::{lambda, platform::Platform};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_logging();
-    let platform: &'static Platform = Box::leak(Box::new(Platform::from_env().await?));
-    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {
-        let budget = Budget::until(lambda::deadline(event.context.deadline));
-        Ok::<_, lambda_runtime::Error>(switchyard_executor::handle(platform, event.payload, budget).await)
-    }))
-    .await
+fn main() -> Result<(), lambda_runtime::Error> {
+    switchyard::lambda::run_main(|| async {
+        lambda::init_logging();
+        let platform: &'static Platform = Box::leak(Box::new(Platform::from_env().await?));
+        lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {
+            let budget = Budget::until(lambda::deadline(event.context.deadline));
+            Ok::<_, lambda_runtime::Error>(switchyard_executor::handle(platform, event.payload, budget).await)
+        }))
+        .await
+    })
 }

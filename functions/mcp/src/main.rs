@@ -2,9 +2,10 @@
 
 use switchyard::{lambda, platform::Platform};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    lambda::init_logging();
-    let platform: &'static Platform = Box::leak(Box::new(Platform::from_env().await?));
-    lambda::serve_http(|req| switchyard_mcp::handle(platform, req)).await
+fn main() -> Result<(), lambda_http::Error> {
+    switchyard::lambda::run_main(|| async {
+        lambda::init_logging();
+        let platform: &'static Platform = Box::leak(Box::new(Platform::from_env().await?));
+        lambda::serve_http(|req| switchyard_mcp::handle(platform, req)).await
+    })
 }

@@ -2,10 +2,11 @@
 
 use switchyard::{lambda, platform::Platform};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    lambda::init_logging();
-    // Built once per container; lives as long as the process.
-    let platform: &'static Platform = Box::leak(Box::new(Platform::from_env().await?));
-    lambda::serve_http(|req| switchyard_webhook::handle(platform, req)).await
+fn main() -> Result<(), lambda_http::Error> {
+    switchyard::lambda::run_main(|| async {
+        lambda::init_logging();
+        // Built once per container; lives as long as the process.
+        let platform: &'static Platform = Box::leak(Box::new(Platform::from_env().await?));
+        lambda::serve_http(|req| switchyard_webhook::handle(platform, req)).await
+    })
 }

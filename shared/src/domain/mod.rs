@@ -7,6 +7,7 @@ pub mod connector;
 pub mod execution;
 pub mod flow;
 pub mod ids;
+pub mod json;
 pub mod keys;
 pub mod schedule;
 pub mod tenancy;
