@@ -746,3 +746,48 @@ async fn the_catalog_and_per_tenant_connector_settings() {
     let r = call("GET", format!("/api/v1/tenants/{tenant}/connectors"), None).await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 1, "{r:?}");
 }
+
+/// The token endpoint fails for the first exchange, then works.
+#[derive(Clone, Default)]
+struct FlakyTokens {
+    calls: Arc<AtomicUsize>,
+    inner: TokenEndpoint,
+}
+
+impl Respond for FlakyTokens {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            return ResponseTemplate::new(503).set_body_string("try later");
+        }
+        self.inner.respond(request)
+    }
+}
+
+/// When the provider's token endpoint is down, the callback says to retry, and the retry of
+/// the same callback URL completes the connection; the state then works no more.
+#[tokio::test]
+async fn an_oauth_callback_retried_after_a_provider_outage_connects() {
+    let server = MockServer::start().await;
+    let tokens = FlakyTokens::default();
+    Mock::given(method("POST")).and(path("/oauth/token")).respond_with(tokens.clone()).mount(&server).await;
+    let ctx = setup(&server.uri()).await;
+    let t = ctx.tenant.clone();
+    ctx.enable("mock_oauth").await;
+    let app_body = json!({"client_id": "client-1", "client_secret": CLIENT_SECRET});
+    let (status, _) = ctx.call("PUT", "/api/v1/connectors/mock_oauth/oauth-app", Some(app_body)).await;
+    assert_eq!(status, 200);
+    let (status, start) =
+        ctx.call("POST", &format!("/api/v1/tenants/{t}/connectors/mock_oauth/connect"), Some(json!({}))).await;
+    assert_eq!(status, 200, "{start}");
+    let state = start["state"].as_str().unwrap().to_string();
+    let callback = format!("/api/v1/oauth/callback?code=good-code&state={state}");
+    let first = ctx.app.send("GET", &callback, &[], None).await;
+    assert_eq!(first.status, 503, "{first:?}");
+    assert_eq!(first.headers["retry-after"], "5");
+    assert!(first.body["error"]["message"].as_str().unwrap_or("").contains("retry this page"), "{first:?}");
+    let second = ctx.app.send("GET", &callback, &[], None).await;
+    assert_eq!((second.status, second.body["status"].as_str()), (200, Some("connected")), "{second:?}");
+    let third = ctx.app.send("GET", &callback, &[], None).await;
+    assert_eq!((third.status, third.body["error"]["code"].as_str()), (400, Some("invalid_state")), "{third:?}");
+    assert_eq!(tokens.calls.load(Ordering::SeqCst), 2, "one failed and one successful exchange");
+}

@@ -200,6 +200,6 @@ async fn a_wrong_method_is_405_naming_the_methods_the_resource_has() {
     {
         let r = call(&w.app, &w.k1, &w.s1, "DELETE", &path, None).await;
         assert_eq!(r.status, 405, "{path}: {r:?}");
-        assert_eq!(r.headers.get("allow").and_then(|a| a.to_str().ok()), Some("GET, PATCH"), "{path}: {r:?}");
+        assert_eq!(r.headers.get("allow").and_then(|a| a.to_str().ok()), Some("GET, HEAD, PATCH"), "{path}: {r:?}");
     }
 }

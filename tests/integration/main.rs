@@ -10,6 +10,7 @@ mod demo;
 mod engine;
 mod engine_api;
 mod event_samples;
+mod hardening;
 mod isolation;
 mod mcp;
 mod pipeline;

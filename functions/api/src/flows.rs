@@ -41,9 +41,12 @@ fn definition_body(call: &Call<'_>) -> Result<Value, AppError> {
             return Err(AppError::PayloadTooLarge("definition too large".into()));
         }
         let text = std::str::from_utf8(call.req.body()).map_err(|_| AppError::bad_request("YAML body is not UTF-8"))?;
-        return serde_saphyr::from_str::<Value>(text).map_err(|e| {
+        let value = serde_saphyr::from_str::<Value>(text).map_err(|e| {
             AppError::invalid("invalid_body", format!("invalid YAML body: {}", first_line(&e.to_string())), Value::Null)
-        });
+        })?;
+        switchyard::domain::json::check_value(&value)
+            .map_err(|e| AppError::invalid(e.code(), format!("invalid YAML body: {e}"), Value::Null))?;
+        return Ok(value);
     }
     call.body()
 }

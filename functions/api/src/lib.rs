@@ -73,8 +73,20 @@ pub(crate) fn page_response(items: Vec<Value>, next: Option<String>) -> Response
     json_response(200, &json!({"items": items, "next_cursor": next}))
 }
 
-/// Handle one HTTP request to the API function.
+/// Handle one HTTP request to the API function. `HEAD` is answered as `GET` without the body
+/// (RFC 9110 §9.3.2): same status and headers, `Content-Length` the body's.
 pub async fn handle(p: &Platform, req: Request) -> Response {
+    if req.method() != Method::HEAD {
+        return answer(p, req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    parts.method = Method::GET;
+    let (mut parts, body) = answer(p, http::Request::from_parts(parts, body)).await.into_parts();
+    parts.headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(body.len()));
+    http::Response::from_parts(parts, bytes::Bytes::new())
+}
+
+async fn answer(p: &Platform, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     // Decoded once: routing and the 405's Allow header see the same path.

@@ -35,6 +35,10 @@ pub fn methods_at(rest: &[&str]) -> Vec<String> {
                 if !methods.contains(&upper) {
                     methods.push(upper);
                 }
+                // Every GET answers HEAD too (`handle`).
+                if *m == "get" && !methods.iter().any(|x| x == "HEAD") {
+                    methods.push("HEAD".into());
+                }
             }
         }
     }
@@ -52,7 +56,7 @@ mod tests {
         let get = &doc["paths"]["/api/v1/tenants/{tenant}/workflows/{flow}"]["get"]["responses"]["404"];
         assert!(get.get("$ref").is_some(), "YAML aliases must expand: {get}");
         assert!(path_exists(&["tenants", "acme", "executions"]));
-        assert_eq!(methods_at(&["tenants", "acme"]), ["GET", "PATCH"]);
+        assert_eq!(methods_at(&["tenants", "acme"]), ["GET", "HEAD", "PATCH"]);
         assert!(!path_exists(&["nope"]));
     }
 }

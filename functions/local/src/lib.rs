@@ -10,23 +10,21 @@
 //!   every minute.
 
 pub mod demo;
+pub mod front;
 
-use std::net::SocketAddr;
+pub use front::{MAX_REQUEST_BYTES, router};
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use axum::extract::State;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use switchyard::engine::run::Budget;
 use switchyard::platform::Platform;
 use switchyard::platform::http::{Request, Response, json as json_response};
 use switchyard::ports::{PortResult, QueueId};
-
-/// API Gateway's HTTP API payload limit.
-pub const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
 
 /// How the dev server runs.
 #[derive(Debug, Clone)]
@@ -39,6 +37,8 @@ pub struct LocalConfig {
     pub budget: Duration,
     /// Interval of the scheduler/poller events.
     pub tick: Duration,
+    /// The HTTP front door's connection cap and timeouts.
+    pub limits: front::Limits,
 }
 
 impl Default for LocalConfig {
@@ -48,24 +48,9 @@ impl Default for LocalConfig {
             visibility: Duration::from_secs(720),
             budget: Duration::from_secs(120),
             tick: Duration::from_secs(60),
+            limits: front::Limits::default(),
         }
     }
-}
-
-/// The HTTP front door.
-pub fn router(platform: Arc<Platform>) -> axum::Router {
-    axum::Router::new().fallback(dispatch).with_state(platform)
-}
-
-async fn dispatch(State(p): State<Arc<Platform>>, req: axum::extract::Request) -> axum::response::Response {
-    let (parts, body) = req.into_parts();
-    let response = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
-        Ok(bytes) => route(&p, http::Request::from_parts(parts, bytes)).await,
-        Err(_) => {
-            json_response(413, &json!({"error": {"code": "payload_too_large", "message": "request body over 10 MiB"}}))
-        }
-    };
-    response.map(axum::body::Body::from)
 }
 
 /// Send a request to the function API Gateway would route it to.
@@ -208,9 +193,7 @@ pub async fn serve(
             }
         }
     }));
-    let result = axum::serve(listener, router(platform).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = front::serve(platform, listener, config.limits, shutdown).await;
     let _ = stop_tx.send(true);
     for w in workers {
         let _ = w.await;

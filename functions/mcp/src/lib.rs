@@ -27,7 +27,9 @@ use switchyard::domain::access::Permission;
 use switchyard::domain::tenancy::TenantStatus;
 use switchyard::platform::auth::{self, Principal};
 use switchyard::platform::error::AppError;
-use switchyard::platform::http::{Request, Response, empty, error_allowing, header, json as json_response};
+use switchyard::platform::http::{
+    Request, Response, empty, error_allowing, header, header_text, json as json_response,
+};
 use switchyard::platform::tenancy::{self, ResolvedTenant};
 use switchyard::platform::{Platform, quotas};
 
@@ -102,10 +104,12 @@ async fn serve(p: &Platform, req: Request) -> Result<Response, AppError> {
             return Err(AppError::Forbidden("origin not allowed".into()));
         }
     }
-    let version: &'static str = match header(&req, "mcp-protocol-version") {
-        None => DEFAULT_VERSION,
-        Some(v) if let Some(known) = PROTOCOL_VERSIONS.iter().find(|known| **known == v) => known,
-        Some(v) => {
+    // A header that is present but not text is an unsupported version too, not an absent one.
+    let asked = header_text(&req, "mcp-protocol-version").map_err(|_| "(not text)");
+    let version: &'static str = match asked {
+        Ok(None) => DEFAULT_VERSION,
+        Ok(Some(v)) if let Some(known) = PROTOCOL_VERSIONS.iter().find(|known| **known == v) => known,
+        Ok(Some(v)) | Err(v) => {
             let shown: String = v.chars().take(40).collect();
             let mut answer = rpc_error(
                 Value::Null,
@@ -120,14 +124,25 @@ async fn serve(p: &Platform, req: Request) -> Result<Response, AppError> {
     if req.body().len() > MAX_BODY {
         return Err(AppError::PayloadTooLarge(format!("request larger than {MAX_BODY} bytes")));
     }
-    let message: Value = match serde_json::from_slice(req.body()) {
+    let mut message: Value = match switchyard::domain::json::parse(req.body()) {
         Ok(v) => v,
+        Err(switchyard::domain::json::JsonError::TooDeep) => {
+            let message = format!("the request nests deeper than {} levels", switchyard::domain::json::MAX_DEPTH);
+            return Ok(json_response(400, &rpc_error(Value::Null, INVALID_REQUEST, message)));
+        }
         Err(_) => {
             return Ok(json_response(400, &rpc_error(Value::Null, PARSE_ERROR, "parse error: the body is not JSON")));
         }
     };
+    // Ids are echoed exactly as sent, even numbers a double cannot hold.
+    let exact = ExactIds::protect(&mut message, req.body());
     // Authenticate before any method, `initialize` included: every session is one tenant's.
     let caller = authenticate(p, &req, version).await?;
+    let response = answer(p, &caller, version, message).await?;
+    Ok(exact.restore(response))
+}
+
+async fn answer(p: &Platform, caller: &Caller, version: &'static str, message: Value) -> Result<Response, AppError> {
     match message {
         // Batches exist in 2025-03-26 only (later versions removed them), and not for
         // `initialize`; answer every request in one array.
@@ -145,7 +160,7 @@ async fn serve(p: &Platform, req: Request) -> Result<Response, AppError> {
                 if m.get("method").and_then(Value::as_str) == Some("initialize") {
                     let id = m.get("id").cloned().unwrap_or(Value::Null);
                     answers.push(rpc_error(id, INVALID_REQUEST, "initialize cannot be part of a batch"));
-                } else if let Some(answer) = dispatch(p, &caller, m).await {
+                } else if let Some(answer) = dispatch(p, caller, m).await {
                     answers.push(answer);
                 }
             }
@@ -159,12 +174,63 @@ async fn serve(p: &Platform, req: Request) -> Result<Response, AppError> {
             let handshake =
                 single.get("method").and_then(Value::as_str) == Some("initialize") && single.get("id").is_some();
             let session = if handshake { quotas::reserve_agent_session(p, &caller.tenant).await? } else { None };
-            let response = answer_single(p, &caller, single).await?;
+            let response = answer_single(p, caller, single).await?;
             if let Some(session) = session.filter(|_| response.status() != 200) {
                 session.refund(p).await;
             }
             Ok(response)
         }
+    }
+}
+
+/// JSON-RPC ids that would not come back as sent once parsed (numbers beyond what a double
+/// holds exactly, `1e2`…): each is swapped for a unique string while the request is handled,
+/// and the id's own text put back in the answer.
+struct ExactIds {
+    swapped: Vec<(String, String)>,
+}
+
+impl ExactIds {
+    fn protect(message: &mut Value, body: &[u8]) -> ExactIds {
+        use serde_json::value::RawValue;
+        #[derive(serde::Deserialize)]
+        struct IdOf<'a> {
+            #[serde(borrow, default)]
+            id: Option<&'a RawValue>,
+        }
+        let raw: Vec<Option<&RawValue>> = match message {
+            Value::Array(_) => serde_json::from_slice::<Vec<IdOf<'_>>>(body)
+                .map(|ids| ids.into_iter().map(|i| i.id).collect())
+                .unwrap_or_default(),
+            _ => serde_json::from_slice::<IdOf<'_>>(body).map(|i| vec![i.id]).unwrap_or_default(),
+        };
+        let mut swapped = Vec::new();
+        let nonce: u64 = rand::random();
+        let messages: Vec<&mut Value> = match message {
+            Value::Array(items) => items.iter_mut().collect(),
+            single => vec![single],
+        };
+        for (i, (m, raw)) in messages.into_iter().zip(raw).enumerate() {
+            let (Some(id @ Value::Number(_)), Some(raw)) = (m.get_mut("id"), raw) else { continue };
+            if serde_json::to_string(id).is_ok_and(|shown| shown != raw.get()) {
+                let placeholder = format!("\u{1}swy-id-{nonce:016x}-{i}");
+                *id = Value::String(placeholder.clone());
+                swapped.push((serde_json::to_string(&placeholder).unwrap_or_default(), raw.get().to_string()));
+            }
+        }
+        ExactIds { swapped }
+    }
+
+    fn restore(self, response: Response) -> Response {
+        if self.swapped.is_empty() {
+            return response;
+        }
+        let (parts, body) = response.into_parts();
+        let mut text = String::from_utf8_lossy(&body).into_owned();
+        for (placeholder, raw) in &self.swapped {
+            text = text.replace(placeholder.as_str(), raw);
+        }
+        http::Response::from_parts(parts, bytes::Bytes::from(text))
     }
 }
 

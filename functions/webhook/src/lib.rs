@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use switchyard::domain::connector::{ConnectorSpec, HmacConfig};
 use switchyard::domain::execution::{FlowRef, TriggerInfo, run_key};
 use switchyard::domain::ids::{ConnectorId, ExecutionId, FlowId, SpaceId, TenantId, ulid_at};
+use switchyard::domain::json::JsonError;
 use switchyard::domain::keys;
 use switchyard::domain::tenancy::TenantStatus;
 use switchyard::platform::error::AppError;
@@ -161,8 +162,10 @@ pub fn prepare(
         .with_request_line(parts.method.as_str(), &path_and_query)
         .verify(webhook_spec.scheme, hmac, secrets, options)
         .map_err(unauthorized)?;
-    let payload = envelope::payload_json(content_type.as_deref(), verified.body())
-        .map_err(|m| AppError::invalid("malformed_payload", m, Value::Null))?;
+    let payload = envelope::payload_json(content_type.as_deref(), verified.body()).map_err(|e| match e {
+        JsonError::TooDeep => AppError::invalid("too_deep", e.to_string(), Value::Null),
+        JsonError::Invalid(m) => AppError::invalid("malformed_payload", m, Value::Null),
+    })?;
     // The tree is only built when the catalog reads the event type or id from the body.
     let parsed = if envelope::needs_body(webhook_spec) {
         serde_json::from_str(payload.get()).unwrap_or(Value::Null)

@@ -304,8 +304,8 @@ fn response_value(response: &OutboundResponse) -> Value {
     let body = if response.body.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&response.body)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&response.body).into_owned()))
+        super::steps::third_party_json(&response.body)
+            .unwrap_or_else(|| Value::String(String::from_utf8_lossy(&response.body).into_owned()))
     };
     let headers: Map<String, Value> =
         response.headers.iter().take(50).map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();

@@ -84,7 +84,9 @@ pub async fn process(p: &Platform, body: &str, budget: Budget) -> Disposition {
     let message: RunMessage = match serde_json::from_str(body) {
         Ok(m) => m,
         Err(e) => {
-            tracing::error!(error = %e, "malformed run message; it will be dead-lettered");
+            let head = crate::domain::json::top_level_strings(body, &["space", "tenant", "execution_id"]);
+            let [space, tenant, execution] = [0, 1, 2].map(|i| head[i].clone().unwrap_or_default());
+            tracing::error!(error = %e, space, tenant, execution, "malformed run message; it will be dead-lettered");
             return Disposition::Retry(format!("malformed run message: {e}"));
         }
     };
@@ -486,6 +488,9 @@ async fn checkpoint(
 /// Returns the record as it now stands, with its full output.
 pub async fn write_step_record(p: &Platform, exec: &Execution, record: StepRecord) -> Result<StepRecord, PortError> {
     let key = keys::execution_step(&exec.space, &exec.tenant, &exec.id, &record.id);
+    // Every stored document stays within the platform's depth (domain::json), or it could not
+    // be read back: a deeper output fails the step, a deeper input is left out of the record.
+    let record = within_depth(record);
     let mut stored = record.clone();
     if let Some(output) = &record.output {
         let size = serde_json::to_string(output).map(|t| t.len()).unwrap_or(0);
@@ -511,6 +516,25 @@ pub async fn write_step_record(p: &Platform, exec: &Execution, record: StepRecor
         }
         Err(e) => Err(e),
     }
+}
+
+fn within_depth(mut record: StepRecord) -> StepRecord {
+    use crate::domain::json;
+    if record.input.as_ref().is_some_and(|v| json::check_value(v).is_err()) {
+        record.input = None;
+    }
+    if record.output.as_ref().is_some_and(|v| json::check_value(v).is_err()) {
+        tracing::info!(step = %record.id, "step output nested too deeply; the step fails");
+        record.output = None;
+        record.status = StepStatus::Failed;
+        record.resume_at = None;
+        record.error = Some(crate::domain::execution::StepError {
+            message: format!("step output nested deeper than {} levels", json::MAX_DEPTH),
+            retryable: false,
+            status: None,
+        });
+    }
+    record
 }
 
 fn too_large(mut record: StepRecord, detail: &str) -> StepRecord {

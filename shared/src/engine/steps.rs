@@ -378,11 +378,18 @@ pub fn response_outcome(input: Option<Value>, host: &str, response: OutboundResp
 fn response_body(response: &OutboundResponse) -> Value {
     let is_json = response.header("content-type").is_some_and(|ct| ct.contains("json"));
     if is_json || response.body.first().is_some_and(|b| *b == b'{' || *b == b'[') {
-        if let Ok(v) = serde_json::from_slice(&response.body) {
+        if let Some(v) = third_party_json(&response.body) {
             return v;
         }
     }
     Value::String(String::from_utf8_lossy(&response.body).into_owned())
+}
+
+/// A third party's JSON body as a value, when it is JSON within the platform's rules with a
+/// level to spare for the `{status, headers, body}` that wraps it in step outputs; anything
+/// else (not JSON, nested deeper) is given to the flow as text.
+pub fn third_party_json(body: &[u8]) -> Option<Value> {
+    crate::domain::json::parse(body).ok().filter(|v| crate::domain::json::depth(v) < crate::domain::json::MAX_DEPTH)
 }
 
 /// `Retry-After` in seconds or as an HTTP date.

@@ -4,7 +4,7 @@
 use subtle::ConstantTimeEq;
 
 use super::error::AppError;
-use super::http::{Request, header};
+use super::http::{Request, header, header_text};
 use super::{AdminKeySource, Platform, tenancy};
 use crate::domain::access::{Permission, Role};
 use crate::domain::ids::{ApiKeyId, SpaceId, TenantId};
@@ -65,12 +65,18 @@ fn permission_text(p: Permission) -> String {
 }
 
 /// The key presented, from `x-fastn-api-key` or a bearer token.
-fn presented_key(req: &Request) -> Option<&str> {
-    header(req, API_KEY_HEADER).or_else(|| {
-        header(req, "authorization")
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-    })
+/// The API key the request presents, if any; a key header that is not text is refused as
+/// such (it is not "missing").
+fn presented_key(req: &Request) -> Result<Option<&str>, AppError> {
+    let unreadable = |_| AppError::Unauthorized(format!("the {API_KEY_HEADER} header is not valid text"));
+    if let Some(key) = header_text(req, API_KEY_HEADER).map_err(unreadable)? {
+        return Ok(Some(key));
+    }
+    let unreadable = |_| AppError::Unauthorized("the Authorization header is not valid text".into());
+    Ok(header_text(req, "authorization")
+        .map_err(unreadable)?
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim))
 }
 
 pub(crate) async fn admin_key(p: &Platform) -> Result<Option<String>, AppError> {
@@ -95,7 +101,7 @@ pub(crate) async fn admin_key(p: &Platform) -> Result<Option<String>, AppError> 
 /// Authenticate a request. Missing or unknown keys are 401; a space header that does not match
 /// the key's space is 401 too (the key is not valid for that space).
 pub async fn authenticate(p: &Platform, req: &Request) -> Result<Principal, AppError> {
-    let key = presented_key(req).ok_or_else(|| AppError::Unauthorized(format!("missing {API_KEY_HEADER} header")))?;
+    let key = presented_key(req)?.ok_or_else(|| AppError::Unauthorized(format!("missing {API_KEY_HEADER} header")))?;
     if key.len() > 512 {
         return Err(AppError::Unauthorized("invalid API key".into()));
     }

@@ -307,16 +307,25 @@ struct PendingConnect {
     pkce_verifier: Option<String>,
     redirect_uri: String,
     return_to: Option<String>,
+    /// Set while a callback exchanges the code (see `complete_connect`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    exchanging_since: Option<i64>,
 }
 
+/// How long a callback holds the exchange of a code before another may take it over (the one
+/// holding it crashed).
+const EXCHANGE_LEASE_MS: i64 = 60_000;
+/// When the token endpoint is down, the tenant retries the same callback after this long.
+const EXCHANGE_RETRY_SECS: u64 = 5;
+
 /// The payload the state carries (signed).
-#[derive(Serialize, Deserialize)]
-struct StateClaims {
-    sid: String,
-    space: SpaceId,
-    tenant: TenantId,
-    connector: ConnectorId,
-    exp: i64,
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StateClaims {
+    pub sid: String,
+    pub space: SpaceId,
+    pub tenant: TenantId,
+    pub connector: ConnectorId,
+    pub exp: i64,
 }
 
 fn pending_key(sid: &str) -> crate::ports::Key {
@@ -333,14 +342,16 @@ async fn state_key(p: &Platform) -> Result<Vec<u8>, AppError> {
     Ok(mac.finalize().into_bytes().to_vec())
 }
 
-fn sign_state(key: &[u8], claims: &StateClaims) -> String {
+pub fn sign_state(key: &[u8], claims: &StateClaims) -> String {
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(payload.as_bytes());
     format!("{payload}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
 }
 
-fn verify_state(key: &[u8], state: &str, now_ms: i64) -> Result<StateClaims, AppError> {
+/// Check a state's signature and expiry (the callback's first step; pure, so the fuzz
+/// target calls it directly).
+pub fn verify_state(key: &[u8], state: &str, now_ms: i64) -> Result<StateClaims, AppError> {
     let invalid = || {
         AppError::invalid(
             "invalid_state",
@@ -432,6 +443,7 @@ pub async fn start_connect(
         pkce_verifier: verifier,
         redirect_uri,
         return_to,
+        exchanging_since: None,
     };
     let item = Item::new(pending_key(&sid), serde_json::to_value(&pending).unwrap_or(Value::Null))
         .expiring_at(now / 1000 + STATE_TTL_SECS);
@@ -448,29 +460,86 @@ pub struct Connected {
     pub return_to: Option<String>,
 }
 
-/// Finish connecting: check the state, exchange the code, store the tokens. The pending
-/// record is deleted first, so a state can be used once.
+/// Finish connecting: check the state, exchange the code, store the tokens.
+///
+/// A state completes one connection. The pending record is claimed before the exchange (a
+/// conditional write: a concurrent callback with the same state waits or is refused), and
+/// deleted once the tokens are stored or the provider refused the code. When the token
+/// endpoint is unavailable the claim is released and the answer is a 503 with `Retry-After`:
+/// the same callback URL works again (an authorization code stays valid until the provider
+/// accepts it) until the state expires.
 pub async fn complete_connect(p: &Platform, state: &str, code: &str) -> Result<Connected, AppError> {
     let claims = verify_state(&state_key(p).await?, state, p.now_ms())?;
     let key = pending_key(&claims.sid);
-    let item = p.store.get(&key).await?.ok_or_else(|| {
+    let spent = || {
         AppError::invalid(
             "invalid_state",
             "the authorization state was already used or has expired; start connecting again",
             Value::Null,
         )
-    })?;
-    match p.store.delete(&key, Condition::IfVersion(item.version)).await {
-        Ok(()) => {}
-        Err(PortError::ConditionFailed) => {
-            return Err(AppError::invalid("invalid_state", "the authorization state was already used", Value::Null));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    let pending: PendingConnect = item.parse()?;
+    };
+    let item = p.store.get(&key).await?.ok_or_else(spent)?;
+    let mut pending: PendingConnect = item.parse()?;
     if pending.space != claims.space || pending.tenant != claims.tenant || pending.connector != claims.connector {
         return Err(AppError::invalid("invalid_state", "the authorization state is invalid", Value::Null));
     }
+    let now = p.now_ms();
+    let busy = || AppError::RetryLater {
+        message: "this authorization is being completed; retry in a few seconds".into(),
+        retry_after_secs: EXCHANGE_RETRY_SECS,
+    };
+    if pending.exchanging_since.is_some_and(|since| now - since < EXCHANGE_LEASE_MS) {
+        return Err(busy());
+    }
+    pending.exchanging_since = Some(now);
+    let claimed = Item {
+        key: key.clone(),
+        data: serde_json::to_value(&pending).unwrap_or(Value::Null),
+        version: item.version + 1,
+        expires_at: item.expires_at,
+    };
+    match p.store.put(claimed.clone(), Condition::IfVersion(item.version)).await {
+        Ok(()) => {}
+        Err(PortError::ConditionFailed) => return Err(busy()),
+        Err(e) => return Err(e.into()),
+    }
+    let result = exchange(p, &pending, code).await;
+    match &result {
+        // Done, or refused for good: the state is spent.
+        Ok(_) | Err(AppError::BadRequest { .. }) | Err(AppError::NotFound(_)) => {
+            if let Err(e) = p.store.delete(&key, Condition::None).await {
+                tracing::warn!(error = %e, "spent OAuth state not deleted; it expires with its TTL");
+            }
+        }
+        // The provider or our store was unavailable: give the state back for a retry.
+        Err(_) => {
+            pending.exchanging_since = None;
+            let released = Item {
+                data: serde_json::to_value(&pending).unwrap_or(Value::Null),
+                version: claimed.version + 1,
+                ..claimed.clone()
+            };
+            if let Err(e) = p.store.put(released, Condition::IfVersion(claimed.version)).await {
+                tracing::warn!(error = %e, "OAuth state not released; a retry can take it over after the lease");
+            }
+        }
+    }
+    match result {
+        Err(AppError::Unavailable { detail }) => {
+            tracing::warn!(%detail, "OAuth code exchange failed; the callback can be retried");
+            Err(AppError::RetryLater {
+                message:
+                    "the provider could not be reached to complete the authorization; retry this page in a few seconds"
+                        .into(),
+                retry_after_secs: EXCHANGE_RETRY_SECS,
+            })
+        }
+        other => other,
+    }
+}
+
+/// Exchange the code for tokens and store them.
+async fn exchange(p: &Platform, pending: &PendingConnect, code: &str) -> Result<Connected, AppError> {
     let spec = p.catalog.get(&pending.connector).ok_or_else(|| AppError::not_found("connector no longer exists"))?;
     let app = oauth_app(p, &pending.space, &spec.id)
         .await?
@@ -484,7 +553,7 @@ pub async fn complete_connect(p: &Platform, state: &str, code: &str) -> Result<C
         token_request(p, spec, &settings, &app.client_id, &app.client_secret, grant).await.map_err(|e| match e {
             TokenError::Refused(detail) => AppError::invalid(
                 "authorization_failed",
-                format!("the provider refused the authorization code: {detail}"),
+                format!("the provider refused the authorization code: {detail}; start connecting again"),
                 Value::Null,
             ),
             TokenError::Unavailable(detail) => AppError::Unavailable { detail },
@@ -497,10 +566,10 @@ pub async fn complete_connect(p: &Platform, state: &str, code: &str) -> Result<C
     };
     store(p, &pending.space, &pending.tenant, &spec.id, &credentials).await?;
     Ok(Connected {
-        space: pending.space,
-        tenant: pending.tenant,
+        space: pending.space.clone(),
+        tenant: pending.tenant.clone(),
         connector: spec.id.clone(),
-        return_to: pending.return_to,
+        return_to: pending.return_to.clone(),
     })
 }
 

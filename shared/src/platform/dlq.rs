@@ -7,11 +7,11 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use super::Platform;
 use super::error::AppError;
 use crate::domain::ids::SpaceId;
+use crate::domain::json;
 use crate::ports::{OutgoingMessage, QueueId, ReceivedMessage};
 
 /// A dead-lettered message, as listed.
@@ -28,17 +28,24 @@ pub struct DeadLetter {
     pub size: usize,
 }
 
+/// What a message is about, read from its top-level fields only: a message nobody could parse
+/// whole (which is why it is here) still shows in its space's listing.
 fn describe(m: &ReceivedMessage) -> DeadLetter {
-    let body: Value = serde_json::from_str(&m.body).unwrap_or(Value::Null);
-    let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+    let [space, tenant, execution_id, kind] = match <[Option<String>; 4]>::try_from(json::top_level_strings(
+        &m.body,
+        &["space", "tenant", "execution_id", "type"],
+    )) {
+        Ok(fields) => fields,
+        Err(_) => [None, None, None, None],
+    };
     DeadLetter {
         message_id: m.message_id.clone(),
         sent_at: m.sent_at_ms,
         receive_count: m.receive_count,
-        space: field("space"),
-        tenant: field("tenant"),
-        execution_id: field("execution_id"),
-        kind: field("type"),
+        space,
+        tenant,
+        execution_id,
+        kind,
         size: m.body.len(),
     }
 }

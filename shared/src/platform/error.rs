@@ -31,6 +31,9 @@ pub enum AppError {
     /// A dependency failed; the caller should retry. The detail is logged, not returned.
     #[error("service temporarily unavailable")]
     Unavailable { detail: String },
+    /// Not now, but the same request will work later: the message says what to do.
+    #[error("{message}")]
+    RetryLater { message: String, retry_after_secs: u64 },
 }
 
 impl AppError {
@@ -56,7 +59,7 @@ impl AppError {
             AppError::PayloadTooLarge(_) => 413,
             AppError::UnsupportedMediaType(_) => 415,
             AppError::TooManyRequests { .. } => 429,
-            AppError::Unavailable { .. } => 503,
+            AppError::Unavailable { .. } | AppError::RetryLater { .. } => 503,
         }
     }
 
@@ -71,7 +74,7 @@ impl AppError {
             AppError::PayloadTooLarge(_) => "payload_too_large",
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::TooManyRequests { .. } => "rate_limited",
-            AppError::Unavailable { .. } => "unavailable",
+            AppError::Unavailable { .. } | AppError::RetryLater { .. } => "unavailable",
         }
     }
 

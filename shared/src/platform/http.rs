@@ -36,7 +36,7 @@ pub fn error(e: &AppError) -> Response {
         tracing::error!(%detail, "dependency unavailable");
     }
     let mut response = json(e.status(), &e.body());
-    if let AppError::TooManyRequests { retry_after_secs, .. } = e {
+    if let AppError::TooManyRequests { retry_after_secs, .. } | AppError::RetryLater { retry_after_secs, .. } = e {
         if let Ok(v) = http::HeaderValue::from_str(&retry_after_secs.to_string()) {
             response.headers_mut().insert(http::header::RETRY_AFTER, v);
         }
@@ -61,6 +61,19 @@ pub fn error_allowing(e: &AppError, allowed: &str) -> Response {
 
 pub fn header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
     req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// A header that is present but not readable text (bytes outside visible ASCII), told apart
+/// from an absent one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnreadableHeader;
+
+/// A header's text: `Ok(None)` when absent or empty, `Err` when present but not text.
+pub fn header_text<'r>(req: &'r Request, name: &str) -> Result<Option<&'r str>, UnreadableHeader> {
+    match req.headers().get(name) {
+        None => Ok(None),
+        Some(v) => v.to_str().map(|t| Some(t.trim()).filter(|t| !t.is_empty())).map_err(|_| UnreadableHeader),
+    }
 }
 
 /// Decoded query parameters (last one wins).
@@ -100,6 +113,8 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, AppError> {
         AppError::invalid("invalid_body", format!("invalid JSON body: {message}"), Value::Null)
     };
     let mut value: Value = serde_json::from_slice(req.body()).map_err(invalid)?;
+    crate::domain::json::check_value(&value)
+        .map_err(|e| AppError::invalid(e.code(), format!("invalid JSON body: {e}"), Value::Null))?;
     // Every body is an object (serde would otherwise take an array for a struct, by position).
     if !value.is_object() {
         return Err(AppError::invalid("invalid_body", "the JSON body must be an object", Value::Null));

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::signature::VerifiedWebhook;
 use crate::domain::connector::{EventTypeSource, WebhookSpec};
 use crate::domain::ids::{ConnectorId, SpaceId, TenantId};
+use crate::domain::json::{self, JsonError};
 use crate::engine::expr::Expr;
 
 /// The normalized event: what flows see as `.trigger`.
@@ -34,20 +35,27 @@ pub struct EventEnvelope {
 /// Event type used when the provider's cannot be found.
 pub const UNKNOWN_EVENT_TYPE: &str = "unknown";
 
-/// The body as JSON text: JSON bodies validated and kept as they are, form fields (Slack
-/// commands) as an object, other text as a string. A body that claims to be JSON but is not
-/// is malformed.
-pub fn payload_json(content_type: Option<&str>, body: &[u8]) -> Result<Box<RawValue>, String> {
+/// The body as JSON text: JSON bodies checked against the platform's rules
+/// (`domain::json`: depth, Unicode, number range) and kept as they are, form fields (Slack
+/// commands) as an object, other text as a string. A body that claims to be JSON but is not,
+/// or that breaks the rules, is refused.
+pub fn payload_json(content_type: Option<&str>, body: &[u8]) -> Result<Box<RawValue>, JsonError> {
     let media = media_type(content_type);
     if is_json_media(&media) {
         if body.iter().all(u8::is_ascii_whitespace) {
-            return if media.is_empty() { Ok(null()) } else { Err("empty JSON body".into()) };
+            return if media.is_empty() { Ok(null()) } else { Err(JsonError::Invalid("empty JSON body".into())) };
         }
-        let raw: &RawValue = serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
+        json::check_text(body).map_err(|e| match e {
+            JsonError::Invalid(m) => JsonError::Invalid(format!("body is not valid JSON: {m}")),
+            other => other,
+        })?;
+        let raw: &RawValue =
+            serde_json::from_slice(body).map_err(|e| JsonError::Invalid(format!("body is not valid JSON: {e}")))?;
         return Ok(raw.to_owned());
     }
     let value = parse_payload(content_type, body)?;
-    serde_json::value::to_raw_value(&value).map_err(|e| e.to_string())
+    json::check_value(&value)?;
+    serde_json::value::to_raw_value(&value).map_err(|e| JsonError::Invalid(e.to_string()))
 }
 
 fn null() -> Box<RawValue> {
@@ -63,15 +71,16 @@ fn is_json_media(media: &str) -> bool {
 }
 
 /// Parse the body by content type into a JSON value: JSON, form fields (Slack commands), or
-/// text. A body that claims to be JSON but is not is malformed.
-pub fn parse_payload(content_type: Option<&str>, body: &[u8]) -> Result<Value, String> {
+/// text. A body that claims to be JSON but is not, or breaks the platform's rules, is refused.
+pub fn parse_payload(content_type: Option<&str>, body: &[u8]) -> Result<Value, JsonError> {
     let media = media_type(content_type);
     if media == "application/x-www-form-urlencoded" {
         let mut fields = serde_json::Map::new();
         for (k, v) in url::form_urlencoded::parse(body) {
             // Slack interactivity sends JSON inside a `payload` field.
-            let value = match (k.as_ref(), serde_json::from_str::<Value>(&v)) {
+            let value = match (k.as_ref(), json::parse(v.as_bytes())) {
                 ("payload", Ok(parsed)) => parsed,
+                ("payload", Err(JsonError::TooDeep)) => return Err(JsonError::TooDeep),
                 _ => Value::String(v.into_owned()),
             };
             fields.insert(k.into_owned(), value);
@@ -80,19 +89,22 @@ pub fn parse_payload(content_type: Option<&str>, body: &[u8]) -> Result<Value, S
     }
     if is_json_media(&media) {
         if body.iter().all(u8::is_ascii_whitespace) {
-            return if media.is_empty() { Ok(Value::Null) } else { Err("empty JSON body".into()) };
+            return if media.is_empty() { Ok(Value::Null) } else { Err(JsonError::Invalid("empty JSON body".into())) };
         }
-        return serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"));
+        return json::parse(body).map_err(|e| match e {
+            JsonError::Invalid(m) => JsonError::Invalid(format!("body is not valid JSON: {m}")),
+            other => other,
+        });
     }
     match std::str::from_utf8(body) {
         Ok(text) => Ok(Value::String(text.to_string())),
-        Err(_) => Err("body is neither JSON nor UTF-8 text".into()),
+        Err(_) => Err(JsonError::Invalid("body is neither JSON nor UTF-8 text".into())),
     }
 }
 
 fn extract(source: &EventTypeSource, webhook: &VerifiedWebhook, payload: &Value) -> Option<String> {
     match source {
-        EventTypeSource::Header(name) => webhook.header(&name.to_ascii_lowercase()).map(str::to_string),
+        EventTypeSource::Header(name) => webhook.id_header(&name.to_ascii_lowercase()),
         EventTypeSource::Fixed(value) => Some(value.clone()),
         EventTypeSource::Body(expr) => match Expr::compile(expr).and_then(|e| e.eval(payload)) {
             Ok(Value::String(s)) if !s.is_empty() => Some(s),
@@ -115,15 +127,22 @@ pub fn event_type(spec: &WebhookSpec, webhook: &VerifiedWebhook, payload: &Value
         .unwrap_or_else(|| UNKNOWN_EVENT_TYPE.to_string())
 }
 
+/// Longest delivery id kept as it is; a longer one is kept as `long:` and its SHA-256.
+pub const MAX_DELIVERY_ID_CHARS: usize = 256;
+
 /// The delivery id: the scheme's, else the provider's event id per the catalog, else the
-/// SHA-256 of the body (so an identical redelivery is still recognised).
+/// SHA-256 of the body (so an identical redelivery is still recognised). Ids are never cut:
+/// two deliveries whose ids differ anywhere stay two deliveries.
 pub fn delivery_id(spec: &WebhookSpec, webhook: &VerifiedWebhook, payload: &Value) -> String {
-    webhook
+    let id = webhook
         .scheme_delivery_id()
         .map(str::to_string)
-        .or_else(|| spec.event_id.as_ref().and_then(|s| extract(s, webhook, payload)))
-        .map(|id| id.chars().take(200).collect())
-        .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(webhook.body()))))
+        .or_else(|| spec.event_id.as_ref().and_then(|s| extract(s, webhook, payload)));
+    match id {
+        Some(id) if id.chars().count() <= MAX_DELIVERY_ID_CHARS => id,
+        Some(long) => format!("long:{}", hex::encode(Sha256::digest(long.as_bytes()))),
+        None => format!("sha256:{}", hex::encode(Sha256::digest(webhook.body()))),
+    }
 }
 
 /// The key under which a delivery is deduplicated: fixed length, safe in a store key.

@@ -105,6 +105,28 @@ impl VerifiedWebhook {
     pub fn header(&self, name: &str) -> Option<&str> {
         header(&self.headers, name)
     }
+    /// A header holding an id, as `id_text` reads it.
+    pub fn id_header(&self, name: &str) -> Option<String> {
+        delivery_header(&self.headers, name)
+    }
+}
+
+/// A header's bytes as sent (trimmed), whatever their encoding.
+fn header_bytes<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
+    headers.get(name).map(|v| v.as_bytes().trim_ascii()).filter(|v| !v.is_empty())
+}
+
+/// An id as sent in a header: its text, or when it is not UTF-8 the hex of its bytes, so two
+/// different ids never become the same one (and none is taken for absent).
+pub fn id_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_string(),
+        Err(_) => format!("hex:{}", hex::encode(bytes)),
+    }
+}
+
+fn delivery_header(headers: &HeaderMap, name: &str) -> Option<String> {
+    header_bytes(headers, name).map(id_text)
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -204,7 +226,7 @@ fn verify_github(req: &UnverifiedWebhook, secrets: &[SigningSecret]) -> Result<O
     if !secrets.iter().any(|s| matches(&hmac_sha256(s.expose().as_bytes(), &[&req.body]), &provided)) {
         return Err(VerifyError::Mismatch);
     }
-    Ok(header(&req.headers, "x-github-delivery").map(str::to_string))
+    Ok(delivery_header(&req.headers, "x-github-delivery"))
 }
 
 /// Shopify: `X-Shopify-Hmac-Sha256: <base64 HMAC-SHA256(secret, body)>`; event id
@@ -232,8 +254,9 @@ fn verify_shopify(
         }
         None => None,
     };
-    let id = header(&req.headers, "x-shopify-event-id").or_else(|| header(&req.headers, "x-shopify-webhook-id"));
-    Ok((id.map(str::to_string), triggered_at))
+    let id = delivery_header(&req.headers, "x-shopify-event-id")
+        .or_else(|| delivery_header(&req.headers, "x-shopify-webhook-id"));
+    Ok((id, triggered_at))
 }
 
 /// Stripe: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]` over `{t}.{body}`, keyed with
@@ -284,7 +307,8 @@ fn verify_standard(
     } else {
         return Err(VerifyError::MissingHeader("webhook-signature".into()));
     };
-    let id = required(&req.headers, id_name)?;
+    // The id is signed as sent, whatever its encoding.
+    let id = header_bytes(&req.headers, id_name).ok_or_else(|| VerifyError::MissingHeader(id_name.to_string()))?;
     let ts_text = required(&req.headers, ts_name)?;
     let t = parse_timestamp(ts_text, ts_name)?;
     let signatures: Vec<Vec<u8>> = required(&req.headers, sig_name)?
@@ -299,19 +323,37 @@ fn verify_standard(
         let Some(key) = standard_key(s) else {
             return false;
         };
-        let expected = hmac_sha256(&key, &[id.as_bytes(), b".", ts_text.as_bytes(), b".", &req.body]);
+        let expected = hmac_sha256(&key, &[id, b".", ts_text.as_bytes(), b".", &req.body]);
         signatures.iter().any(|sig| matches(&expected, sig))
     });
     if !ok {
         return Err(VerifyError::Mismatch);
     }
     check_window(t, options)?;
-    Ok((id.to_string(), t))
+    Ok((id_text(id), t))
 }
 
+/// The key of a Standard Webhooks secret: the base64 after `whsec_`, padded or not (the
+/// official libraries pad before decoding; some dashboards show the secret without it).
 fn standard_key(secret: &SigningSecret) -> Option<Vec<u8>> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
     let text = secret.expose();
-    BASE64.decode(text.strip_prefix("whsec_").unwrap_or(text)).ok()
+    LENIENT.decode(text.strip_prefix("whsec_").unwrap_or(text)).ok().filter(|key| !key.is_empty())
+}
+
+/// Whether a secret can verify a scheme's signatures at all, checked when it is set (rather
+/// than as a 401 on every delivery).
+pub fn check_secret(scheme: SchemeKind, secret: &str) -> Result<(), String> {
+    match scheme {
+        SchemeKind::StandardWebhooks if standard_key(&SigningSecret::new(secret)).is_none() => {
+            Err("a Standard Webhooks secret is `whsec_` followed by base64 (padding optional)".into())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Slack: `X-Slack-Signature: v0=<hex>` over `v0:{X-Slack-Request-Timestamp}:{body}`.
@@ -372,8 +414,7 @@ fn verify_hmac(
     if let Some((_, t)) = &timestamp {
         check_window(*t, options)?;
     }
-    let id =
-        config.id_header.as_deref().and_then(|h| header(&req.headers, &h.to_ascii_lowercase())).map(str::to_string);
+    let id = config.id_header.as_deref().and_then(|h| delivery_header(&req.headers, &h.to_ascii_lowercase()));
     Ok((id, timestamp.map(|(_, t)| t)))
 }
 
@@ -402,7 +443,10 @@ fn signed_content(template: &str, req: &UnverifiedWebhook, timestamp: Option<&st
                 content.extend_from_slice(format!("https://{host}{}", req.path_and_query).as_bytes());
             }
             _ => match name.strip_prefix("header:") {
-                Some(h) => content.extend_from_slice(required(&req.headers, &h.to_ascii_lowercase())?.as_bytes()),
+                Some(h) => content.extend_from_slice(
+                    header_bytes(&req.headers, &h.to_ascii_lowercase())
+                        .ok_or_else(|| VerifyError::MissingHeader(h.to_ascii_lowercase()))?,
+                ),
                 None => return Err(VerifyError::Malformed(format!("signing template placeholder {{{name}}}"))),
             },
         }
