@@ -44,6 +44,9 @@ pub struct Fault {
 pub struct Instruments {
     counts: Mutex<HashMap<Op, u64>>,
     faults: Mutex<Vec<Fault>>,
+    /// Every call fails with this probability besides the planned faults: half of them before
+    /// the adapter is called, half after it did the work (the reply is lost).
+    random_rate: Mutex<f64>,
 }
 
 impl Instruments {
@@ -63,6 +66,10 @@ impl Instruments {
     pub fn clear_faults(&self) {
         self.faults.lock().unwrap().clear();
     }
+    /// Fail every call of every operation with probability `rate` (0 turns it off).
+    pub fn fail_randomly(&self, rate: f64) {
+        *self.random_rate.lock().unwrap() = rate;
+    }
     fn add(&self, op: Op, n: u64) {
         *self.counts.lock().unwrap().entry(op).or_default() += n;
     }
@@ -77,8 +84,29 @@ impl Instruments {
             }
             return Err(PortError::Unavailable(format!("injected failure of {op:?} on {key}")));
         }
+        drop(faults);
+        let rate = *self.random_rate.lock().unwrap();
+        if rate > 0.0 && rand::random::<f64>() < rate {
+            if rand::random::<bool>() {
+                return Ok(true);
+            }
+            return Err(PortError::Unavailable(format!("injected random failure of {op:?} on {key}")));
+        }
         Ok(false)
     }
+    /// Run `call` under the random failures only (operations counted elsewhere).
+    async fn random<T>(&self, op: Op, call: impl std::future::Future<Output = PortResult<T>>) -> PortResult<T> {
+        let rate = *self.random_rate.lock().unwrap();
+        if rate > 0.0 && rand::random::<f64>() < rate {
+            if rand::random::<bool>() {
+                call.await?;
+                return Err(PortError::Unavailable(format!("injected random lost reply of {op:?}")));
+            }
+            return Err(PortError::Unavailable(format!("injected random failure of {op:?}")));
+        }
+        call.await
+    }
+
     /// Run `call` under the fault plan for (`op`, `key`).
     async fn around<T>(
         &self,
@@ -145,11 +173,11 @@ impl Queue for InstrumentedQueue {
     }
     async fn delete(&self, queue: QueueId, receipt_handle: &str) -> PortResult<()> {
         self.1.add(Op::Ack, 1);
-        self.0.delete(queue, receipt_handle).await
+        self.1.random(Op::Ack, self.0.delete(queue, receipt_handle)).await
     }
     async fn delete_batch(&self, queue: QueueId, receipt_handles: &[String]) -> PortResult<()> {
         self.1.add(Op::Ack, receipt_handles.len() as u64);
-        self.0.delete_batch(queue, receipt_handles).await
+        self.1.random(Op::Ack, self.0.delete_batch(queue, receipt_handles)).await
     }
     async fn change_visibility(&self, queue: QueueId, receipt_handle: &str, visibility: Duration) -> PortResult<()> {
         self.0.change_visibility(queue, receipt_handle, visibility).await
