@@ -10,7 +10,7 @@ use crate::platform::http::{Request, Response};
 /// Stack of every runtime thread: an expression evaluation wants
 /// `engine::expr::STACK_HEADROOM` free when it starts (virtual memory; only what a deep
 /// evaluation touches is ever resident). Without it each evaluation allocates a stack segment.
-pub const WORKER_STACK: usize = 2 * crate::engine::expr::STACK_HEADROOM;
+pub const WORKER_STACK: usize = 2 * crate::domain::expr::STACK_HEADROOM;
 
 /// Run a function's `main` on a thread with `WORKER_STACK`, inside a multi-threaded tokio
 /// runtime whose workers have it too (the process's own main thread has 8 MiB).

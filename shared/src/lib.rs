@@ -1,13 +1,14 @@
-//! Switchyard's shared crate: everything the Lambda functions have in common.
+//! Switchyard's shared crate: everything the Lambda functions have in common, over the pure
+//! types and rules of [`domain`] (the `switchyard-domain` crate).
 //!
-//! - [`domain`]: pure types and rules (ids, tenants, flows, executions...), no I/O.
-//! - [`engine`]: expressions, templates, flow planning and step runners.
-//! - [`webhook`]: signature schemes, delivery ids, normalization.
-//! - [`ports`]: the traits every function talks to the world through, with
-//!   [`aws`] and [`embedded`] adapters.
+//! - [`ports`]: the traits every function talks to the world through, with [`aws`] and
+//!   [`embedded`] adapters.
+//! - [`store`]: store keys (and repositories).
+//! - [`engine`]: planning, step runners and the durable driver.
+
+pub use switchyard_domain as domain;
 
 pub mod aws;
-pub mod domain;
 pub mod embedded;
 pub mod engine;
 pub mod lambda;
@@ -15,5 +16,5 @@ pub mod outbound;
 pub mod platform;
 pub mod ports;
 pub mod secrets_cache;
+pub mod store;
 pub mod store_limits;
-pub mod webhook;

@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use switchyard::domain::execution::TriggerInfo;
 use switchyard::domain::flow::FlowDefinition;
-use switchyard::domain::keys;
 use switchyard::domain::tenancy::Plan;
 use switchyard::embedded::{Database, EmbeddedEventBus, EmbeddedQueue, EmbeddedSecrets, EmbeddedStore};
 use switchyard::platform::tenancy::ResolvedTenant;
 use switchyard::platform::{Platform, flows, runs};
 use switchyard::ports::{Clock, Query, QueueId, SystemClock, query_all};
+use switchyard::store::keys;
 use switchyard_local::LocalConfig;
 use switchyard_tests::instrument::{InstrumentedQueue, InstrumentedSecrets, InstrumentedStore, Instruments, Op};
 
@@ -140,9 +140,10 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let file = |name: &str| dir.path().join(format!("{name}.db")).to_str().unwrap().to_string();
         let url = mock_endpoint().await;
-        let order = serde_json::from_str::<Value>(include_str!("../../shared/connectors/fixtures/shopify/order.json"))
-            .unwrap()["input"]
-            .clone();
+        let order =
+            serde_json::from_str::<Value>(include_str!("../../shared/domain/connectors/fixtures/shopify/order.json"))
+                .unwrap()["input"]
+                .clone();
 
         // 1. The representative flow.
         let instruments = Arc::new(Instruments::default());

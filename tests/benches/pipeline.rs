@@ -24,12 +24,12 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use switchyard::domain::flow::FlowDefinition;
 use switchyard::domain::ids::{ConnectorId, FlowId};
-use switchyard::domain::keys;
 use switchyard::domain::tenancy::Plan;
+use switchyard::domain::webhook::signature::sign;
 use switchyard::embedded::{Database, EmbeddedEventBus, EmbeddedQueue, EmbeddedSecrets, EmbeddedStore};
 use switchyard::platform::{Platform, connections, flows};
 use switchyard::ports::{Clock, Query, QueueId, SystemClock, query_all};
-use switchyard::webhook::signature::sign;
+use switchyard::store::keys;
 use switchyard_local::LocalConfig;
 
 const SECRET: &str = "bench-webhook-secret";

@@ -24,10 +24,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use switchyard::domain::webhook::signature::sign;
 use switchyard::embedded::{Database, EmbeddedEventBus, EmbeddedQueue, EmbeddedSecrets, EmbeddedStore, QueuePolicy};
 use switchyard::platform::{Platform, Settings};
 use switchyard::ports::{QueueId, SystemClock};
-use switchyard::webhook::signature::sign;
 use switchyard_tests::instrument::{InstrumentedQueue, InstrumentedSecrets, InstrumentedStore, Instruments};
 
 const SECRET: &str = "soak-webhook-secret";
@@ -249,7 +249,7 @@ async fn parent() {
 
     // Wait for every accepted delivery to have a finished execution (or a dead letter).
     let deadline = Instant::now() + Duration::from_secs(900);
-    let (mut by_delivery, mut dead): (HashMap<String, Vec<String>>, usize);
+    let (mut by_delivery, mut dead): (HashMap<String, Vec<(String, String)>>, HashSet<String>);
     loop {
         by_delivery = HashMap::new();
         let mut cursor: Option<String> = None;
@@ -261,23 +261,30 @@ async fn parent() {
             let (_, page) = persistent(&client, |c| api(c, &key, reqwest::Method::GET, &path, None)).await;
             for e in page["items"].as_array().cloned().unwrap_or_default() {
                 let delivery = e["trigger"]["event_id"].as_str().unwrap_or("").to_string();
-                by_delivery.entry(delivery).or_default().push(e["status"].as_str().unwrap_or("").to_string());
+                let id = e["id"].as_str().unwrap_or("").to_string();
+                by_delivery.entry(delivery).or_default().push((id, e["status"].as_str().unwrap_or("").to_string()));
             }
             match page["next_cursor"].as_str() {
                 Some(c) => cursor = Some(c.to_string()),
                 None => break,
             }
         }
+        // The executions the DLQ holds a message for.
         let (_, letters) =
             persistent(&client, |c| api(c, &key, reqwest::Method::GET, "/api/v1/dlq?limit=200", None)).await;
-        dead = letters["items"].as_array().map(Vec::len).unwrap_or(0);
-        let finished = accepted
+        dead = letters["items"]
+            .as_array()
+            .map(|items| items.iter().filter_map(|l| l["execution_id"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let settled = accepted
             .iter()
             .filter(|d| {
-                by_delivery.get(*d).is_some_and(|s| s.iter().any(|s| matches!(s.as_str(), "succeeded" | "failed")))
+                by_delivery.get(*d).is_some_and(|runs| {
+                    runs.iter().any(|(id, s)| matches!(s.as_str(), "succeeded" | "failed") || dead.contains(id))
+                })
             })
             .count();
-        if finished + dead >= accepted.len() || Instant::now() > deadline {
+        if settled >= accepted.len() || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -286,30 +293,34 @@ async fn parent() {
     let _ = server.child.wait();
 
     let finished = |s: &str| matches!(s, "succeeded" | "failed");
-    let completed =
-        accepted.iter().filter(|d| by_delivery.get(*d).is_some_and(|s| s.iter().any(|s| finished(s)))).count();
-    let succeeded =
-        accepted.iter().filter(|d| by_delivery.get(*d).is_some_and(|s| s.iter().any(|s| s == "succeeded"))).count();
-    let without_execution = accepted.iter().filter(|d| !by_delivery.contains_key(*d)).count();
-    let duplicated = by_delivery.values().filter(|s| s.len() > 1).count();
+    let runs_of = |d: &String| by_delivery.get(d).map(Vec::as_slice).unwrap_or(&[]);
+    let completed = accepted.iter().filter(|d| runs_of(d).iter().any(|(_, s)| finished(s))).count();
+    let succeeded = accepted.iter().filter(|d| runs_of(d).iter().any(|(_, s)| s == "succeeded")).count();
+    let in_dlq = accepted
+        .iter()
+        .filter(|d| !runs_of(d).iter().any(|(_, s)| finished(s)) && runs_of(d).iter().any(|(id, _)| dead.contains(id)))
+        .count();
+    let without_execution = accepted.iter().filter(|d| runs_of(d).is_empty()).count();
+    // Accepted, and neither finished nor waiting in the DLQ: gone.
+    let lost = accepted.len() - completed - in_dlq;
+    let duplicated = by_delivery.values().filter(|runs| runs.len() > 1).count();
     let calls = received.lock().unwrap();
     // Each delivery's call has one idempotency key (execution and step); two keys for one
     // delivery is an effect an idempotency-honouring receiver applies twice.
     let applied_twice = calls.values().filter(|keys| keys.len() > 1).count();
     let resent: u32 = calls.values().flat_map(|keys| keys.values()).map(|n| n - 1).sum();
     let distinct: usize = calls.values().map(HashMap::len).sum();
-    let lost = (accepted.len() - completed).saturating_sub(dead);
     println!(
         "soak: {events} deliveries sent in {:.1} s with {:.0} % port faults and a SIGKILL half-way",
         sending.as_secs_f64(),
         rate * 100.0
     );
     println!(
-        "| accepted | completed | succeeded | in DLQ | without an execution | lost | duplicated runs | side effects applied twice | calls re-sent with the same key |"
+        "| accepted | completed | succeeded | waiting in the DLQ | without an execution | lost | duplicated runs | side effects applied twice | calls re-sent with the same key |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {} | {completed} | {succeeded} | {dead} | {without_execution} | {lost} | {duplicated} | {applied_twice} | {resent} |",
+        "| {} | {completed} | {succeeded} | {in_dlq} | {without_execution} | {lost} | {duplicated} | {applied_twice} | {resent} |",
         accepted.len()
     );
     println!(

@@ -536,7 +536,7 @@ async fn fifty_parallel_executions_share_one_refresh() {
         catalog,
     )
     .unwrap();
-    let owner = switchyard::domain::keys::FlowOwner::Tenant { space: space.clone(), tenant: tenant.clone() };
+    let owner = switchyard::domain::flow::FlowOwner::Tenant { space: space.clone(), tenant: tenant.clone() };
     let flow = switchyard::platform::flows::create_flow(&base, owner, None, &definition, None).await.unwrap();
     // Five containers: same database, separate caches.
     let db = base.database.clone().unwrap();
@@ -672,7 +672,7 @@ async fn the_connections_rate_limit_spaces_out_concurrent_calls() {
     let (space, tenant) = ctx.ids();
     let now = chrono::Utc::now().timestamp();
     for window in (now - 20).div_euclid(2)..=now.div_euclid(2) {
-        let key = switchyard::domain::keys::quota_counter(&space, &tenant, "rate:mock_limited", &window.to_string());
+        let key = switchyard::store::keys::quota_counter(&space, &tenant, "rate:mock_limited", &window.to_string());
         let used = ctx.platform().store.get(&key).await.unwrap().and_then(|i| i.data.as_i64()).unwrap_or(0);
         assert!(used <= 2, "window {window}: {used} calls");
     }

@@ -475,7 +475,7 @@ async fn schedules_start_one_run_per_occurrence_per_tenant() {
     .unwrap();
     let space_flow = flows::create_flow(
         &p,
-        switchyard::domain::keys::FlowOwner::Space { space: a.space.id.clone() },
+        switchyard::domain::flow::FlowOwner::Space { space: a.space.id.clone() },
         None,
         &definition,
         None,
@@ -581,7 +581,7 @@ async fn action_and_cdm_steps_use_the_catalog() {
     let order = serde_json::from_str::<Value>(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/connectors/fixtures/shopify/order.json"
+            "/../shared/domain/connectors/fixtures/shopify/order.json"
         ))
         .unwrap(),
     )

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard::domain::json::MAX_DEPTH;
+use switchyard::domain::webhook::signature::sign;
 use switchyard::ports::{OutgoingMessage, QueueId};
-use switchyard::webhook::signature::sign;
 use switchyard_tests::{Kind, Reply, TestApp, eventually, platform, platform_with, spawn_app, system_clock, unique};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchyard::domain::webhook::signature::sign;
 use switchyard::ports::{OutgoingMessage, QueueId};
-use switchyard::webhook::signature::sign;
 use switchyard_tests::{Kind, TestApp, eventually, platform, platform_with, spawn_app, system_clock, unique};
 use wiremock::matchers::{header_exists, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

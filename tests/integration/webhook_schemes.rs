@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{Value, json};
-use switchyard::webhook::signature::sign;
+use switchyard::domain::webhook::signature::sign;
 use switchyard_tests::{Kind, Reply, TestApp, platform, spawn_app, system_clock, unique};
 
 struct Ctx {

@@ -135,7 +135,7 @@ pub async fn put_webhook_secret(call: &Call<'_>, tenant: &str, connector: &str) 
     let (space, tenant) = call.tenant(tenant).await?;
     let body: SecretPut = call.body()?;
     if let Some(webhook) = &spec.webhook {
-        switchyard::webhook::signature::check_secret(webhook.scheme, &body.secret)
+        switchyard::domain::webhook::signature::check_secret(webhook.scheme, &body.secret)
             .map_err(|m| AppError::invalid("invalid_secret", m, Value::Null))?;
     }
     let settings = connections::set_webhook_secret(call.p, &space, &tenant, &spec.id, &body.secret).await?;

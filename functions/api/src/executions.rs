@@ -4,11 +4,11 @@ use serde_json::{Value, json};
 use switchyard::domain::access::Permission;
 use switchyard::domain::execution::ExecutionStatus;
 use switchyard::domain::ids::{ExecutionId, FlowId};
-use switchyard::domain::keys;
 use switchyard::platform::error::AppError;
 use switchyard::platform::executions::{self as repo, ExecutionFilter};
 use switchyard::platform::http::{Response, json as json_response};
 use switchyard::ports::Query;
+use switchyard::store::keys;
 
 use crate::{Call, page_response, require};
 

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use switchyard::domain::access::Role;
 use switchyard::domain::flow::FlowDefinition;
+use switchyard::domain::flow::FlowOwner;
 use switchyard::domain::ids::{ConnectorId, FlowId, SpaceId, TenantId};
-use switchyard::domain::keys::FlowOwner;
 use switchyard::domain::tenancy::Plan;
+use switchyard::domain::webhook::signature::sign;
 use switchyard::platform::error::AppError;
 use switchyard::platform::http::{Request, Response, json as json_response};
 use switchyard::platform::{Platform, connections, flows, tenancy};
-use switchyard::webhook::signature::sign;
 
 pub const SPACE: &str = "demo";
 pub const TENANT: &str = "acme";

@@ -429,12 +429,12 @@ async fn call_platform(
         PlatformTool::ListFlows => {
             let mut all = Vec::new();
             for owner in
-                [flows::tenant_owner(t), switchyard::domain::keys::FlowOwner::Space { space: t.space.id.clone() }]
+                [flows::tenant_owner(t), switchyard::domain::flow::FlowOwner::Space { space: t.space.id.clone() }]
             {
                 let (page, _) = flows::list_flows(p, &owner, 200, None).await.map_err(unavailable)?;
                 all.extend(page.into_iter().map(|f| {
                     json!({"id": f.id, "name": f.name, "version": f.version, "status": f.status, "trigger": f.trigger,
-                           "scope": if matches!(f.owner, switchyard::domain::keys::FlowOwner::Space { .. }) { "space" } else { "tenant" }})
+                           "scope": if matches!(f.owner, switchyard::domain::flow::FlowOwner::Space { .. }) { "space" } else { "tenant" }})
                 }));
             }
             Ok(json!({"flows": all}))

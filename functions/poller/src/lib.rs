@@ -51,11 +51,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use switchyard::domain::connector::{ActionSpec, AuthSpec, ConnectorSpec, ResourceSpec};
 use switchyard::domain::execution::{FlowRef, TriggerInfo};
+use switchyard::domain::expr::Expr;
+use switchyard::domain::flow::FlowOwner;
 use switchyard::domain::flow::Trigger;
-use switchyard::domain::keys::FlowOwner;
 use switchyard::domain::tenancy::TenantStatus;
 use switchyard::engine::actions::{self, ActionCall, ActionError};
-use switchyard::engine::expr::Expr;
 use switchyard::engine::paging::{self, Cursor, PageRequest};
 use switchyard::platform::error::AppError;
 use switchyard::platform::polls::{self, MAX_INTERVAL_SECS, MIN_INTERVAL_SECS, PollJob};
@@ -449,7 +449,7 @@ async fn walk(
             Ok(other) => {
                 return Err(WalkError::Failed(format!(
                     "records gave {}, not an array",
-                    switchyard::engine::expr::type_name(&other)
+                    switchyard::domain::expr::type_name(&other)
                 )));
             }
             Err(e) => return Err(WalkError::Failed(format!("records: {e}"))),

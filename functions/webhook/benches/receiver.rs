@@ -14,13 +14,13 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use switchyard::domain::connector::Catalog;
 use switchyard::domain::flow::FlowDefinition;
+use switchyard::domain::flow::FlowOwner;
 use switchyard::domain::ids::{FlowId, SpaceId, TenantId};
-use switchyard::domain::keys::FlowOwner;
 use switchyard::domain::tenancy::{Plan, Space, Tenant, TenantStatus};
+use switchyard::domain::webhook::signature::{SigningSecret, VerifyOptions, sign};
 use switchyard::platform::flows::{FlowRecord, FlowStatus};
 use switchyard::platform::http::Request;
 use switchyard::platform::tenancy::ResolvedTenant;
-use switchyard::webhook::signature::{SigningSecret, VerifyOptions, sign};
 use switchyard_webhook::{Prepared, prepare, run_messages};
 
 const SECRET: &str = "bench-webhook-secret";

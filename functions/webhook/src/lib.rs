@@ -27,15 +27,15 @@ use switchyard::domain::connector::{ConnectorSpec, HmacConfig};
 use switchyard::domain::execution::{FlowRef, TriggerInfo, run_key};
 use switchyard::domain::ids::{ConnectorId, ExecutionId, FlowId, SpaceId, TenantId, ulid_at};
 use switchyard::domain::json::JsonError;
-use switchyard::domain::keys;
 use switchyard::domain::tenancy::TenantStatus;
+use switchyard::domain::webhook::envelope::{self, EventEnvelope};
+use switchyard::domain::webhook::signature::{SigningSecret, UnverifiedWebhook, VerifyError, VerifyOptions};
 use switchyard::platform::error::AppError;
 use switchyard::platform::http::{Request, Response, error_allowing, header, json as json_response, segments};
 use switchyard::platform::tenancy::ResolvedTenant;
 use switchyard::platform::{Platform, blobs, connections, flows, quotas, tenancy};
 use switchyard::ports::{Condition, Item, Key, OutgoingMessage, PortError, QueueId, WriteOp};
-use switchyard::webhook::envelope::{self, EventEnvelope};
-use switchyard::webhook::signature::{SigningSecret, UnverifiedWebhook, VerifyError, VerifyOptions};
+use switchyard::store::keys;
 
 /// How long the log of received events is kept.
 pub const EVENT_LOG_TTL_SECS: i64 = 7 * 86_400;
@@ -338,7 +338,7 @@ pub fn run_messages(
             tenant.tenant.id.as_str(),
             spec.id.as_str(),
             &event.id,
-            &flow.owner.pk(),
+            &switchyard::store::keys::owner_pk(&flow.owner),
             flow.id.as_str(),
         ]);
         let message = StartMessage {
@@ -403,7 +403,7 @@ async fn record_delivery(p: &Platform, prepared: &PreparedEvent, delivery_key: K
 mod tests {
     use serde_json::json;
     use switchyard::domain::execution::RunMessage;
-    use switchyard::domain::keys::FlowOwner;
+    use switchyard::domain::flow::FlowOwner;
 
     use super::*;
 

@@ -10,17 +10,15 @@
 //!   output is its `output` jq over that, or the body. An `error(...)` raised by the output
 //!   expression fails the action (for APIs that answer 200 with an error inside).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::expr::Expr;
 use super::paging::PageRequest;
-use super::template;
 use crate::domain::connector::{ActionSpec, AuthSpec, ConnectorSpec};
+use crate::domain::expr::Expr;
 use crate::domain::ids::{SpaceId, TenantId};
+use crate::domain::template;
 use crate::platform::credentials::{self, CredentialError};
 use crate::platform::{Platform, connections, ratelimit};
 use crate::ports::{OutboundError, OutboundRequest, OutboundResponse};
@@ -92,32 +90,9 @@ impl ActionError {
     }
 }
 
-/// Check an action input against its JSON Schema (validators compiled once per container).
+/// Check an action input against its JSON Schema.
 pub fn validate_input(spec: &ConnectorSpec, action: &ActionSpec, input: &Value) -> Result<(), ActionError> {
-    type Cache = Mutex<HashMap<(String, String), Arc<jsonschema::Validator>>>;
-    static VALIDATORS: OnceLock<Cache> = OnceLock::new();
-    let key = (spec.id.to_string(), action.id.clone());
-    let cached = VALIDATORS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
-    let validator = match cached {
-        Some(v) => v,
-        None => {
-            let v = Arc::new(
-                jsonschema::validator_for(&action.input_schema)
-                    .map_err(|e| ActionError::InvalidInput(format!("the action's schema is invalid: {e}")))?,
-            );
-            VALIDATORS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner()).insert(key, v.clone());
-            v
-        }
-    };
-    let problems: Vec<String> = validator
-        .iter_errors(input)
-        .take(5)
-        .map(|e| {
-            let at = e.instance_path().to_string();
-            if at.is_empty() { e.to_string() } else { format!("{at}: {e}") }
-        })
-        .collect();
-    if problems.is_empty() { Ok(()) } else { Err(ActionError::InvalidInput(problems.join("; "))) }
+    crate::domain::connector::validate_input(spec, action, input).map_err(|e| ActionError::InvalidInput(e.0))
 }
 
 /// Scalars as query/path text.

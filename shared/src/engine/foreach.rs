@@ -13,10 +13,10 @@ use std::collections::{BTreeMap, HashMap};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 
-use super::expr::Expr;
 use super::plan;
 use super::steps::{self, StepOutcome, StepRun};
 use crate::domain::execution::{StepError, StepRecord, StepStatus};
+use crate::domain::expr::Expr;
 use crate::domain::flow::{ForeachStep, StepDef};
 use crate::domain::ids::StepId;
 
@@ -35,7 +35,11 @@ pub async fn run(run: &StepRun<'_>, step: &ForeachStep) -> StepOutcome {
         Ok(Value::Array(items)) => items,
         Ok(Value::Null) => Vec::new(),
         Ok(other) => {
-            return fail(format!("items: expected an array, got {}", super::expr::type_name(&other)), false, None);
+            return fail(
+                format!("items: expected an array, got {}", crate::domain::expr::type_name(&other)),
+                false,
+                None,
+            );
         }
         Err(e) => return fail(format!("items: expression {e}"), false, None),
     };

@@ -1,10 +1,8 @@
 //! Flow execution: expressions, templates, planning, step runners and the durable driver.
 
 pub mod actions;
-pub mod expr;
 pub mod foreach;
 pub mod paging;
 pub mod plan;
 pub mod run;
 pub mod steps;
-pub mod template;

@@ -13,8 +13,8 @@
 
 use serde_json::Value;
 
-use super::expr::Expr;
 use crate::domain::connector::{CursorLocation, Pagination};
+use crate::domain::expr::Expr;
 
 /// How to ask for the next page.
 #[derive(Debug, Clone, PartialEq, Eq)]

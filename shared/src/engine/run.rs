@@ -31,11 +31,11 @@ use crate::domain::execution::{
 };
 use crate::domain::flow::{FlowDefinition, RetryPolicy, StepDef, StepKind};
 use crate::domain::ids::StepId;
-use crate::domain::keys;
 use crate::platform::Platform;
 use crate::platform::executions::{StoredExecution, get_execution, get_steps};
 use crate::platform::flows::get_flow_version;
 use crate::ports::{Condition, Item, OutgoingMessage, PlatformEvent, PortError, QueueId, WriteOp, sqs_limits};
+use crate::store::keys;
 
 /// One step attempt of a round (boxed and named so `Send` is declared, not inferred).
 type AttemptFuture<'a> =

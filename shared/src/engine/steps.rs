@@ -6,10 +6,10 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::actions;
-use super::expr::{Expr, truthy};
-use super::template;
 use crate::domain::execution::{Execution, StepError};
+use crate::domain::expr::{Expr, truthy};
 use crate::domain::flow::{ActionStep, CdmStep, DelayStep, HttpStep, RetryPolicy, StepDef, StepKind};
+use crate::domain::template;
 use crate::platform::Platform;
 use crate::platform::credentials;
 use crate::ports::{OutboundError, OutboundRequest, OutboundResponse};

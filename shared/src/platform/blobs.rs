@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use super::Platform;
 use crate::domain::ids::{SpaceId, TenantId, ulid_at};
-use crate::domain::keys;
 use crate::ports::{Condition, Item, Key, PortError, PortResult, WriteOp};
+use crate::store::keys;
 
 /// Bytes of JSON text per chunk item (below the 400 KB item limit with room to spare).
 pub const CHUNK_BYTES: usize = 300 * 1024;

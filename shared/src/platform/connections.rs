@@ -15,9 +15,9 @@ use super::error::AppError;
 use super::{Platform, lease};
 use crate::domain::connector::{ConnectorSpec, HmacConfig};
 use crate::domain::ids::{ConnectorId, SpaceId, TenantId};
-use crate::domain::keys;
+use crate::domain::webhook::signature::SigningSecret;
 use crate::ports::{Condition, Item, PortError, Query, SecretDocument, SecretOwner, Secrets, query_all};
-use crate::webhook::signature::SigningSecret;
+use crate::store::keys;
 
 /// How long a secrets lease may be held before it expires on its own.
 const LEASE_TTL: Duration = Duration::from_secs(30);

@@ -29,11 +29,11 @@ use super::error::AppError;
 use super::{Platform, lease};
 use crate::domain::connector::{AuthSpec, ClientAuth, ConnectorSpec, KeyLocation};
 use crate::domain::ids::{ConnectorId, SpaceId, TenantId};
-use crate::domain::keys;
-use crate::engine::template;
+use crate::domain::template;
 use crate::ports::{
     Condition, Item, OutboundError, OutboundRequest, PlatformEvent, PortError, SecretDocument, SecretOwner, Secrets,
 };
+use crate::store::keys;
 
 /// Refresh when the access token has less than this left.
 pub const REFRESH_AHEAD: Duration = Duration::from_secs(120);

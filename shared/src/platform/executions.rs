@@ -6,8 +6,8 @@ use super::Platform;
 use super::error::AppError;
 use crate::domain::execution::{Execution, ExecutionStatus, StepRecord};
 use crate::domain::ids::{ExecutionId, FlowId, SpaceId, TenantId};
-use crate::domain::keys;
 use crate::ports::{Item, Query, cursor, query_all};
+use crate::store::keys;
 
 /// An execution with the version of its stored item (for optimistic updates).
 #[derive(Debug, Clone, PartialEq)]

@@ -9,10 +9,10 @@ use serde_json::Value;
 use super::Platform;
 use super::error::AppError;
 use super::tenancy::ResolvedTenant;
-use crate::domain::flow::{FlowDefinition, Trigger};
+use crate::domain::flow::{FlowDefinition, FlowOwner, Trigger};
 use crate::domain::ids::{ConnectorId, FlowId, TenantId};
-use crate::domain::keys::{self, FlowOwner};
 use crate::ports::{Condition, Item, PortError, Query, WriteOp, query_all};
+use crate::store::keys;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -61,14 +61,20 @@ fn to_value<T: Serialize>(v: &T) -> Value {
 }
 
 fn invalidate(p: &Platform, owner: &FlowOwner) {
-    p.caches.triggers.remove(&(owner.pk(), String::new()));
+    p.caches.triggers.remove(&(crate::store::keys::owner_pk(&owner), String::new()));
 }
 
 /// Most flows a partition may hold when the plan sets no lower limit.
 const MAX_FLOWS_PER_OWNER: usize = 1000;
 
 async fn count_flows(p: &Platform, owner: &FlowOwner) -> Result<usize, AppError> {
-    Ok(query_all(p.store.as_ref(), Query::prefix(owner.pk(), keys::FLOW_PREFIX), MAX_FLOWS_PER_OWNER + 1).await?.len())
+    Ok(query_all(
+        p.store.as_ref(),
+        Query::prefix(crate::store::keys::owner_pk(&owner), keys::FLOW_PREFIX),
+        MAX_FLOWS_PER_OWNER + 1,
+    )
+    .await?
+    .len())
 }
 
 /// Create a flow from a validated definition. `limit` is the plan's flows-per-tenant quota.
@@ -241,7 +247,10 @@ pub async fn list_flows(
     limit: u32,
     cursor: Option<String>,
 ) -> Result<(Vec<FlowRecord>, Option<String>), AppError> {
-    let page = p.store.query(&Query::prefix(owner.pk(), keys::FLOW_PREFIX).limit(limit).after(cursor)).await?;
+    let page = p
+        .store
+        .query(&Query::prefix(crate::store::keys::owner_pk(&owner), keys::FLOW_PREFIX).limit(limit).after(cursor))
+        .await?;
     Ok((page.items.iter().map(|i| i.parse()).collect::<Result<Vec<_>, _>>()?, page.next))
 }
 
@@ -272,11 +281,16 @@ fn version_cache() -> &'static super::caches::TtlCache<(String, String), Arc<Flo
 
 /// All active flows of a partition (cached per container for `CACHE_TTL`).
 async fn active_flows(p: &Platform, owner: &FlowOwner) -> Result<Arc<Vec<Arc<FlowRecord>>>, AppError> {
-    let key = (owner.pk(), String::new());
+    let key = (crate::store::keys::owner_pk(&owner), String::new());
     if let Some(found) = p.caches.triggers.get(&key) {
         return Ok(found);
     }
-    let items = query_all(p.store.as_ref(), Query::prefix(owner.pk(), keys::FLOW_PREFIX), MAX_FLOWS_PER_OWNER).await?;
+    let items = query_all(
+        p.store.as_ref(),
+        Query::prefix(crate::store::keys::owner_pk(&owner), keys::FLOW_PREFIX),
+        MAX_FLOWS_PER_OWNER,
+    )
+    .await?;
     let flows: Vec<Arc<FlowRecord>> = items
         .iter()
         .filter_map(|i| i.parse::<FlowRecord>().ok())

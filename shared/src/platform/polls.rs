@@ -13,10 +13,11 @@ use sha2::{Digest, Sha256};
 use super::Platform;
 use super::error::AppError;
 use super::flows::{FlowRecord, FlowStatus};
+use crate::domain::flow::FlowOwner;
 use crate::domain::flow::Trigger;
 use crate::domain::ids::{ConnectorId, FlowId, SpaceId, TenantId};
-use crate::domain::keys::{self, FlowOwner};
 use crate::ports::{Condition, Item, Key, PortResult, Query};
+use crate::store::keys;
 
 pub const POLLS_PK: &str = "POLLS";
 /// A flow's poll interval when it names none.
@@ -39,7 +40,7 @@ pub struct PollEntry {
 }
 
 pub fn entry_key(owner: &FlowOwner, flow: &FlowId) -> Key {
-    Key::new(POLLS_PK, format!("{}#{flow}", owner.pk()))
+    Key::new(POLLS_PK, format!("{}#{flow}", crate::store::keys::owner_pk(&owner)))
 }
 
 /// Keep the index in step with a flow: present while it is active with a poll trigger.

@@ -6,8 +6,8 @@ use chrono::{TimeZone, Utc};
 use super::Platform;
 use super::error::AppError;
 use super::tenancy::ResolvedTenant;
-use crate::domain::keys;
 use crate::ports::Key;
+use crate::store::keys;
 
 /// A unit of quota taken; give it back if the work it paid for did not happen.
 #[derive(Debug, Clone, PartialEq)]

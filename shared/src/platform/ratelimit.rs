@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::Platform;
 use crate::domain::connector::RateLimit;
 use crate::domain::ids::{ConnectorId, SpaceId, TenantId};
-use crate::domain::keys;
 use crate::engine::actions::ActionError;
+use crate::store::keys;
 
 /// Windows waited for before giving up.
 const MAX_WAITS: u32 = 3;

@@ -86,7 +86,7 @@ async fn start_message(
             &trigger.kind,
             tenant.space.id.as_str(),
             tenant.tenant.id.as_str(),
-            &flow.owner.pk(),
+            &crate::store::keys::owner_pk(&flow.owner),
             flow.id.as_str(),
             k,
         ]),

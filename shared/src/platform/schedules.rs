@@ -12,9 +12,9 @@ use serde_json::Value;
 use super::Platform;
 use super::error::AppError;
 use super::flows::{FlowRecord, FlowStatus};
+use crate::domain::flow::FlowOwner;
 use crate::domain::flow::Trigger;
 use crate::domain::ids::{ExecutionId, FlowId, SpaceId, TenantId};
-use crate::domain::keys::FlowOwner;
 use crate::domain::schedule::CronSchedule;
 use crate::ports::{Condition, Item, Key, PortResult, Query};
 
@@ -36,7 +36,7 @@ pub struct ScheduleEntry {
 }
 
 pub fn schedule_key(owner: &FlowOwner, flow: &FlowId) -> Key {
-    Key::new(SCHEDULES_PK, format!("{}#{flow}", owner.pk()))
+    Key::new(SCHEDULES_PK, format!("{}#{flow}", crate::store::keys::owner_pk(&owner)))
 }
 
 /// Keep the index in step with a flow: present while it is active with a schedule trigger.

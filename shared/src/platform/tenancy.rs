@@ -5,10 +5,11 @@ use serde_json::Value;
 use super::Platform;
 use super::error::AppError;
 use crate::domain::access::{ApiKeyRecord, Role, generate_api_key, hash_api_key};
+use crate::domain::flow::FlowOwner;
 use crate::domain::ids::{ApiKeyId, SpaceId, TenantId};
-use crate::domain::keys::{self, FlowOwner};
 use crate::domain::tenancy::{Plan, Space, Tenant, TenantRef, TenantStatus};
 use crate::ports::{Condition, Item, PortError, Query, WriteOp};
+use crate::store::keys;
 
 /// A tenant with its space: what the webhook receiver and the executor need.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ids::{ConnectorId, ExecutionId, FlowId, SpaceId, StepId, TenantId};
-use super::keys::FlowOwner;
+use crate::flow::FlowOwner;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

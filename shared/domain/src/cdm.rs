@@ -1,7 +1,7 @@
 //! The canonical data model (CDM): the entities connector payloads are mapped to, so a flow can
 //! move an order from Shopify to Xero without knowing either's shape.
 //!
-//! Conventions (every mapping in `shared/connectors/` follows them):
+//! Conventions (every mapping in `shared/domain/connectors/` follows them):
 //! - `id` is the record's id in the source system, as a string; `source` names the connector.
 //! - Money amounts are decimal numbers in major units (12.5 = 12.50), with an ISO 4217
 //!   `currency`; mappings from providers that count in minor units (Stripe) divide.
@@ -264,8 +264,8 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::domain::connector::Catalog;
-    use crate::engine::expr::Expr;
+    use crate::connector::Catalog;
+    use crate::expr::Expr;
 
     /// Equal as JSON, numbers compared by value (jq yields 15.0 where a document says 15).
     fn same(a: &Value, b: &Value) -> bool {

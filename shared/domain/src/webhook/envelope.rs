@@ -8,10 +8,10 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::signature::VerifiedWebhook;
-use crate::domain::connector::{EventTypeSource, WebhookSpec};
-use crate::domain::ids::{ConnectorId, SpaceId, TenantId};
-use crate::domain::json::{self, JsonError};
-use crate::engine::expr::Expr;
+use crate::connector::{EventTypeSource, WebhookSpec};
+use crate::expr::Expr;
+use crate::ids::{ConnectorId, SpaceId, TenantId};
+use crate::json::{self, JsonError};
 
 /// The normalized event: what flows see as `.trigger`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

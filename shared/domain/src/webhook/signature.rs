@@ -13,7 +13,7 @@ use http::HeaderMap;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::domain::connector::{HmacConfig, SchemeKind, SignatureEncoding};
+use crate::connector::{HmacConfig, SchemeKind, SignatureEncoding};
 
 /// A webhook signing secret. `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -489,7 +489,7 @@ mod tests {
     use http::{HeaderMap, HeaderName, HeaderValue};
 
     use super::*;
-    use crate::domain::connector::{HmacConfig, SchemeKind, SignatureEncoding};
+    use crate::connector::{HmacConfig, SchemeKind, SignatureEncoding};
 
     const NOW: i64 = 1_795_000_000;
 

@@ -51,7 +51,7 @@ fn the_nesting_that_aborted_the_process_is_refused_before_jaq_sees_it() {
     }
     // Inside a template the same expression is refused when the flow is checked.
     let template = json!({"body": format!("${{{{ {}1{} }}}}", "[".repeat(1024), "]".repeat(1024))});
-    let e = crate::engine::template::check(&template).unwrap_err();
+    let e = crate::template::check(&template).unwrap_err();
     assert!(e.to_string().contains("nested"), "{e}");
 }
 

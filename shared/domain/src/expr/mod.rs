@@ -57,7 +57,7 @@ pub const MAX_OUTPUTS: usize = 10_000;
 /// Longest expression source accepted.
 pub const MAX_SOURCE_LEN: usize = 16 * 1024;
 /// Deepest JSON an expression may return: the platform's limit for every document it stores.
-pub const MAX_OUTPUT_DEPTH: usize = crate::domain::json::MAX_DEPTH;
+pub const MAX_OUTPUT_DEPTH: usize = crate::json::MAX_DEPTH;
 /// Longest error message kept.
 const MAX_MESSAGE: usize = 500;
 /// The definition the rewritten program becomes (its body is the flow author's expression).

@@ -23,7 +23,8 @@
 //! `dynamodb:LeadingKeys` matching those two patterns (the `#` after the tenant id keeps
 //! tenant `ten1` from matching `ten10`).
 
-use super::ids::{ApiKeyId, ConnectorId, ExecutionId, FlowId, SpaceId, StepId, TenantId};
+use crate::domain::flow::FlowOwner;
+use crate::domain::ids::{ApiKeyId, ConnectorId, ExecutionId, FlowId, SpaceId, StepId, TenantId};
 use crate::ports::Key;
 
 pub fn space_pk(space: &SpaceId) -> String {
@@ -58,37 +59,23 @@ pub fn api_key_listing(space: &SpaceId, id: &ApiKeyId) -> Key {
 
 pub const API_KEY_PREFIX: &str = "APIKEY#";
 
-/// Where a flow lives: shared by every tenant of the space, or owned by one tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "scope", rename_all = "snake_case")]
-pub enum FlowOwner {
-    Space { space: SpaceId },
-    Tenant { space: SpaceId, tenant: TenantId },
-}
-
-impl FlowOwner {
-    pub fn pk(&self) -> String {
-        match self {
-            FlowOwner::Space { space } => space_pk(space),
-            FlowOwner::Tenant { space, tenant } => tenant_pk(space, tenant),
-        }
-    }
-    pub fn space(&self) -> &SpaceId {
-        match self {
-            FlowOwner::Space { space } | FlowOwner::Tenant { space, .. } => space,
-        }
+/// The partition of a flow owner's items: the space's, or the tenant's.
+pub fn owner_pk(owner: &FlowOwner) -> String {
+    match owner {
+        FlowOwner::Space { space } => space_pk(space),
+        FlowOwner::Tenant { space, tenant } => tenant_pk(space, tenant),
     }
 }
 
 pub fn flow(owner: &FlowOwner, id: &FlowId) -> Key {
-    Key::new(owner.pk(), format!("FLOW#{id}"))
+    Key::new(owner_pk(owner), format!("FLOW#{id}"))
 }
 
 pub const FLOW_PREFIX: &str = "FLOW#";
 
 pub fn flow_version(owner: &FlowOwner, id: &FlowId, version: u32) -> Key {
     // Zero-padded so versions sort numerically.
-    Key::new(owner.pk(), format!("FLOWV#{id}#{version:08}"))
+    Key::new(owner_pk(owner), format!("FLOWV#{id}#{version:08}"))
 }
 
 pub fn connector_settings(space: &SpaceId, tenant: &TenantId, connector: &ConnectorId) -> Key {

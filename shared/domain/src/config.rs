@@ -4,7 +4,32 @@
 
 use serde_json::{Map, Value, json};
 
-use super::flow::RetryPolicy;
+use serde::{Deserialize, Serialize};
+
+/// Retry policy of a step (overrides the config cascade).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1 = no retry).
+    pub max_attempts: u32,
+    #[serde(default = "default_initial_delay")]
+    pub initial_delay_ms: u64,
+    #[serde(default = "default_max_delay")]
+    pub max_delay_ms: u64,
+}
+
+fn default_initial_delay() -> u64 {
+    1_000
+}
+fn default_max_delay() -> u64 {
+    300_000
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_attempts: 3, initial_delay_ms: default_initial_delay(), max_delay_ms: default_max_delay() }
+    }
+}
 
 /// The platform's defaults (the lowest level).
 pub fn platform_defaults() -> Value {
