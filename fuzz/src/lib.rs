@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
+use switchyard::adapters::embedded::Database;
 use switchyard::domain::access::Role;
 use switchyard::domain::connector::{Catalog, HmacConfig, SchemeKind, SignatureEncoding};
 use switchyard::domain::expr::Expr;
@@ -23,10 +24,11 @@ use switchyard::domain::template;
 use switchyard::domain::tenancy::Plan;
 use switchyard::domain::webhook::envelope;
 use switchyard::domain::webhook::signature::{SigningSecret, UnverifiedWebhook, VerifyOptions, sign};
-use switchyard::embedded::Database;
 use switchyard::engine::run::Budget;
-use switchyard::platform::{Platform, Settings, credentials, tenancy};
 use switchyard::ports::SystemClock;
+use switchyard::runtime::{Platform, Settings};
+use switchyard::store::tenants;
+use switchyard::usecases::connect as credentials;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const NOW: i64 = 1_795_000_000;
@@ -239,10 +241,11 @@ fn world() -> &'static World {
         let key = runtime.block_on(async {
             let space = SpaceId::parse("fuzz").expect("id");
             let tenant = TenantId::parse("fuzz-tenant").expect("id");
-            tenancy::create_space(&platform, space.clone(), "Fuzz".into(), Plan::Enterprise).await.expect("space");
-            tenancy::create_tenant(&platform, &space, tenant, "Fuzz".into(), None).await.expect("tenant");
-            let (_, key) =
-                tenancy::create_api_key(&platform, &space, "fuzz".into(), Role::Admin, None, None).await.expect("key");
+            tenants::create_space(platform.db(), space.clone(), "Fuzz".into(), Plan::Enterprise).await.expect("space");
+            tenants::create_tenant(platform.db(), &space, tenant, "Fuzz".into(), None).await.expect("tenant");
+            let (_, key) = tenants::create_api_key(platform.db(), &space, "fuzz".into(), Role::Admin, None, None)
+                .await
+                .expect("key");
             key
         });
         World { runtime, platform, key }
@@ -278,7 +281,7 @@ pub fn mcp_message(data: &[u8]) {
 pub fn run_message(data: &[u8]) {
     let Ok(body) = std::str::from_utf8(data) else { return };
     let w = world();
-    let _ = w.runtime.block_on(switchyard::engine::run::process(&w.platform, body, Budget::unlimited()));
+    let _ = w.runtime.block_on(switchyard::engine::run::process(&w.platform.engine, body, Budget::unlimited()));
 }
 
 /// The platform's JSON rules: what `check_text` accepts parses, and stays within the depth.

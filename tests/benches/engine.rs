@@ -17,22 +17,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use switchyard::adapters::embedded::{Database, EmbeddedEventBus, EmbeddedQueue, EmbeddedSecrets, EmbeddedStore};
 use switchyard::domain::execution::TriggerInfo;
 use switchyard::domain::flow::FlowDefinition;
 use switchyard::domain::tenancy::Plan;
-use switchyard::embedded::{Database, EmbeddedEventBus, EmbeddedQueue, EmbeddedSecrets, EmbeddedStore};
-use switchyard::platform::tenancy::ResolvedTenant;
-use switchyard::platform::{Platform, flows, runs};
+use switchyard::engine::runs;
 use switchyard::ports::{Clock, Query, QueueId, SystemClock, query_all};
+use switchyard::runtime::Platform;
+use switchyard::store::flows;
 use switchyard::store::keys;
+use switchyard::store::tenants::ResolvedTenant;
 use switchyard_local::LocalConfig;
 use switchyard_tests::instrument::{InstrumentedQueue, InstrumentedSecrets, InstrumentedStore, Instruments, Op};
 
 fn platform(path: &str, instruments: Arc<Instruments>) -> Platform {
     let db = if path == ":memory:" { Database::in_memory() } else { Database::open(path).expect("database") };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let mut settings = switchyard_tests::test_settings(switchyard::platform::Backend::Embedded { path: path.into() });
-    settings.outbound = switchyard::outbound::ssrf::AddressPolicy::from_allow_list("127.0.0.1/32").unwrap();
+    let mut settings = switchyard_tests::test_settings(switchyard::runtime::Backend::Embedded { path: path.into() });
+    settings.outbound = switchyard::adapters::outbound::ssrf::AddressPolicy::from_allow_list("127.0.0.1/32").unwrap();
     let store =
         Arc::new(InstrumentedStore(Arc::new(EmbeddedStore::new(db.clone(), clock.clone())), instruments.clone()));
     let queue =
@@ -49,7 +51,7 @@ async fn drain(p: &Platform, consumers: usize) {
     let work = (0..consumers).map(|_| async {
         loop {
             let n = switchyard_local::consume_runs_once(p, &config, Duration::from_millis(20)).await.unwrap();
-            if n == 0 && p.queue.depth(QueueId::Runs).await.unwrap() == 0 {
+            if n == 0 && p.engine.queue.depth(QueueId::Runs).await.unwrap() == 0 {
                 return;
             }
         }
@@ -59,8 +61,8 @@ async fn drain(p: &Platform, consumers: usize) {
 
 async fn setup(p: &Platform, definition: Value) -> (ResolvedTenant, flows::FlowRecord) {
     let t = switchyard_tests::tenant(p, Plan::Enterprise).await;
-    let definition = FlowDefinition::parse(&definition, p.catalog).unwrap_or_else(|e| panic!("{e}"));
-    let flow = flows::create_flow(p, flows::tenant_owner(&t), None, &definition, None).await.unwrap();
+    let definition = FlowDefinition::parse(&definition, p.engine.catalog).unwrap_or_else(|e| panic!("{e}"));
+    let flow = flows::create_flow(p.db(), flows::tenant_owner(&t), None, &definition, None).await.unwrap();
     (t, flow)
 }
 
@@ -75,14 +77,14 @@ async fn measure(
     consumers: usize,
 ) -> Duration {
     for _ in 0..n {
-        runs::start_run(p, t, flow, TriggerInfo::manual("bench"), input.clone(), None).await.unwrap();
+        runs::start_run(&p.engine, t, flow, TriggerInfo::manual(), input.clone(), None).await.unwrap();
     }
     instruments.reset_counts();
     let started = Instant::now();
     drain(p, consumers).await;
     let elapsed = started.elapsed();
     let all = query_all(
-        p.store.as_ref(),
+        p.db().store.as_ref(),
         Query::prefix(keys::tenant_pk(&t.space.id, &t.tenant.id), keys::EXECUTION_PREFIX),
         n + 1,
     )
@@ -135,7 +137,7 @@ async fn per_step_cost(db_path: impl Fn(&str) -> String, n: usize) -> (f64, f64,
 
 fn main() {
     // The functions' runtime: threads with the stack expression evaluation wants.
-    switchyard::lambda::run_main(|| async {
+    switchyard::runtime::lambda::run_main(|| async {
         let n: usize = std::env::var("BENCH_EXECUTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
         let dir = tempfile::tempdir().unwrap();
         let file = |name: &str| dir.path().join(format!("{name}.db")).to_str().unwrap().to_string();

@@ -22,14 +22,15 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{Value, json};
+use switchyard::adapters::embedded::{Database, EmbeddedEventBus, EmbeddedQueue, EmbeddedSecrets, EmbeddedStore};
 use switchyard::domain::flow::FlowDefinition;
 use switchyard::domain::ids::{ConnectorId, FlowId};
 use switchyard::domain::tenancy::Plan;
 use switchyard::domain::webhook::signature::sign;
-use switchyard::embedded::{Database, EmbeddedEventBus, EmbeddedQueue, EmbeddedSecrets, EmbeddedStore};
-use switchyard::platform::{Platform, connections, flows};
 use switchyard::ports::{Clock, Query, QueueId, SystemClock, query_all};
+use switchyard::runtime::Platform;
 use switchyard::store::keys;
+use switchyard::store::{connections, flows};
 use switchyard_local::LocalConfig;
 
 const SECRET: &str = "bench-webhook-secret";
@@ -149,7 +150,7 @@ fn write_report(name: &str, report: &Value) {
 
 fn main() {
     // The functions' runtime: threads with the stack expression evaluation wants.
-    switchyard::lambda::run_main(|| async {
+    switchyard::runtime::lambda::run_main(|| async {
         let events = env_number("BENCH_EVENTS", 10_000);
         let concurrency = env_number("BENCH_CONCURRENCY", 64);
         let how = match std::env::var("BENCH_RATE").ok().and_then(|r| r.parse::<f64>().ok()) {
@@ -179,7 +180,7 @@ fn main() {
         let path = dir.path().join("bench.db");
         let db = Database::open(path.to_str().unwrap()).expect("database");
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let mut settings = switchyard_tests::test_settings(switchyard::platform::Backend::Embedded {
+        let mut settings = switchyard_tests::test_settings(switchyard::runtime::Backend::Embedded {
             path: path.display().to_string(),
         });
         settings.retry_base_secs = 5;
@@ -194,9 +195,16 @@ fn main() {
         .expect("platform");
         p.database = Some(db);
         let t = switchyard_tests::tenant(&p, Plan::Enterprise).await;
-        connections::set_webhook_secret(&p, &t.space.id, &t.tenant.id, &ConnectorId::parse("github").unwrap(), SECRET)
-            .await
-            .unwrap();
+        connections::set_webhook_secret(
+            p.db(),
+            &t.space.id,
+            &t.tenant.id,
+            &ConnectorId::parse("github").unwrap(),
+            SECRET,
+            86_400,
+        )
+        .await
+        .unwrap();
         let definition = FlowDefinition::parse(
         &json!({"name": "push summary", "trigger": {"type": "webhook", "connector": "github", "events": ["push"]},
                 "steps": [
@@ -204,10 +212,10 @@ fn main() {
                      "expr": "{repo: .trigger.payload.repository.full_name, by: .trigger.payload.pusher.name, commits: (.trigger.payload.commits | length)}"},
                     {"id": "check", "kind": "transform", "depends_on": ["summary"], "expr": ".steps.summary.output.commits > 0"}
                 ]}),
-        p.catalog,
+        p.engine.catalog,
     )
     .unwrap();
-        flows::create_flow(&p, flows::tenant_owner(&t), Some(FlowId::parse("summary").unwrap()), &definition, None)
+        flows::create_flow(p.db(), flows::tenant_owner(&t), Some(FlowId::parse("summary").unwrap()), &definition, None)
             .await
             .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -227,10 +235,11 @@ fn main() {
         // would slow it down); the executions are read once, at the end.
         let finished = |p: Arc<Platform>, pk: String, n: usize| async move {
             loop {
-                if p.queue.depth(QueueId::Runs).await.unwrap() == 0 {
-                    let all = query_all(p.store.as_ref(), Query::prefix(pk.clone(), keys::EXECUTION_PREFIX), n + 1_000)
-                        .await
-                        .unwrap();
+                if p.engine.queue.depth(QueueId::Runs).await.unwrap() == 0 {
+                    let all =
+                        query_all(p.db().store.as_ref(), Query::prefix(pk.clone(), keys::EXECUTION_PREFIX), n + 1_000)
+                            .await
+                            .unwrap();
                     if all.iter().filter(|i| i.data["status"] == "succeeded").count() >= n {
                         return all;
                     }

@@ -24,10 +24,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use switchyard::adapters::embedded::{
+    Database, EmbeddedEventBus, EmbeddedQueue, EmbeddedSecrets, EmbeddedStore, QueuePolicy,
+};
 use switchyard::domain::webhook::signature::sign;
-use switchyard::embedded::{Database, EmbeddedEventBus, EmbeddedQueue, EmbeddedSecrets, EmbeddedStore, QueuePolicy};
-use switchyard::platform::{Platform, Settings};
 use switchyard::ports::{QueueId, SystemClock};
+use switchyard::runtime::{Platform, Settings};
 use switchyard_tests::instrument::{InstrumentedQueue, InstrumentedSecrets, InstrumentedStore, Instruments};
 
 const SECRET: &str = "soak-webhook-secret";
@@ -39,7 +41,7 @@ fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 fn main() {
-    switchyard::lambda::run_main(|| async {
+    switchyard::runtime::lambda::run_main(|| async {
         if std::env::var_os("SOAK_CHILD").is_some() {
             child().await;
         } else {
@@ -68,7 +70,8 @@ async fn child() {
         Arc::new(InstrumentedSecrets(Arc::new(EmbeddedSecrets::new(db.clone(), clock.clone())), instruments.clone()));
     let bus = Arc::new(EmbeddedEventBus::new(db.clone(), clock.clone()));
     let mut settings = Settings::for_embedded(&db_path);
-    settings.outbound = switchyard::outbound::ssrf::AddressPolicy::from_allow_list("127.0.0.0/8").expect("allow-list");
+    settings.outbound =
+        switchyard::adapters::outbound::ssrf::AddressPolicy::from_allow_list("127.0.0.0/8").expect("allow-list");
     settings.retry_base_secs = 1;
     let mut platform = Platform::assemble(store, queue, secrets, bus, clock, settings).expect("platform");
     platform.database = Some(db);
@@ -154,7 +157,7 @@ async fn parent() {
 
     let mut server = start_server(&db, &addr, rate);
     let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap();
-    let admin = switchyard::platform::DEV_ADMIN_KEY;
+    let admin = switchyard::runtime::DEV_ADMIN_KEY;
     let api = |c: &reqwest::Client, key: &str, method: reqwest::Method, path: &str, body: Option<Value>| {
         let mut r =
             c.request(method, format!("{base}{path}")).header("x-fastn-api-key", key).header("x-fastn-space-id", SPACE);

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use switchyard::aws::EventBridgeBus;
-use switchyard::embedded::{Database, EmbeddedEventBus};
+use switchyard::adapters::aws::EventBridgeBus;
+use switchyard::adapters::embedded::{Database, EmbeddedEventBus};
 use switchyard::ports::{EventBus, PlatformEvent, SystemClock};
 use switchyard_tests::{aws_resources, unique};
 

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard::aws::SqsQueue;
-use switchyard::embedded::{Database, EmbeddedQueue, QueuePolicy};
+use switchyard::adapters::aws::SqsQueue;
+use switchyard::adapters::embedded::{Database, EmbeddedQueue, QueuePolicy};
 use switchyard::ports::{OutgoingMessage, PortError, Queue, QueueId, SystemClock, sqs_limits};
 use switchyard_tests::aws_resources;
 

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use switchyard::aws::SecretsManagerSecrets;
-use switchyard::embedded::{Database, EmbeddedSecrets};
+use switchyard::adapters::aws::SecretsManagerSecrets;
+use switchyard::adapters::cached_secrets::CachedSecrets;
+use switchyard::adapters::embedded::{Database, EmbeddedSecrets};
 use switchyard::ports::{SecretDocument, SecretOwner, Secrets, SystemClock};
-use switchyard::secrets_cache::CachedSecrets;
 use switchyard_tests::{aws_sdk, unique};
 
 fn doc(v: serde_json::Value) -> SecretDocument {

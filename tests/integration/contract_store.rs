@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use switchyard::aws::DynamoStore;
-use switchyard::embedded::{Database, EmbeddedStore};
+use switchyard::adapters::aws::DynamoStore;
+use switchyard::adapters::embedded::{Database, EmbeddedStore};
 use switchyard::ports::{
     Clock, Condition, Item, Key, ManualClock, PortError, Query, Store, WriteOp, cursor, query_all,
 };

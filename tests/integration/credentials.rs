@@ -14,9 +14,10 @@ use serde_json::{Value, json};
 use sha2::Digest;
 use switchyard::domain::connector::Catalog;
 use switchyard::domain::ids::{ConnectorId, SpaceId, TenantId};
-use switchyard::platform::credentials::{self, Credentials};
-use switchyard::platform::{Platform, connections};
-use switchyard::ports::{OutgoingMessage, QueueId};
+use switchyard::ports::{OutgoingMessage, QueueId, Secrets};
+use switchyard::runtime::Platform;
+use switchyard::store::connections;
+use switchyard::store::credentials::{self, Credentials};
 use switchyard_tests::{Kind, TestApp, platform, spawn_app, system_clock, unique};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -212,7 +213,7 @@ impl Ctx {
 
 async fn setup(base: &str) -> Ctx {
     let mut p = platform(Kind::Embedded, system_clock()).await;
-    p.catalog = mock_catalog(base);
+    p.engine.catalog = mock_catalog(base);
     let app = spawn_app(p).await;
     let (space, tenant) = (unique("sp"), unique("tn"));
     let key = app.seed_tenant(&space, &tenant).await;
@@ -288,7 +289,7 @@ async fn every_auth_kind_works_end_to_end_and_no_secret_leaks() {
         expires_at: Some(chrono::Utc::now().timestamp_millis() + 30_000),
         scope: None,
     };
-    credentials::store(ctx.platform(), &space, &tenant, &oauth, &expiring).await.unwrap();
+    credentials::store(ctx.platform().db(), &space, &tenant, &oauth, &expiring).await.unwrap();
     let (status, out) = ctx.action("mock_oauth", "whoami", json!({})).await;
     assert_eq!(
         (status, out["output"]["authorization"].as_str()),
@@ -309,7 +310,7 @@ async fn every_auth_kind_works_end_to_end_and_no_secret_leaks() {
         expires_at: None,
         scope: None,
     };
-    credentials::store(ctx.platform(), &space, &tenant, &oauth, &revoked).await.unwrap();
+    credentials::store(ctx.platform().db(), &space, &tenant, &oauth, &revoked).await.unwrap();
     let (status, out) = ctx.action("mock_oauth", "whoami", json!({})).await;
     assert_eq!(
         (status, out["output"]["authorization"].as_str()),
@@ -324,12 +325,13 @@ async fn every_auth_kind_works_end_to_end_and_no_secret_leaks() {
         expires_at: Some(0),
         scope: None,
     };
-    credentials::store(ctx.platform(), &space, &tenant, &oauth, &dead).await.unwrap();
+    credentials::store(ctx.platform().db(), &space, &tenant, &oauth, &dead).await.unwrap();
     let (status, out) = ctx.action("mock_oauth", "whoami", json!({})).await;
     assert_eq!((status, out["error"]["code"].as_str()), (400, Some("not_connected")), "{out}");
     let (_, connector) = ctx.call("GET", &format!("/api/v1/tenants/{t}/connectors/mock_oauth"), None).await;
     assert_eq!(connector["credentials"]["needs_reauthorization"], true);
-    let bus = switchyard::embedded::EmbeddedEventBus::new(ctx.platform().database.clone().unwrap(), system_clock());
+    let bus =
+        switchyard::adapters::embedded::EmbeddedEventBus::new(ctx.platform().database.clone().unwrap(), system_clock());
     let events = bus.published_since(0, 100).unwrap();
     assert!(
         events
@@ -353,7 +355,7 @@ async fn every_auth_kind_works_end_to_end_and_no_secret_leaks() {
         expires_at: Some(0),
         scope: None,
     };
-    credentials::store(ctx.platform(), &space, &tenant, &basic_client, &old).await.unwrap();
+    credentials::store(ctx.platform().db(), &space, &tenant, &basic_client, &old).await.unwrap();
     let (status, _) = ctx.action("mock_basic_client", "whoami", json!({})).await;
     assert_eq!(status, 200);
     let (form, basic) = tokens.requests.lock().unwrap().last().cloned().unwrap();
@@ -502,22 +504,22 @@ async fn fifty_parallel_executions_share_one_refresh() {
     let (server, tokens) = provider().await;
     let catalog = mock_catalog(&server.uri());
     let mut base = platform(Kind::Embedded, system_clock()).await;
-    base.catalog = catalog;
+    base.engine.catalog = catalog;
     let space = SpaceId::parse(unique("sp")).unwrap();
     let tenant = TenantId::parse(unique("tn")).unwrap();
     let oauth = ConnectorId::parse("mock_oauth").unwrap();
-    switchyard::platform::tenancy::create_space(
-        &base,
+    switchyard::store::tenants::create_space(
+        base.db(),
         space.clone(),
         "s".into(),
         switchyard::domain::tenancy::Plan::Enterprise,
     )
     .await
     .unwrap();
-    switchyard::platform::tenancy::create_tenant(&base, &space, tenant.clone(), "t".into(), None).await.unwrap();
-    connections::update_settings(&base, &space, &tenant, &oauth, |s| s.enabled = true).await.unwrap();
+    switchyard::store::tenants::create_tenant(base.db(), &space, tenant.clone(), "t".into(), None).await.unwrap();
+    connections::update_settings(base.db(), &space, &tenant, &oauth, |s| s.enabled = true).await.unwrap();
     credentials::set_oauth_app(
-        &base,
+        base.db(),
         &space,
         &oauth,
         &credentials::OAuthApp { client_id: "c".into(), client_secret: CLIENT_SECRET.into(), redirect_uri: None },
@@ -530,20 +532,20 @@ async fn fifty_parallel_executions_share_one_refresh() {
         expires_at: Some(0),
         scope: None,
     };
-    credentials::store(&base, &space, &tenant, &oauth, &expired).await.unwrap();
+    credentials::store(base.db(), &space, &tenant, &oauth, &expired).await.unwrap();
     let definition = switchyard::domain::flow::FlowDefinition::parse(
         &json!({"name": "call", "trigger": {"type": "manual"}, "steps": [{"id": "who", "kind": "action", "connector": "mock_oauth", "action": "whoami"}]}),
         catalog,
     )
     .unwrap();
     let owner = switchyard::domain::flow::FlowOwner::Tenant { space: space.clone(), tenant: tenant.clone() };
-    let flow = switchyard::platform::flows::create_flow(&base, owner, None, &definition, None).await.unwrap();
+    let flow = switchyard::store::flows::create_flow(base.db(), owner, None, &definition, None).await.unwrap();
     // Five containers: same database, separate caches.
     let db = base.database.clone().unwrap();
     let containers: Vec<Platform> = (0..5)
         .map(|_| {
             let mut p = Platform::embedded(db.clone(), system_clock(), base.settings.as_ref().clone()).unwrap();
-            p.catalog = catalog;
+            p.engine.catalog = catalog;
             p
         })
         .collect();
@@ -559,14 +561,14 @@ async fn fifty_parallel_executions_share_one_refresh() {
                     id: flow.id.clone(),
                     version: 1,
                 },
-                trigger: switchyard::domain::execution::TriggerInfo::manual("manual"),
+                trigger: switchyard::domain::execution::TriggerInfo::manual(),
                 input: json!({}),
                 enqueued_at: 0,
             };
             OutgoingMessage::new(serde_json::to_string(&message).unwrap())
         })
         .collect();
-    base.queue.send(QueueId::Runs, &messages).await.unwrap();
+    base.engine.queue.send(QueueId::Runs, &messages).await.unwrap();
     let config = switchyard_local::LocalConfig::default();
     let runs = containers.iter().map(|p| async {
         let mut total = 0;
@@ -582,7 +584,7 @@ async fn fifty_parallel_executions_share_one_refresh() {
     assert_eq!(processed, 50);
     assert_eq!(tokens.refreshes.load(Ordering::SeqCst), 1, "exactly one token request reached the provider");
     let executions =
-        switchyard::platform::executions::list_executions(&base, &space, &tenant, &Default::default(), 100, None)
+        switchyard::store::executions::list_executions(base.db(), &space, &tenant, &Default::default(), 100, None)
             .await
             .unwrap()
             .0;
@@ -606,7 +608,7 @@ async fn oauth_return_to_is_limited_to_listed_origins() {
         s.oauth_return_origins = vec!["https://app.example.com".into()];
     })
     .await;
-    p.catalog = mock_catalog(&server.uri());
+    p.engine.catalog = mock_catalog(&server.uri());
     let app = spawn_app(p).await;
     let (space, tenant) = (unique("sp"), unique("tn"));
     let key = app.seed_tenant(&space, &tenant).await;
@@ -673,7 +675,7 @@ async fn the_connections_rate_limit_spaces_out_concurrent_calls() {
     let now = chrono::Utc::now().timestamp();
     for window in (now - 20).div_euclid(2)..=now.div_euclid(2) {
         let key = switchyard::store::keys::quota_counter(&space, &tenant, "rate:mock_limited", &window.to_string());
-        let used = ctx.platform().store.get(&key).await.unwrap().and_then(|i| i.data.as_i64()).unwrap_or(0);
+        let used = ctx.platform().db().store.get(&key).await.unwrap().and_then(|i| i.data.as_i64()).unwrap_or(0);
         assert!(used <= 2, "window {window}: {used} calls");
     }
 }

@@ -11,11 +11,13 @@ use switchyard::domain::execution::{ExecutionStatus, TriggerInfo};
 use switchyard::domain::flow::FlowDefinition;
 use switchyard::domain::ids::{ExecutionId, FlowId};
 use switchyard::domain::tenancy::Plan;
-use switchyard::platform::executions::{self, RerunFrom};
-use switchyard::platform::flows::{self, FlowRecord};
-use switchyard::platform::tenancy::ResolvedTenant;
-use switchyard::platform::{Platform, runs};
+use switchyard::engine::runs;
 use switchyard::ports::{ManualClock, QueueId};
+use switchyard::runtime::Platform;
+use switchyard::store::executions;
+use switchyard::store::flows::{self, FlowRecord};
+use switchyard::store::tenants::ResolvedTenant;
+use switchyard::usecases::executions::RerunFrom;
 use switchyard_tests::instrument::{Instruments, Op};
 use switchyard_tests::{
     Kind, drain, drain_visible, instrumented_platform, platform, platform_with, system_clock, tenant,
@@ -24,16 +26,16 @@ use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 async fn flow(p: &Platform, t: &ResolvedTenant, definition: Value) -> FlowRecord {
-    let definition = FlowDefinition::parse(&definition, p.catalog).unwrap_or_else(|e| panic!("{e}"));
-    flows::create_flow(p, flows::tenant_owner(t), None, &definition, None).await.unwrap()
+    let definition = FlowDefinition::parse(&definition, p.engine.catalog).unwrap_or_else(|e| panic!("{e}"));
+    flows::create_flow(p.db(), flows::tenant_owner(t), None, &definition, None).await.unwrap()
 }
 
 async fn start(p: &Platform, t: &ResolvedTenant, f: &FlowRecord, input: Value) -> ExecutionId {
-    runs::start_run(p, t, f, TriggerInfo::manual("manual"), input, None).await.unwrap()
+    runs::start_run(&p.engine, t, f, TriggerInfo::manual(), input, None).await.unwrap()
 }
 
 async fn execution(p: &Platform, t: &ResolvedTenant, id: &ExecutionId) -> switchyard::domain::execution::Execution {
-    executions::get_execution(p, &t.space.id, &t.tenant.id, id).await.unwrap().expect("execution exists").execution
+    executions::get_execution(p.db(), &t.space.id, &t.tenant.id, id).await.unwrap().expect("execution exists").execution
 }
 
 async fn steps(
@@ -41,7 +43,7 @@ async fn steps(
     t: &ResolvedTenant,
     id: &ExecutionId,
 ) -> std::collections::HashMap<String, switchyard::domain::execution::StepRecord> {
-    executions::get_steps(p, &t.space.id, &t.tenant.id, id)
+    executions::get_steps(p.db(), &t.space.id, &t.tenant.id, id)
         .await
         .unwrap()
         .into_iter()
@@ -262,15 +264,15 @@ async fn retries_back_off_on_the_clock_and_honour_the_config_cascade() {
 
     // Tenant config says one attempt: a 503 fails at once (the flow sets nothing).
     let strict = tenant(&p, Plan::Growth).await;
-    switchyard::platform::tenancy::set_tenant_config(
-        &p,
+    switchyard::store::tenants::set_tenant_config(
+        p.db(),
         &strict.space.id,
         &strict.tenant.id,
         json!({"retry": {"max_attempts": 1}}).as_object().unwrap().clone(),
     )
     .await
     .unwrap();
-    let strict = switchyard::platform::tenancy::resolve_tenant(&p, &strict.tenant.id).await.unwrap().unwrap();
+    let strict = switchyard::store::tenants::resolve_tenant(p.db(), &strict.tenant.id).await.unwrap().unwrap();
     let failing = Flaky { calls: Arc::new(AtomicUsize::new(0)), failures: 10, status: 503 };
     mount(&server, "/down", failing.clone()).await;
     let f = flow(
@@ -323,7 +325,7 @@ async fn delays_wait_on_sqs_or_on_scheduler_timers() {
     drain_visible(&p).await;
     // The long delay is a timer: no message waits in the queue for two hours.
     assert_eq!(execution(&p, &t, &id).await.status, ExecutionStatus::Waiting);
-    assert_eq!(p.queue.depth(QueueId::Runs).await.unwrap(), 0);
+    assert_eq!(p.engine.queue.depth(QueueId::Runs).await.unwrap(), 0);
     let tick = || switchyard_scheduler::handle(&p, switchyard_local::scheduled_event("tick"));
     assert_eq!(tick().await.unwrap().timers, 0, "not due yet");
     clock.advance(Duration::from_secs(7200 - 30));
@@ -344,14 +346,17 @@ async fn cancelling_stops_parked_and_running_executions() {
         "steps": [{"id": "wait", "kind": "delay", "seconds": 60}, {"id": "after", "kind": "transform", "depends_on": ["wait"], "expr": "1"}]})).await;
     let id = start(&p, &t, &parked, json!({})).await;
     drain_visible(&p).await;
-    let cancelled = executions::cancel(&p, &t.space.id, &t.tenant.id, &id).await.unwrap();
+    let cancelled = switchyard::usecases::executions::cancel(&p.engine, &t.space.id, &t.tenant.id, &id).await.unwrap();
     assert_eq!(cancelled.status, ExecutionStatus::Cancelled);
     clock.advance(Duration::from_secs(61));
     drain_visible(&p).await;
     let e = execution(&p, &t, &id).await;
     assert_eq!(e.status, ExecutionStatus::Cancelled);
     assert!(!steps(&p, &t, &id).await.contains_key("after"), "nothing ran after the cancel");
-    assert!(executions::cancel(&p, &t.space.id, &t.tenant.id, &id).await.is_err(), "already final");
+    assert!(
+        switchyard::usecases::executions::cancel(&p.engine, &t.space.id, &t.tenant.id, &id).await.is_err(),
+        "already final"
+    );
 
     // Running: the step in flight finishes, the next one never starts.
     let real = platform(Kind::Embedded, system_clock()).await;
@@ -375,10 +380,10 @@ async fn cancelling_stops_parked_and_running_executions() {
         let real = real.clone();
         let t = t.clone();
         let id = id.clone();
-        async move { executions::get_execution(&real, &t.space.id, &t.tenant.id, &id).await.unwrap().is_some() }
+        async move { executions::get_execution(real.db(), &t.space.id, &t.tenant.id, &id).await.unwrap().is_some() }
     })
     .await;
-    executions::cancel(&real, &t.space.id, &t.tenant.id, &id).await.unwrap();
+    switchyard::usecases::executions::cancel(&real.engine, &t.space.id, &t.tenant.id, &id).await.unwrap();
     worker.await.unwrap();
     let e = execution(&real, &t, &id).await;
     assert_eq!(e.status, ExecutionStatus::Cancelled, "{e:?}");
@@ -439,20 +444,20 @@ async fn reruns_start_over_or_resume_from_the_failed_step() {
     let id = start(&p, &t, &f, json!({"input": {"order": 7}})).await;
     drain(&p).await;
     assert_eq!(execution(&p, &t, &id).await.status, ExecutionStatus::Failed);
-    let again = executions::rerun(&p, &t, &id, RerunFrom::Failed).await.unwrap();
+    let again = switchyard::usecases::executions::rerun(&p.engine, &t, &id, RerunFrom::Failed).await.unwrap();
     drain(&p).await;
     let e = execution(&p, &t, &again).await;
     assert_eq!(e.status, ExecutionStatus::Succeeded, "{e:?}");
     assert_eq!(e.flow.version, 1, "pinned to the version that failed");
     assert_eq!(first.calls.load(Ordering::SeqCst), 1, "the completed step was carried over, not re-run");
-    assert_eq!(e.trigger.kind, "rerun");
+    assert_eq!(e.trigger.kind, switchyard::domain::execution::TriggerKind::Rerun);
     assert_eq!(e.input, json!({"input": {"order": 7}}));
-    let fresh = executions::rerun(&p, &t, &id, RerunFrom::Start).await.unwrap();
+    let fresh = switchyard::usecases::executions::rerun(&p.engine, &t, &id, RerunFrom::Start).await.unwrap();
     drain(&p).await;
     assert_eq!(execution(&p, &t, &fresh).await.status, ExecutionStatus::Succeeded);
     assert_eq!(first.calls.load(Ordering::SeqCst), 2, "from the start: every step runs");
     assert!(
-        executions::rerun(&p, &t, &again, RerunFrom::Failed).await.is_err(),
+        switchyard::usecases::executions::rerun(&p.engine, &t, &again, RerunFrom::Failed).await.is_err(),
         "a success cannot resume from a failure"
     );
 }
@@ -466,15 +471,15 @@ async fn schedules_start_one_run_per_occurrence_per_tenant() {
     let a = tenant(&p, Plan::Growth).await;
     // A second tenant of the same space.
     let b_id = switchyard::domain::ids::TenantId::parse(switchyard_tests::unique("tn")).unwrap();
-    switchyard::platform::tenancy::create_tenant(&p, &a.space.id, b_id.clone(), "b".into(), None).await.unwrap();
+    switchyard::store::tenants::create_tenant(p.db(), &a.space.id, b_id.clone(), "b".into(), None).await.unwrap();
     let definition = FlowDefinition::parse(
         &json!({"name": "every minute", "trigger": {"type": "schedule", "cron": "* * * * *"},
                 "steps": [{"id": "at", "kind": "transform", "expr": ".trigger.scheduled_at"}]}),
-        p.catalog,
+        p.engine.catalog,
     )
     .unwrap();
     let space_flow = flows::create_flow(
-        &p,
+        p.db(),
         switchyard::domain::flow::FlowOwner::Space { space: a.space.id.clone() },
         None,
         &definition,
@@ -490,13 +495,14 @@ async fn schedules_start_one_run_per_occurrence_per_tenant() {
     assert_eq!(tick().await.unwrap().enqueued, 0, "the same occurrence never runs twice");
     drain_visible(&p).await;
     for tenant in [&a.tenant.id, &b_id] {
-        let list = executions::list_executions(&p, &a.space.id, tenant, &Default::default(), 10, None).await.unwrap().0;
+        let list =
+            executions::list_executions(p.db(), &a.space.id, tenant, &Default::default(), 10, None).await.unwrap().0;
         assert_eq!(list.len(), 1);
-        assert_eq!(list[0].trigger.kind, "schedule");
+        assert_eq!(list[0].trigger.kind, switchyard::domain::execution::TriggerKind::Schedule);
         assert_eq!(list[0].status, ExecutionStatus::Succeeded);
     }
     // Paused flows stop running.
-    flows::set_flow_status(&p, &space_flow.owner, &space_flow.id, flows::FlowStatus::Paused).await.unwrap();
+    flows::set_flow_status(p.db(), &space_flow.owner, &space_flow.id, flows::FlowStatus::Paused).await.unwrap();
     clock.advance(Duration::from_secs(60));
     assert_eq!(tick().await.unwrap().enqueued, 0);
 }
@@ -513,10 +519,10 @@ async fn poison_messages_dead_letter_and_replay_once_fixed() {
         version: 1,
     };
     let id = runs::start_pinned(
-        &p,
+        &p.engine,
         &t,
         flow_ref,
-        TriggerInfo::manual("manual"),
+        TriggerInfo::manual(),
         json!({}),
         None,
         ExecutionId::generate(p.now_ms()),
@@ -527,25 +533,39 @@ async fn poison_messages_dead_letter_and_replay_once_fixed() {
         let p = p.clone();
         async move {
             let _ = switchyard_local::consume_runs_once(&p, &Default::default(), Duration::from_millis(100)).await;
-            p.queue.depth(QueueId::RunsDlq).await.unwrap() == 1
+            p.engine.queue.depth(QueueId::RunsDlq).await.unwrap() == 1
         }
     })
     .await;
-    let letters = switchyard::platform::dlq::list(&p, QueueId::RunsDlq, Some(&t.space.id), 100).await.unwrap();
+    let letters =
+        switchyard::usecases::dead_letters::list(p.engine.queue.as_ref(), QueueId::RunsDlq, Some(&t.space.id), 100)
+            .await
+            .unwrap();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].execution_id.as_deref(), Some(id.as_str()));
     let other_space = switchyard::domain::ids::SpaceId::parse("someone-else").unwrap();
     assert!(
-        switchyard::platform::dlq::list(&p, QueueId::RunsDlq, Some(&other_space), 100).await.unwrap().is_empty(),
+        switchyard::usecases::dead_letters::list(p.engine.queue.as_ref(), QueueId::RunsDlq, Some(&other_space), 100)
+            .await
+            .unwrap()
+            .is_empty(),
         "other spaces see nothing"
     );
     // Fix the cause, replay.
-    let definition = FlowDefinition::parse(&json!({"name": "later", "trigger": {"type": "manual"}, "steps": [{"id": "s", "kind": "transform", "expr": "1"}]}), p.catalog).unwrap();
-    flows::create_flow(&p, owner, Some(FlowId::parse("later").unwrap()), &definition, None).await.unwrap();
-    let replayed =
-        switchyard::platform::dlq::replay(&p, QueueId::RunsDlq, Some(&t.space.id), None, None, 100).await.unwrap();
+    let definition = FlowDefinition::parse(&json!({"name": "later", "trigger": {"type": "manual"}, "steps": [{"id": "s", "kind": "transform", "expr": "1"}]}), p.engine.catalog).unwrap();
+    flows::create_flow(p.db(), owner, Some(FlowId::parse("later").unwrap()), &definition, None).await.unwrap();
+    let replayed = switchyard::usecases::dead_letters::replay(
+        p.engine.queue.as_ref(),
+        QueueId::RunsDlq,
+        Some(&t.space.id),
+        None,
+        None,
+        100,
+    )
+    .await
+    .unwrap();
     assert_eq!(replayed.replayed, 1);
-    assert_eq!(p.queue.depth(QueueId::RunsDlq).await.unwrap(), 0);
+    assert_eq!(p.engine.queue.depth(QueueId::RunsDlq).await.unwrap(), 0);
     drain(&p).await;
     assert_eq!(execution(&p, &t, &id).await.status, ExecutionStatus::Succeeded);
 }
@@ -569,7 +589,7 @@ async fn large_step_outputs_are_stored_aside_and_read_back() {
     assert!(stored["big"].output_spilled);
     assert_eq!(stored["count"].output, Some(json!(20000)));
     let e = execution(&p, &t, &id).await;
-    let loaded = switchyard::engine::run::load_records(&p, &e).await.unwrap();
+    let loaded = switchyard::store::executions::load_records(p.db(), &e).await.unwrap();
     let big = loaded.iter().find(|r| r.id.as_str() == "big").unwrap();
     assert_eq!(big.output.as_ref().unwrap().as_array().unwrap().len(), 20000);
 }

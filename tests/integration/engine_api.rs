@@ -8,13 +8,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchyard::adapters::embedded::EmbeddedEventBus;
 use switchyard::domain::execution::{ExecutionStatus, FlowRef, TriggerInfo};
 use switchyard::domain::flow::FlowDefinition;
 use switchyard::domain::ids::{ExecutionId, FlowId, TenantId};
 use switchyard::domain::tenancy::Plan;
-use switchyard::embedded::EmbeddedEventBus;
-use switchyard::platform::{Platform, executions, flows, runs, tenancy};
+use switchyard::engine::runs;
 use switchyard::ports::QueueId;
+use switchyard::runtime::Platform;
+use switchyard::store::{executions, flows, tenants as tenancy};
 use switchyard_tests::{Kind, TestApp, platform, platform_with, spawn_app, system_clock, tenant, unique};
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -331,7 +333,8 @@ async fn the_dlq_is_listed_and_replayed_by_time_window_over_the_api() {
     let p = platform_with(Kind::Embedded, system_clock(), 1, |_| {}).await;
     let api = Api::new(p).await;
     let p = api.app.platform.clone();
-    let resolved = tenancy::resolve_tenant(&p, &TenantId::parse(api.tenant.clone()).unwrap()).await.unwrap().unwrap();
+    let resolved =
+        tenancy::resolve_tenant(p.db(), &TenantId::parse(api.tenant.clone()).unwrap()).await.unwrap().unwrap();
     // Runs of a flow version that does not exist: poison until the flow is created.
     let poison = |flow: &'static str| {
         let p = p.clone();
@@ -340,10 +343,10 @@ async fn the_dlq_is_listed_and_replayed_by_time_window_over_the_api() {
             let flow_ref =
                 FlowRef { owner: flows::tenant_owner(&resolved), id: FlowId::parse(flow).unwrap(), version: 1 };
             runs::start_pinned(
-                &p,
+                &p.engine,
                 &resolved,
                 flow_ref,
-                TriggerInfo::manual("manual"),
+                TriggerInfo::manual(),
                 json!({}),
                 None,
                 ExecutionId::generate(p.now_ms()),
@@ -358,7 +361,7 @@ async fn the_dlq_is_listed_and_replayed_by_time_window_over_the_api() {
         async move {
             switchyard_tests::eventually("dead-lettered", Duration::from_secs(20), || {
                 let p = p.clone();
-                async move { p.queue.depth(QueueId::RunsDlq).await.unwrap() == n }
+                async move { p.engine.queue.depth(QueueId::RunsDlq).await.unwrap() == n }
             })
             .await
         }
@@ -376,7 +379,7 @@ async fn the_dlq_is_listed_and_replayed_by_time_window_over_the_api() {
         body["items"].as_array().unwrap().iter().map(|l| l["execution_id"].as_str().unwrap()).collect();
     assert_eq!(listed, [early.as_str(), late.as_str()], "oldest first");
     assert_eq!(body["items"][0]["tenant"], api.tenant.as_str());
-    assert_eq!(p.queue.depth(QueueId::RunsDlq).await.unwrap(), 2, "listing leaves them in place");
+    assert_eq!(p.engine.queue.depth(QueueId::RunsDlq).await.unwrap(), 2, "listing leaves them in place");
     // Another space's key sees none of them.
     let other = unique("sp");
     let other_key = api.app.seed_tenant(&other, &unique("tn")).await;
@@ -388,10 +391,10 @@ async fn the_dlq_is_listed_and_replayed_by_time_window_over_the_api() {
     // Fix the late one's cause and replay only what arrived after `between`.
     let definition = FlowDefinition::parse(
         &json!({"name": "late", "trigger": {"type": "manual"}, "steps": [{"id": "s", "kind": "transform", "expr": "\"fixed\""}]}),
-        p.catalog,
+        p.engine.catalog,
     )
     .unwrap();
-    flows::create_flow(&p, flows::tenant_owner(&resolved), Some(FlowId::parse("late").unwrap()), &definition, None)
+    flows::create_flow(p.db(), flows::tenant_owner(&resolved), Some(FlowId::parse("late").unwrap()), &definition, None)
         .await
         .unwrap();
     let (status, body) = api.call("POST", "/api/v1/dlq/replay", Some(json!({"since": between}))).await;
@@ -430,8 +433,8 @@ async fn concurrency_probe() -> (String, Arc<AtomicUsize>) {
 }
 
 async fn create(p: &Platform, t: &tenancy::ResolvedTenant, definition: Value) -> flows::FlowRecord {
-    let definition = FlowDefinition::parse(&definition, p.catalog).unwrap_or_else(|e| panic!("{e}"));
-    flows::create_flow(p, flows::tenant_owner(t), None, &definition, None).await.unwrap()
+    let definition = FlowDefinition::parse(&definition, p.engine.catalog).unwrap_or_else(|e| panic!("{e}"));
+    flows::create_flow(p.db(), flows::tenant_owner(t), None, &definition, None).await.unwrap()
 }
 
 #[tokio::test]
@@ -447,9 +450,9 @@ async fn foreach_never_exceeds_its_concurrency() {
          "steps": [{"id": "call", "kind": "http", "url": url}]}]}),
     )
     .await;
-    let id = runs::start_run(&p, &t, &f, TriggerInfo::manual("manual"), json!({}), None).await.unwrap();
+    let id = runs::start_run(&p.engine, &t, &f, TriggerInfo::manual(), json!({}), None).await.unwrap();
     switchyard_tests::drain(&p).await;
-    let e = executions::get_execution(&p, &t.space.id, &t.tenant.id, &id).await.unwrap().unwrap().execution;
+    let e = executions::get_execution(p.db(), &t.space.id, &t.tenant.id, &id).await.unwrap().unwrap().execution;
     assert_eq!(e.status, ExecutionStatus::Succeeded, "{e:?}");
     assert_eq!(most.load(Ordering::SeqCst), 3, "exactly the limit at once, never more");
 }
@@ -468,17 +471,17 @@ async fn an_invocation_out_of_time_hands_over_to_a_continuation() {
         })
         .collect();
     let f = create(&p, &t, json!({"name": "long", "trigger": {"type": "manual"}, "steps": steps})).await;
-    let id = runs::start_run(&p, &t, &f, TriggerInfo::manual("manual"), json!({}), None).await.unwrap();
+    let id = runs::start_run(&p.engine, &t, &f, TriggerInfo::manual(), json!({}), None).await.unwrap();
     // An invocation with just over the engine's safety margin (5 s) left: one round, then a
     // checkpoint and a continuation message.
     let tight = switchyard_local::LocalConfig { budget: Duration::from_millis(5_050), ..Default::default() };
     assert_eq!(switchyard_local::consume_runs_once(&p, &tight, Duration::from_millis(500)).await.unwrap(), 1);
-    let e = executions::get_execution(&p, &t.space.id, &t.tenant.id, &id).await.unwrap().unwrap().execution;
+    let e = executions::get_execution(p.db(), &t.space.id, &t.tenant.id, &id).await.unwrap().unwrap().execution;
     assert_eq!(e.steps.len(), 1, "one step ran: {e:?}");
     assert!(!e.status.is_terminal(), "{e:?}");
-    assert_eq!(p.queue.depth(QueueId::Runs).await.unwrap(), 1, "a continuation is queued");
+    assert_eq!(p.engine.queue.depth(QueueId::Runs).await.unwrap(), 1, "a continuation is queued");
     switchyard_tests::drain(&p).await;
-    let e = executions::get_execution(&p, &t.space.id, &t.tenant.id, &id).await.unwrap().unwrap().execution;
+    let e = executions::get_execution(p.db(), &t.space.id, &t.tenant.id, &id).await.unwrap().unwrap().execution;
     assert_eq!(e.status, ExecutionStatus::Succeeded, "{e:?}");
     assert_eq!(e.steps.len(), 3);
     assert!(e.invocations >= 2, "{e:?}");

@@ -10,7 +10,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::{Value, json};
 use switchyard::domain::ids::{SpaceId, TenantId};
 use switchyard::engine::run::Budget;
-use switchyard::platform::Platform;
+use switchyard::runtime::Platform;
 use switchyard_tests::{Kind, platform, system_clock};
 
 static USED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
@@ -33,7 +33,7 @@ async fn sample_platform() -> Platform {
 async fn http_sample(p: &Platform, name: &str) -> (u16, serde_json::Value) {
     let request = lambda_http::request::from_str(&load(name))
         .unwrap_or_else(|e| panic!("events/{name} is not an API Gateway event: {e}"));
-    let response = switchyard_local::route(p, switchyard::lambda::from_lambda_request(request)).await;
+    let response = switchyard_local::route(p, switchyard::runtime::lambda::from_lambda_request(request)).await;
     (response.status().as_u16(), switchyard_local::body_json(&response))
 }
 
@@ -63,8 +63,8 @@ async fn every_sample_event_reaches_its_handler() {
     let response = switchyard_executor::handle(&p, batch, Budget::unlimited()).await;
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, vec!["2e1424d4-f796-459a-8184-9c92662be6da"], "only the malformed record fails");
-    let execution = switchyard::platform::executions::get_execution(
-        &p,
+    let execution = switchyard::store::executions::get_execution(
+        p.db(),
         &SpaceId::parse("sample").unwrap(),
         &TenantId::parse("sample-tenant").unwrap(),
         &switchyard::domain::ids::ExecutionId::parse("ex_01KZ0000000000000000000001").unwrap(),
@@ -89,14 +89,14 @@ async fn every_sample_event_reaches_its_handler() {
         "only the malformed job is redelivered"
     );
     // The sample tenant has not connected GitHub: the poll is recorded as failed, not retried.
-    let job = switchyard::platform::polls::PollJob {
+    let job = switchyard::store::polls::PollJob {
         space: SpaceId::parse("sample").unwrap(),
         tenant: TenantId::parse("sample-tenant").unwrap(),
         connector: switchyard::domain::ids::ConnectorId::parse("github").unwrap(),
         resource: "issues".into(),
         input: json!({"owner": "acme", "repo": "hello-world"}).as_object().unwrap().clone(),
     };
-    let (state, _) = switchyard::platform::polls::get_state(&p, &job).await.unwrap();
+    let (state, _) = switchyard::store::polls::get_state(p.db(), &job).await.unwrap();
     assert_eq!(state.failures, 1, "{state:?}");
 
     let on_disk: BTreeSet<String> = std::fs::read_dir(events_dir())

@@ -179,8 +179,8 @@ async fn poison_is_listed_and_replayable(kind: Kind) {
         nested(200)
     );
     let messages = [OutgoingMessage::new(surrogate), OutgoingMessage::new(deep)];
-    app.platform.queue.send(QueueId::Runs, &messages).await.unwrap();
-    let queue = app.platform.queue.clone();
+    app.platform.engine.queue.send(QueueId::Runs, &messages).await.unwrap();
+    let queue = app.platform.engine.queue.clone();
     eventually("both poison messages are dead-lettered", Duration::from_secs(60), || {
         let queue = queue.clone();
         async move { queue.depth(QueueId::RunsDlq).await.unwrap_or(0) == 2 }

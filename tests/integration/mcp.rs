@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use switchyard::domain::connector::Catalog;
 use switchyard::domain::ids::{ConnectorId, SpaceId, TenantId};
 use switchyard::domain::tenancy::Plan;
-use switchyard::platform::connections;
-use switchyard::platform::credentials::{self, Credentials};
 use switchyard::ports::{Clock, ManualClock};
+use switchyard::store::connections;
+use switchyard::store::credentials::{self, Credentials};
 use switchyard_tests::{ADMIN_KEY, Kind, Reply, TestApp, platform_with, spawn_app, system_clock, unique};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -115,14 +115,14 @@ struct Ctx {
     server: MockServer,
 }
 
-async fn setup(tweak: impl FnOnce(&mut switchyard::platform::Settings)) -> Ctx {
+async fn setup(tweak: impl FnOnce(&mut switchyard::runtime::Settings)) -> Ctx {
     setup_at(system_clock(), tweak).await
 }
 
-async fn setup_at(clock: Arc<dyn Clock>, tweak: impl FnOnce(&mut switchyard::platform::Settings)) -> Ctx {
+async fn setup_at(clock: Arc<dyn Clock>, tweak: impl FnOnce(&mut switchyard::runtime::Settings)) -> Ctx {
     let server = provider().await;
     let mut p = platform_with(Kind::Embedded, clock, 5, tweak).await;
-    p.catalog = catalog(&server.uri());
+    p.engine.catalog = catalog(&server.uri());
     let app = spawn_app(p).await;
     let space = unique("sp");
     let r = app.api(ADMIN_KEY, &space, "POST", "/api/v1/spaces", Some(json!({"id": space, "name": space}))).await;
@@ -585,17 +585,17 @@ async fn official_python_sdk_lists_every_page_and_calls_tools() {
     let oauth = ["github", "gmail", "hubspot", "notion", "slack"];
     for c in oauth {
         let id = ConnectorId::parse(c).unwrap();
-        connections::update_settings(p, &space, &tenant_id, &id, |s| s.enabled = true).await.unwrap();
+        connections::update_settings(p.db(), &space, &tenant_id, &id, |s| s.enabled = true).await.unwrap();
         let token = Credentials::Oauth2 {
             access_token: format!("oauth-{c}"),
             refresh_token: None,
             expires_at: None,
             scope: None,
         };
-        credentials::store(p, &space, &tenant_id, &id, &token).await.unwrap();
+        credentials::store(p.db(), &space, &tenant_id, &id, &token).await.unwrap();
     }
     let actions: usize =
-        ["acme_crm", "stripe"].iter().chain(&oauth).map(|c| p.catalog.find(c).unwrap().actions.len()).sum();
+        ["acme_crm", "stripe"].iter().chain(&oauth).map(|c| p.engine.catalog.find(c).unwrap().actions.len()).sum();
     let expected = actions + 5;
     assert!(expected > 50, "more than one page of tools");
     let key = ctx.tenant_key(&tenant, None).await;

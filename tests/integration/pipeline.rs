@@ -175,10 +175,10 @@ async fn refusals(kind: Kind) {
         assert_eq!((r.status, r.body["error"]["code"].as_str()), (404, Some("not_found")), "{what}: {r:?}");
         assert_eq!(r.body["error"]["message"], "unknown tenant or connector", "same answer for both");
     }
-    assert_eq!(app.platform.queue.depth(QueueId::Runs).await.unwrap(), 0, "nothing was enqueued");
+    assert_eq!(app.platform.engine.queue.depth(QueueId::Runs).await.unwrap(), 0, "nothing was enqueued");
 }
 
-async fn spawn_app_without_consumers(p: switchyard::platform::Platform) -> TestApp {
+async fn spawn_app_without_consumers(p: switchyard::runtime::Platform) -> TestApp {
     switchyard_tests::spawn_app_with(
         p,
         switchyard_local::LocalConfig { consumers: 0, tick: Duration::from_secs(3600), ..Default::default() },
@@ -200,9 +200,9 @@ async fn refusals_enqueue_nothing_aws() {
 async fn poison_to_dlq(kind: Kind) {
     let p = platform_with(kind, system_clock(), 2, |_| {}).await;
     let poison = json!({"type": "resume", "space": "nowhere", "tenant": "nobody", "execution_id": "ex_01J0000000000000000000000", "token": "t"}).to_string();
-    p.queue.send(QueueId::Runs, &[OutgoingMessage::new(poison.clone())]).await.unwrap();
+    p.engine.queue.send(QueueId::Runs, &[OutgoingMessage::new(poison.clone())]).await.unwrap();
     let app = spawn_app(p).await;
-    let queue = app.platform.queue.clone();
+    let queue = app.platform.engine.queue.clone();
     eventually("the poison message reaches the runs DLQ", Duration::from_secs(30), || {
         let queue = queue.clone();
         async move { queue.depth(QueueId::RunsDlq).await.unwrap_or(0) == 1 }

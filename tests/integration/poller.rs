@@ -13,11 +13,12 @@ use switchyard::domain::connector::Catalog;
 use switchyard::domain::flow::FlowDefinition;
 use switchyard::domain::ids::{ConnectorId, FlowId};
 use switchyard::domain::tenancy::Plan;
-use switchyard::platform::credentials::{self, Credentials};
-use switchyard::platform::polls::{self, PollJob};
-use switchyard::platform::tenancy::ResolvedTenant;
-use switchyard::platform::{Platform, connections, executions, flows};
 use switchyard::ports::{ManualClock, QueueId};
+use switchyard::runtime::Platform;
+use switchyard::store::credentials::{self, Credentials};
+use switchyard::store::polls::{self, PollJob};
+use switchyard::store::tenants::ResolvedTenant;
+use switchyard::store::{connections, executions, flows};
 use switchyard_local::{LocalConfig, consume_polls_once, scheduled_event};
 use switchyard_tests::instrument::{Instruments, Op};
 use switchyard_tests::{Kind, drain_visible, instrumented_platform, tenant};
@@ -140,7 +141,7 @@ async fn setup() -> Ctx {
     let instruments = Arc::new(Instruments::default());
     let mut p =
         instrumented_platform(Kind::Embedded, Arc::new(clock.clone()), 5, |_| {}, Some(instruments.clone())).await;
-    p.catalog = catalog(&server.uri());
+    p.engine.catalog = catalog(&server.uri());
     Ctx { p, clock, instruments, server, records }
 }
 
@@ -148,12 +149,12 @@ impl Ctx {
     /// Connect the tenant to the mock CRM and add a flow on `resource`.
     async fn wire(&self, t: &ResolvedTenant, resource: &str, connect: bool) {
         let connector = ConnectorId::parse("mock_crm").unwrap();
-        connections::update_settings(&self.p, &t.space.id, &t.tenant.id, &connector, |s| s.enabled = true)
+        connections::update_settings(self.p.db(), &t.space.id, &t.tenant.id, &connector, |s| s.enabled = true)
             .await
             .unwrap();
         if connect {
             let token = Credentials::Bearer { token: "poll-token".into() };
-            credentials::store(&self.p, &t.space.id, &t.tenant.id, &connector, &token).await.unwrap();
+            credentials::store(self.p.db(), &t.space.id, &t.tenant.id, &connector, &token).await.unwrap();
         }
         let mut trigger =
             json!({"type": "poll", "connector": "mock_crm", "resource": resource, "interval_seconds": 120});
@@ -163,11 +164,11 @@ impl Ctx {
         let definition = FlowDefinition::parse(
             &json!({"name": "changes", "trigger": trigger,
                     "steps": [{"id": "seen", "kind": "transform", "expr": "{change: .trigger.change, id: .trigger.record_id, name: .trigger.payload.name, type: .trigger.event_type}"}]}),
-            self.p.catalog,
+            self.p.engine.catalog,
         )
         .unwrap();
         let id = FlowId::parse(format!("on-{resource}")).unwrap();
-        flows::create_flow(&self.p, flows::tenant_owner(t), Some(id), &definition, None).await.unwrap();
+        flows::create_flow(self.p.db(), flows::tenant_owner(t), Some(id), &definition, None).await.unwrap();
     }
 
     async fn tick(&self) -> switchyard_poller::TickSummary {
@@ -191,13 +192,14 @@ impl Ctx {
 
     /// (change, id, name) of every execution of the tenant, sorted.
     async fn changes(&self, t: &ResolvedTenant) -> Vec<(String, String, Value)> {
-        let (list, _) = executions::list_executions(&self.p, &t.space.id, &t.tenant.id, &Default::default(), 200, None)
-            .await
-            .unwrap();
+        let (list, _) =
+            executions::list_executions(self.p.db(), &t.space.id, &t.tenant.id, &Default::default(), 200, None)
+                .await
+                .unwrap();
         let mut out = Vec::new();
         for e in list {
             assert_eq!(e.status.as_str(), "succeeded", "{e:?}");
-            let steps = executions::get_steps(&self.p, &t.space.id, &t.tenant.id, &e.id).await.unwrap();
+            let steps = executions::get_steps(self.p.db(), &t.space.id, &t.tenant.id, &e.id).await.unwrap();
             let o = steps[0].output.clone().unwrap();
             out.push((
                 o["change"].as_str().unwrap().to_string(),
@@ -245,7 +247,7 @@ async fn polls_turn_record_changes_into_one_run_each() {
     assert_eq!(ctx.provider_calls().await, 3, "five records, two per page");
     assert!(ctx.changes(&t).await.is_empty(), "the baseline emits nothing");
     let items = job(&t, "items");
-    let (state, _) = polls::get_state(&ctx.p, &items).await.unwrap();
+    let (state, _) = polls::get_state(ctx.p.db(), &items).await.unwrap();
     assert_eq!((state.records, state.interval_secs), (5, 240), "no change: the interval doubles");
 
     // Not due yet.
@@ -263,7 +265,7 @@ async fn polls_turn_record_changes_into_one_run_each() {
         ("created".to_string(), "6".to_string(), json!("Flo")),
     ];
     assert_eq!(ctx.changes(&t).await, expected);
-    let (state, _) = polls::get_state(&ctx.p, &items).await.unwrap();
+    let (state, _) = polls::get_state(ctx.p.db(), &items).await.unwrap();
     assert_eq!((state.records, state.last_changes, state.interval_secs), (5, 3, 120), "changes: the interval halves");
 
     // The snapshot write is lost after the runs were queued: the job is retried, finds the
@@ -273,7 +275,7 @@ async fn polls_turn_record_changes_into_one_run_each() {
     assert_eq!(ctx.tick().await.enqueued, 1);
     ctx.instruments.fail(Op::Put, "POLL#", 1);
     ctx.work().await;
-    assert_eq!(ctx.p.queue.depth(QueueId::Polls).await.unwrap(), 1, "the failed job waits for redelivery");
+    assert_eq!(ctx.p.engine.queue.depth(QueueId::Polls).await.unwrap(), 1, "the failed job waits for redelivery");
     ctx.clock.advance(Duration::from_secs(721));
     assert_eq!(ctx.work().await, 1);
     let changes = ctx.changes(&t).await;
@@ -297,10 +299,10 @@ async fn link_header_pages_are_followed_on_the_connectors_origin_only() {
     assert_eq!(ctx.tick().await.enqueued, 2);
     ctx.work().await;
     let linked = job(&t, "linked");
-    let (state, _) = polls::get_state(&ctx.p, &linked).await.unwrap();
+    let (state, _) = polls::get_state(ctx.p.db(), &linked).await.unwrap();
     assert_eq!((state.records, state.last_error.as_deref()), (5, None), "three pages by Link header");
     let elsewhere = job(&t, "elsewhere");
-    let (state, _) = polls::get_state(&ctx.p, &elsewhere).await.unwrap();
+    let (state, _) = polls::get_state(ctx.p.db(), &elsewhere).await.unwrap();
     assert!(state.last_error.as_deref().is_some_and(|e| e.contains("another origin")), "{state:?}");
     assert_eq!((state.failures, state.snapshot.is_none()), (1, true), "no baseline from a failed poll");
     // Created records on the Link-paged resource are found by the next poll.
@@ -317,11 +319,11 @@ async fn a_poll_input_is_checked_against_the_list_action() {
     let ctx = setup().await;
     let bad = json!({"name": "bad", "trigger": {"type": "poll", "connector": "mock_crm", "resource": "items", "input": {"list": 7}},
                      "steps": [{"id": "s", "kind": "transform", "expr": "1"}]});
-    let e = FlowDefinition::parse(&bad, ctx.p.catalog).unwrap_err();
+    let e = FlowDefinition::parse(&bad, ctx.p.engine.catalog).unwrap_err();
     assert_eq!(e.field.as_deref(), Some("trigger.input"), "{e}");
     let missing = json!({"name": "bad", "trigger": {"type": "poll", "connector": "mock_crm", "resource": "items"},
                          "steps": [{"id": "s", "kind": "transform", "expr": "1"}]});
-    assert!(FlowDefinition::parse(&missing, ctx.p.catalog).is_err(), "list is required");
+    assert!(FlowDefinition::parse(&missing, ctx.p.engine.catalog).is_err(), "list is required");
 }
 
 #[tokio::test]
@@ -345,7 +347,7 @@ async fn tenants_without_the_app_connected_are_not_polled() {
     );
     // Pausing the flow drops it from the index.
     let id = FlowId::parse("on-items").unwrap();
-    flows::set_flow_status(&ctx.p, &flows::tenant_owner(&other), &id, flows::FlowStatus::Paused).await.unwrap();
+    flows::set_flow_status(ctx.p.db(), &flows::tenant_owner(&other), &id, flows::FlowStatus::Paused).await.unwrap();
     ctx.clock.advance(Duration::from_secs(3600));
     assert_eq!(ctx.tick().await.polls, 1, "the paused flow's tenant is no longer polled");
 }
@@ -374,20 +376,20 @@ async fn changes_back_and_forth_each_run_and_a_lost_snapshot_is_a_new_baseline()
 
     // The looping resource's cursor never ends: the poll fails instead of reading 100 pages.
     let looping = job(&t, "looping");
-    let (state, _) = polls::get_state(&ctx.p, &looping).await.unwrap();
+    let (state, _) = polls::get_state(ctx.p.db(), &looping).await.unwrap();
     assert!(state.last_error.as_deref().is_some_and(|e| e.contains("again")), "{state:?}");
 
     // The snapshot's blob is gone (expired): the next poll takes a new baseline instead of
     // failing, and runs nothing.
-    let (mut state, version) = polls::get_state(&ctx.p, &items).await.unwrap();
+    let (mut state, version) = polls::get_state(ctx.p.db(), &items).await.unwrap();
     state.snapshot = Some(json!({"$blob": {"id": "01JZZZZZZZZZZZZZZZZZZZZZZZ", "size": 10, "chunks": 1}}));
     state.next_due = 0;
-    assert!(polls::put_state(&ctx.p, &items, &state, version).await.unwrap());
+    assert!(polls::put_state(ctx.p.db(), &items, &state, version).await.unwrap());
     ctx.records.set(vec![item("1", "Cy"), item("2", "Di")]);
     ctx.tick().await;
     ctx.work().await;
     assert_eq!(ctx.changes(&t).await.len(), 3, "a baseline starts no run");
-    let (state, _) = polls::get_state(&ctx.p, &items).await.unwrap();
+    let (state, _) = polls::get_state(ctx.p.db(), &items).await.unwrap();
     assert_eq!((state.records, state.last_error.as_deref()), (2, None), "{state:?}");
     assert!(state.snapshot.as_ref().is_some_and(|s| s.get("$blob").is_none()), "a new inline snapshot");
     // And the poll after it diffs against that baseline.
@@ -408,7 +410,7 @@ async fn a_rate_limit_mid_walk_keeps_the_pages_read() {
     ctx.tick().await;
     ctx.work().await;
     // The first page is the baseline so far: not a failed poll, and no deletion judged.
-    let (state, _) = polls::get_state(&ctx.p, &job(&t, "items")).await.unwrap();
+    let (state, _) = polls::get_state(ctx.p.db(), &job(&t, "items")).await.unwrap();
     assert_eq!((state.records, state.failures, state.last_error.as_deref()), (2, 0, None), "{state:?}");
     // Once the provider lets it through, the records past the first page are not in that
     // partial baseline: they count as created (a known limit of a truncated first poll).
@@ -416,7 +418,7 @@ async fn a_rate_limit_mid_walk_keeps_the_pages_read() {
     ctx.clock.advance(Duration::from_secs(3600));
     ctx.tick().await;
     ctx.work().await;
-    let (state, _) = polls::get_state(&ctx.p, &job(&t, "items")).await.unwrap();
+    let (state, _) = polls::get_state(ctx.p.db(), &job(&t, "items")).await.unwrap();
     assert_eq!(state.records, 5, "{state:?}");
     assert_eq!(ctx.changes(&t).await.len(), 3, "{state:?}");
 }

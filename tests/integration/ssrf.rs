@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use switchyard::outbound::OutboundClient;
-use switchyard::outbound::ssrf::AddressPolicy;
+use switchyard::adapters::outbound::OutboundClient;
+use switchyard::adapters::outbound::ssrf::AddressPolicy;
 use switchyard::ports::{Http, OutboundError, OutboundRequest};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

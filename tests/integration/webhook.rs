@@ -12,9 +12,10 @@ use switchyard::domain::flow::FlowOwner;
 use switchyard::domain::ids::{ConnectorId, FlowId, SpaceId, TenantId};
 use switchyard::domain::tenancy::Plan;
 use switchyard::domain::webhook::signature::sign;
-use switchyard::platform::{Platform, connections, flows, tenancy};
 use switchyard::ports::{ManualClock, Query, QueueId, query_all};
+use switchyard::runtime::Platform;
 use switchyard::store::keys;
+use switchyard::store::{connections, flows, tenants as tenancy};
 use switchyard_local::{LocalConfig, body_json, request, route};
 use switchyard_tests::instrument::{Instruments, Op};
 use switchyard_tests::{Kind, drain, instrumented_platform, platform, spawn_app_with, system_clock, unique};
@@ -30,20 +31,22 @@ struct Tenant {
 async fn github_tenant(p: &Platform, plan: Plan) -> Tenant {
     let space = SpaceId::parse(unique("sp")).unwrap();
     let tenant = TenantId::parse(unique("tn")).unwrap();
-    tenancy::create_space(p, space.clone(), "s".into(), plan).await.unwrap();
-    tenancy::create_tenant(p, &space, tenant.clone(), "t".into(), None).await.unwrap();
-    connections::set_webhook_secret(p, &space, &tenant, &ConnectorId::parse("github").unwrap(), SECRET).await.unwrap();
+    tenancy::create_space(p.db(), space.clone(), "s".into(), plan).await.unwrap();
+    tenancy::create_tenant(p.db(), &space, tenant.clone(), "t".into(), None).await.unwrap();
+    connections::set_webhook_secret(p.db(), &space, &tenant, &ConnectorId::parse("github").unwrap(), SECRET, 86_400)
+        .await
+        .unwrap();
     let definition = FlowDefinition::parse(
         &json!({
             "name": "count commits",
             "trigger": {"type": "webhook", "connector": "github", "events": ["push"]},
             "steps": [{"id": "count", "kind": "transform", "expr": ".trigger.payload.commits | length"}]
         }),
-        p.catalog,
+        p.engine.catalog,
     )
     .unwrap();
     flows::create_flow(
-        p,
+        p.db(),
         FlowOwner::Tenant { space: space.clone(), tenant: tenant.clone() },
         Some(FlowId::parse("count").unwrap()),
         &definition,
@@ -78,12 +81,16 @@ async fn deliver(p: &Platform, t: &Tenant, event: &str, delivery: &str, body: &[
 }
 
 async fn executions_of(p: &Platform, t: &Tenant) -> Vec<Value> {
-    query_all(p.store.as_ref(), Query::prefix(keys::tenant_pk(&t.space, &t.tenant), keys::EXECUTION_PREFIX), 100_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|i| i.data)
-        .collect()
+    query_all(
+        p.db().store.as_ref(),
+        Query::prefix(keys::tenant_pk(&t.space, &t.tenant), keys::EXECUTION_PREFIX),
+        100_000,
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|i| i.data)
+    .collect()
 }
 
 /// Fail each step of the receiver once; the provider's retry must go through, and the event
@@ -112,7 +119,7 @@ async fn faults_lose_nothing(kind: Kind) {
     for (step, op, prefix, lost_reply, first, enqueued) in cases {
         let t = github_tenant(&p, Plan::Growth).await;
         // A cold container: every lookup reaches the store and the secrets.
-        p.caches.clear();
+        p.db().caches.clear();
         p.secrets.clear();
         instruments.reset_counts();
         if lost_reply {
@@ -138,7 +145,7 @@ async fn faults_lose_nothing(kind: Kind) {
         assert_eq!(executions[0]["status"], "succeeded", "{step}");
         let sends = instruments.count(Op::Send) - u64::from(op == Op::Send && !lost_reply);
         assert_eq!(sends, enqueued, "{step}: messages enqueued");
-        assert_eq!(p.queue.depth(QueueId::Runs).await.unwrap(), 0, "{step}: nothing left behind");
+        assert_eq!(p.engine.queue.depth(QueueId::Runs).await.unwrap(), 0, "{step}: nothing left behind");
     }
 }
 
@@ -157,7 +164,7 @@ async fn accepted_events_cost_one_read_one_counter_one_send_one_write() {
     let instruments = Arc::new(Instruments::default());
     let p = instrumented_platform(Kind::Embedded, system_clock(), 5, |_| {}, Some(instruments.clone())).await;
     let t = github_tenant(&p, Plan::Growth).await;
-    p.caches.clear();
+    p.db().caches.clear();
     p.secrets.clear();
     instruments.reset_counts();
     let (status, _) = deliver(&p, &t, "push", "cold", &push("cold")).await;
@@ -183,12 +190,12 @@ async fn quota_exhausted_answers_429_and_queues_nothing() {
     let t = github_tenant(&p, Plan::Starter).await;
     let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let counter = keys::quota_counter(&t.space, &t.tenant, "events", &day);
-    p.store.add_counter(&counter, 1000, None, None).await.unwrap();
+    p.db().store.add_counter(&counter, 1000, None, None).await.unwrap();
     let (status, reply) = deliver(&p, &t, "push", "over", &push("over")).await;
     assert_eq!((status, reply["error"]["code"].as_str()), (429, Some("rate_limited")), "{reply}");
-    assert_eq!(p.queue.depth(QueueId::Runs).await.unwrap(), 0);
+    assert_eq!(p.engine.queue.depth(QueueId::Runs).await.unwrap(), 0);
     // Nothing was recorded: once the quota allows it, the provider's retry goes through.
-    p.store.add_counter(&counter, -1, None, None).await.unwrap();
+    p.db().store.add_counter(&counter, -1, None, None).await.unwrap();
     let (status, _) = deliver(&p, &t, "push", "over", &push("over")).await;
     assert_eq!(status, 202);
 }
@@ -201,7 +208,7 @@ async fn oversized_bodies_get_413() {
     let big = serde_json::to_vec(&json!({"commits": [], "padding": "x".repeat(3000)})).unwrap();
     let (status, reply) = deliver(&p, &t, "push", "big", &big).await;
     assert_eq!((status, reply["error"]["code"].as_str()), (413, Some("payload_too_large")));
-    assert_eq!(p.queue.depth(QueueId::Runs).await.unwrap(), 0);
+    assert_eq!(p.engine.queue.depth(QueueId::Runs).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -214,7 +221,7 @@ async fn other_methods_get_405_allowing_post() {
         assert_eq!(response.headers().get("allow").and_then(|a| a.to_str().ok()), Some("POST"), "{method}");
         assert_eq!(body_json(&response)["error"]["code"], "method_not_allowed");
     }
-    assert_eq!(p.queue.depth(QueueId::Runs).await.unwrap(), 0);
+    assert_eq!(p.engine.queue.depth(QueueId::Runs).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -223,7 +230,7 @@ async fn rotated_secrets_keep_verifying_during_the_window() {
     let p = platform(Kind::Embedded, Arc::new(clock.clone())).await;
     let t = github_tenant(&p, Plan::Growth).await;
     let github = ConnectorId::parse("github").unwrap();
-    connections::set_webhook_secret(&p, &t.space, &t.tenant, &github, "the-new-secret").await.unwrap();
+    connections::set_webhook_secret(p.db(), &t.space, &t.tenant, &github, "the-new-secret", 86_400).await.unwrap();
     let body = push("rot");
     let old = sign::github(SECRET, &body);
     let new = sign::github("the-new-secret", &body);
@@ -255,9 +262,9 @@ async fn events_matching_no_flow_are_recorded() {
     let (status, reply) = deliver(&p, &t, "issues", "unmatched-1", &push("unmatched-1")).await;
     assert_eq!(status, 202, "{reply}");
     assert_eq!(reply["runs"], json!([]));
-    assert_eq!(p.queue.depth(QueueId::Runs).await.unwrap(), 0);
+    assert_eq!(p.engine.queue.depth(QueueId::Runs).await.unwrap(), 0);
     let logged = query_all(
-        p.store.as_ref(),
+        p.db().store.as_ref(),
         Query::prefix(keys::tenant_pk(&t.space, &t.tenant), keys::RECEIVED_EVENT_PREFIX),
         10,
     )
@@ -287,8 +294,8 @@ async fn large_payloads_run(kind: Kind) {
     assert_eq!(executions.len(), 1);
     assert_eq!(executions[0]["status"], "succeeded", "{}", executions[0]);
     assert!(executions[0]["input"].get("$blob").is_some(), "stored as a reference");
-    let steps = switchyard::platform::executions::get_steps(
-        &p,
+    let steps = switchyard::store::executions::get_steps(
+        p.db(),
         &t.space,
         &t.tenant,
         &switchyard::domain::ids::ExecutionId::parse(executions[0]["id"].as_str().unwrap()).unwrap(),
@@ -362,7 +369,7 @@ async fn load_twenty_thousand_webhooks_run_each_event_once() {
     let platform = app.platform.clone();
     switchyard_tests::eventually("every run finished", Duration::from_secs(600), || {
         let platform = platform.clone();
-        async move { platform.queue.depth(QueueId::Runs).await.unwrap() == 0 }
+        async move { platform.engine.queue.depth(QueueId::Runs).await.unwrap() == 0 }
     })
     .await;
     drop(app);

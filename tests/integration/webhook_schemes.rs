@@ -319,7 +319,7 @@ async fn a_notion_setup_token_waits_for_an_admin_and_never_becomes_the_secret_by
     let flow = json!({"id": "on-notion", "name": "notion", "trigger": {"type": "webhook", "connector": "notion", "events": ["page.created"]},
                       "steps": [{"id": "seen", "kind": "transform", "expr": ".trigger.event_type"}]});
     ctx.api("POST", &format!("/api/v1/tenants/{t}/workflows"), flow).await;
-    let queued = || async { ctx.app.platform.queue.depth(switchyard::ports::QueueId::Runs).await.unwrap() };
+    let queued = || async { ctx.app.platform.engine.queue.depth(switchyard::ports::QueueId::Runs).await.unwrap() };
 
     // Notion's unsigned setup request: kept, answered 200, nothing runs.
     let token = "secret_Zx9NotionVerification0123";

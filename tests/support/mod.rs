@@ -10,11 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchyard::aws::provision::{QueueSettings, ResourceNames, provision};
-use switchyard::embedded::{Database, EmbeddedEventBus, EmbeddedQueue, EmbeddedSecrets, EmbeddedStore, QueuePolicy};
-use switchyard::outbound::ssrf::AddressPolicy;
-use switchyard::platform::{Backend, DEV_ADMIN_KEY, Platform, Settings};
+use switchyard::adapters::aws::provision::{QueueSettings, ResourceNames, provision};
+use switchyard::adapters::embedded::{
+    Database, EmbeddedEventBus, EmbeddedQueue, EmbeddedSecrets, EmbeddedStore, QueuePolicy,
+};
+use switchyard::adapters::outbound::ssrf::AddressPolicy;
 use switchyard::ports::{Clock, EventBus, Queue, QueueId, Secrets, Store, SystemClock};
+use switchyard::runtime::{Backend, DEV_ADMIN_KEY, Platform, Settings};
 use switchyard_local::LocalConfig;
 
 pub const ADMIN_KEY: &str = DEV_ADMIN_KEY;
@@ -122,18 +124,21 @@ pub async fn instrumented_platform(
             let (sdk, mut settings) = aws_resources(max_receives).await;
             tweak(&mut settings);
             (
-                Arc::new(switchyard::aws::DynamoStore::new(
+                Arc::new(switchyard::adapters::aws::DynamoStore::new(
                     aws_sdk_dynamodb::Client::new(&sdk),
                     settings.table.clone(),
                     clock.clone(),
                 )),
-                Arc::new(switchyard::aws::SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), settings.queue_urls.clone())),
-                Arc::new(switchyard::aws::SecretsManagerSecrets::new(
+                Arc::new(switchyard::adapters::aws::SqsQueue::new(
+                    aws_sdk_sqs::Client::new(&sdk),
+                    settings.queue_urls.clone(),
+                )),
+                Arc::new(switchyard::adapters::aws::SecretsManagerSecrets::new(
                     aws_sdk_secretsmanager::Client::new(&sdk),
                     settings.secret_prefix.clone(),
                     None,
                 )),
-                Arc::new(switchyard::aws::EventBridgeBus::new(
+                Arc::new(switchyard::adapters::aws::EventBridgeBus::new(
                     aws_sdk_eventbridge::Client::new(&sdk),
                     settings.event_bus.clone(),
                 )),
@@ -326,7 +331,7 @@ pub async fn drain(p: &Platform) {
     while idle < 3 {
         assert!(tokio::time::Instant::now() < deadline, "the runs queue did not empty within a minute");
         let n = switchyard_local::consume_runs_once(p, &config, Duration::from_millis(100)).await.expect("runs queue");
-        idle = if n == 0 && p.queue.depth(QueueId::Runs).await.expect("depth") == 0 { idle + 1 } else { 0 };
+        idle = if n == 0 && p.engine.queue.depth(QueueId::Runs).await.expect("depth") == 0 { idle + 1 } else { 0 };
     }
 }
 
@@ -341,12 +346,12 @@ pub async fn drain_visible(p: &Platform) {
 pub async fn tenant(
     p: &Platform,
     plan: switchyard::domain::tenancy::Plan,
-) -> switchyard::platform::tenancy::ResolvedTenant {
+) -> switchyard::store::tenants::ResolvedTenant {
     use switchyard::domain::ids::{SpaceId, TenantId};
-    use switchyard::platform::tenancy;
+    use switchyard::store::tenants as tenancy;
     let space = SpaceId::parse(unique("sp")).expect("id");
     let tenant = TenantId::parse(unique("tn")).expect("id");
-    tenancy::create_space(p, space.clone(), "space".into(), plan).await.expect("space");
-    tenancy::create_tenant(p, &space, tenant.clone(), "tenant".into(), None).await.expect("tenant");
-    tenancy::resolve_tenant(p, &tenant).await.expect("resolve").expect("tenant exists")
+    tenancy::create_space(p.db(), space.clone(), "space".into(), plan).await.expect("space");
+    tenancy::create_tenant(p.db(), &space, tenant.clone(), "tenant".into(), None).await.expect("tenant");
+    tenancy::resolve_tenant(p.db(), &tenant).await.expect("resolve").expect("tenant exists")
 }

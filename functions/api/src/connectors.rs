@@ -5,9 +5,10 @@ use serde_json::{Map, Value, json};
 use switchyard::domain::access::Permission;
 use switchyard::domain::connector::{ConnectorSpec, HmacConfig, SchemeKind};
 use switchyard::engine::actions::{self, ActionError};
-use switchyard::platform::error::AppError;
-use switchyard::platform::http::{Response, json as json_response};
-use switchyard::platform::{connections, credentials};
+use switchyard::runtime::error::AppError;
+use switchyard::runtime::http::{Response, json as json_response};
+use switchyard::store::{connections, credentials};
+use switchyard::usecases::connect::{self, StateKey};
 
 use crate::{Call, page_response, require};
 
@@ -28,12 +29,12 @@ fn summary(spec: &ConnectorSpec) -> Value {
 }
 
 fn spec<'c>(call: &Call<'c>, id: &str) -> Result<&'c ConnectorSpec, AppError> {
-    call.p.catalog.find(id).ok_or_else(|| AppError::not_found(format!("connector {id} not found")))
+    call.engine().catalog.find(id).ok_or_else(|| AppError::not_found(format!("connector {id} not found")))
 }
 
 pub async fn catalog(call: &Call<'_>) -> Result<Response, AppError> {
     require(call, Permission::ConnectorsRead)?;
-    Ok(page_response(call.p.catalog.all().map(summary).collect(), None))
+    Ok(page_response(call.engine().catalog.all().map(summary).collect(), None))
 }
 
 pub async fn catalog_entry(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
@@ -44,7 +45,7 @@ pub async fn catalog_entry(call: &Call<'_>, id: &str) -> Result<Response, AppErr
 pub async fn list(call: &Call<'_>, tenant: &str) -> Result<Response, AppError> {
     require(call, Permission::ConnectorsRead)?;
     let (space, tenant) = call.tenant(tenant).await?;
-    let all = connections::list_settings(call.p, &space, &tenant).await?;
+    let all = connections::list_settings(call.db(), &space, &tenant).await?;
     Ok(page_response(all.iter().map(|s| json!(s)).collect(), None))
 }
 
@@ -52,7 +53,7 @@ pub async fn get(call: &Call<'_>, tenant: &str, connector: &str) -> Result<Respo
     require(call, Permission::ConnectorsRead)?;
     let spec = spec(call, connector)?;
     let (space, tenant) = call.tenant(tenant).await?;
-    let settings = connections::get_settings(call.p, &space, &tenant, &spec.id)
+    let settings = connections::get_settings(call.db(), &space, &tenant, &spec.id)
         .await?
         .ok_or_else(|| AppError::not_found(format!("connector {} is not set up for this tenant", spec.id)))?;
     Ok(json_response(200, &json!(settings)))
@@ -92,7 +93,7 @@ pub async fn put(call: &Call<'_>, tenant: &str, connector: &str) -> Result<Respo
         }
         hmac.check().map_err(|m| AppError::invalid("invalid_hmac", m, Value::Null))?;
     }
-    let settings = connections::update_settings(call.p, &space, &tenant, &spec.id, |s| {
+    let settings = connections::update_settings(call.db(), &space, &tenant, &spec.id, |s| {
         s.enabled = body.enabled;
         s.settings = body.settings.clone();
         if body.hmac.is_some() {
@@ -122,7 +123,7 @@ pub async fn webhook_setup_tokens(call: &Call<'_>, tenant: &str, connector: &str
         return Err(AppError::bad_request(format!("connector {} sends no setup token", spec.id)));
     }
     let (space, tenant) = call.tenant(tenant).await?;
-    let tokens = connections::setup_tokens(call.p, &space, &tenant, &spec.id).await?;
+    let tokens = connections::setup_tokens(call.db(), &space, &tenant, &spec.id).await?;
     Ok(json_response(200, &json!({"items": tokens})))
 }
 
@@ -138,7 +139,9 @@ pub async fn put_webhook_secret(call: &Call<'_>, tenant: &str, connector: &str) 
         switchyard::domain::webhook::signature::check_secret(webhook.scheme, &body.secret)
             .map_err(|m| AppError::invalid("invalid_secret", m, Value::Null))?;
     }
-    let settings = connections::set_webhook_secret(call.p, &space, &tenant, &spec.id, &body.secret).await?;
+    let rotation = call.p.settings.webhook.rotation_window_secs;
+    let settings =
+        connections::set_webhook_secret(call.db(), &space, &tenant, &spec.id, &body.secret, rotation).await?;
     Ok(json_response(200, &json!(settings)))
 }
 
@@ -148,7 +151,7 @@ fn callback_url(call: &Call<'_>) -> Result<String, AppError> {
     if let Some(public) = &call.p.settings.public_url {
         return Ok(format!("{}/api/v1/oauth/callback", public.trim_end_matches('/')));
     }
-    let host = switchyard::platform::http::header(&call.req, "host").ok_or_else(|| {
+    let host = switchyard::runtime::http::header(&call.req, "host").ok_or_else(|| {
         AppError::bad_request("set SWITCHYARD_PUBLIC_URL: the callback URL cannot be derived without a Host header")
     })?;
     let local = host.starts_with("127.0.0.1") || host.starts_with("localhost") || host.starts_with("[::1]");
@@ -194,7 +197,7 @@ pub async fn put_oauth_app(call: &Call<'_>, connector: &str) -> Result<Response,
         client_secret: body.client_secret,
         redirect_uri: body.redirect_uri,
     };
-    credentials::set_oauth_app(call.p, &call.space()?, &spec.id, &app).await?;
+    credentials::set_oauth_app(call.db(), &call.space()?, &spec.id, &app).await?;
     Ok(json_response(200, &oauth_app_json(&app, &spec.id)))
 }
 
@@ -206,7 +209,7 @@ pub async fn get_oauth_app(call: &Call<'_>, connector: &str) -> Result<Response,
     require(call, Permission::ConnectorsRead)?;
     no_tenant_keys(call)?;
     let spec = spec(call, connector)?;
-    let app = credentials::oauth_app(call.p, &call.space()?, &spec.id)
+    let app = credentials::oauth_app(call.db(), &call.space()?, &spec.id)
         .await?
         .ok_or_else(|| AppError::not_found(format!("no OAuth app registered for {}", spec.id)))?;
     Ok(json_response(200, &oauth_app_json(&app, &spec.id)))
@@ -239,7 +242,10 @@ pub async fn connect(call: &Call<'_>, tenant: &str, connector: &str) -> Result<R
             )));
         }
     }
-    let start = credentials::start_connect(call.p, &space, &tenant, spec, &callback_url(call)?, body.return_to).await?;
+    let state_key = StateKey::of(call.p.admin_key.as_ref()).await?;
+    let callback = callback_url(call)?;
+    let start =
+        connect::start_connect(call.engine(), &state_key, &space, &tenant, spec, &callback, body.return_to).await?;
     Ok(json_response(200, &json!(start)))
 }
 
@@ -272,7 +278,7 @@ pub async fn put_credentials(call: &Call<'_>, tenant: &str, connector: &str) -> 
         return Err(AppError::bad_request("credential values must be 1 to 8192 characters"));
     }
     credentials::check_kind(spec, &value)?;
-    let settings = credentials::store(call.p, &space, &tenant, &spec.id, &value).await?;
+    let settings = credentials::store(call.db(), &space, &tenant, &spec.id, &value).await?;
     Ok(json_response(200, &json!(settings)))
 }
 
@@ -280,7 +286,7 @@ pub async fn delete_credentials(call: &Call<'_>, tenant: &str, connector: &str) 
     require(call, Permission::CredentialsWrite)?;
     let spec = spec(call, connector)?;
     let (space, tenant) = call.tenant(tenant).await?;
-    let settings = credentials::disconnect(call.p, &space, &tenant, &spec.id).await?;
+    let settings = credentials::disconnect(call.db(), &space, &tenant, &spec.id).await?;
     Ok(json_response(200, &json!(settings)))
 }
 
@@ -302,7 +308,7 @@ pub async fn run_action(call: &Call<'_>, tenant: &str, connector: &str, action: 
     let body: ActionPost = call.body()?;
     let input = if body.input.is_null() { json!({}) } else { body.input };
     let result = actions::call(
-        call.p,
+        call.engine(),
         actions::ActionCall {
             space: &space,
             tenant: &tenant,

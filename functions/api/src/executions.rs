@@ -4,11 +4,11 @@ use serde_json::{Value, json};
 use switchyard::domain::access::Permission;
 use switchyard::domain::execution::ExecutionStatus;
 use switchyard::domain::ids::{ExecutionId, FlowId};
-use switchyard::platform::error::AppError;
-use switchyard::platform::executions::{self as repo, ExecutionFilter};
-use switchyard::platform::http::{Response, json as json_response};
-use switchyard::ports::Query;
-use switchyard::store::keys;
+use switchyard::runtime::error::AppError;
+use switchyard::runtime::http::{Response, json as json_response};
+use switchyard::store::events;
+use switchyard::store::executions::{self as repo, ExecutionFilter};
+use switchyard::usecases::{dead_letters, executions as operations};
 
 use crate::{Call, page_response, require};
 
@@ -40,7 +40,7 @@ pub async fn list(call: &Call<'_>, tenant: &str) -> Result<Response, AppError> {
         until: time(&q, "until")?,
     };
     let (limit, cursor) = call.page()?;
-    let (executions, next) = repo::list_executions(call.p, &space, &tenant, &filter, limit, cursor).await?;
+    let (executions, next) = repo::list_executions(call.db(), &space, &tenant, &filter, limit, cursor).await?;
     Ok(page_response(executions.iter().map(repo::summary_json).collect(), next))
 }
 
@@ -49,18 +49,20 @@ pub async fn get(call: &Call<'_>, tenant: &str, id: &str) -> Result<Response, Ap
     let (space, tenant) = call.tenant(tenant).await?;
     let not_found = || AppError::not_found(format!("execution {id} not found"));
     let id = ExecutionId::parse(id).map_err(|_| not_found())?;
-    let stored = repo::get_execution(call.p, &space, &tenant, &id).await?.ok_or_else(not_found)?;
-    let mut steps = switchyard::engine::run::load_records(call.p, &stored.execution).await.map_err(AppError::from)?;
+    let stored = repo::get_execution(call.db(), &space, &tenant, &id).await?.ok_or_else(not_found)?;
+    let mut steps = repo::load_records(call.db(), &stored.execution).await?;
     // In the order the flow lists them.
     let flow = &stored.execution.flow.clone();
-    let order = match switchyard::platform::flows::get_flow_version(call.p, &flow.owner, &flow.id, flow.version).await?
+    let order = match switchyard::store::flows::get_flow_version(call.db(), &flow.owner, &flow.id, flow.version).await?
     {
-        Some(version) => switchyard::engine::plan::definition_order(&version.parse_definition()?.steps),
+        Some(version) => {
+            switchyard::engine::plan::definition_order(&switchyard::store::flows::definition_of(&version)?.steps)
+        }
         None => Default::default(),
     };
     steps.sort_by_key(|s| (order.get(&s.id).copied().unwrap_or(usize::MAX), s.started_at));
     let mut execution = stored.execution;
-    if let Ok(input) = switchyard::platform::blobs::resolve(call.p, &space, &tenant, &execution.input).await {
+    if let Ok(input) = switchyard::store::blobs::resolve(call.db(), &space, &tenant, &execution.input).await {
         execution.input = input;
     }
     let mut body = json!(execution);
@@ -72,31 +74,22 @@ pub async fn events(call: &Call<'_>, tenant: &str) -> Result<Response, AppError>
     require(call, Permission::ExecutionsRead)?;
     let (space, tenant) = call.tenant(tenant).await?;
     let (limit, cursor) = call.page()?;
-    let page = call
-        .p
-        .store
-        .query(
-            &Query::prefix(keys::tenant_pk(&space, &tenant), keys::RECEIVED_EVENT_PREFIX)
-                .descending()
-                .limit(limit)
-                .after(cursor),
-        )
-        .await?;
-    Ok(page_response(page.items.into_iter().map(|i| i.data).collect::<Vec<Value>>(), page.next))
+    let (page, next) = events::list(call.db(), &space, &tenant, limit, cursor).await?;
+    Ok(page_response(page.iter().map(|e| json!(e)).collect(), next))
 }
 
 pub async fn cancel(call: &Call<'_>, tenant: &str, id: &str) -> Result<Response, AppError> {
     require(call, Permission::ExecutionsManage)?;
     let (space, tenant) = call.tenant(tenant).await?;
     let id = ExecutionId::parse(id).map_err(|_| AppError::not_found(format!("execution {id} not found")))?;
-    let execution = repo::cancel(call.p, &space, &tenant, &id).await?;
+    let execution = operations::cancel(call.engine(), &space, &tenant, &id).await?;
     Ok(json_response(202, &repo::summary_json(&execution)))
 }
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RerunPost {
-    from: repo::RerunFrom,
+    from: operations::RerunFrom,
 }
 
 pub async fn rerun(call: &Call<'_>, tenant: &str, id: &str) -> Result<Response, AppError> {
@@ -104,11 +97,11 @@ pub async fn rerun(call: &Call<'_>, tenant: &str, id: &str) -> Result<Response, 
     let (space, tenant) = call.tenant(tenant).await?;
     let id = ExecutionId::parse(id).map_err(|_| AppError::not_found(format!("execution {id} not found")))?;
     let body: RerunPost = call.body()?;
-    let resolved = switchyard::platform::tenancy::resolve_tenant(call.p, &tenant)
+    let resolved = switchyard::store::tenants::resolve_tenant(call.db(), &tenant)
         .await?
         .filter(|r| r.space.id == space)
         .ok_or_else(|| AppError::not_found(format!("tenant {tenant} not found")))?;
-    let new = repo::rerun(call.p, &resolved, &id, body.from).await?;
+    let new = operations::rerun(call.engine(), &resolved, &id, body.from).await?;
     Ok(json_response(202, &json!({"execution_id": new, "rerun_of": id})))
 }
 
@@ -134,7 +127,8 @@ pub async fn dlq_list(call: &Call<'_>) -> Result<Response, AppError> {
     let q = call.query();
     let (limit, _) = call.page()?;
     let letters =
-        switchyard::platform::dlq::list(call.p, dlq_of(&q)?, dlq_scope(call)?.as_ref(), limit as usize).await?;
+        dead_letters::list(call.engine().queue.as_ref(), dlq_of(&q)?, dlq_scope(call)?.as_ref(), limit as usize)
+            .await?;
     Ok(page_response(letters.iter().map(|l| json!(l)).collect(), None))
 }
 
@@ -172,8 +166,8 @@ pub async fn dlq_replay(call: &Call<'_>) -> Result<Response, AppError> {
         q.insert("queue".to_string(), queue);
     }
     let max = body.max.unwrap_or(1000).clamp(1, 10_000);
-    let result = switchyard::platform::dlq::replay(
-        call.p,
+    let result = dead_letters::replay(
+        call.engine().queue.as_ref(),
         dlq_of(&q)?,
         dlq_scope(call)?.as_ref(),
         instant(&body.since, "since")?,

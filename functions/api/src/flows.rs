@@ -7,9 +7,9 @@ use switchyard::domain::access::Permission;
 use switchyard::domain::flow::FlowDefinition;
 use switchyard::domain::flow::FlowOwner;
 use switchyard::domain::ids::FlowId;
-use switchyard::platform::error::AppError;
-use switchyard::platform::flows::{self as repo, FlowStatus};
-use switchyard::platform::http::{Response, empty, header, json as json_response};
+use switchyard::runtime::error::AppError;
+use switchyard::runtime::http::{Response, empty, header, json as json_response};
+use switchyard::store::flows::{self as repo, FlowStatus};
 
 use crate::{Call, page_response, require};
 
@@ -37,7 +37,7 @@ fn definition_body(call: &Call<'_>) -> Result<Value, AppError> {
         .trim()
         .to_ascii_lowercase();
     if matches!(media.as_str(), "application/yaml" | "application/x-yaml" | "text/yaml") {
-        if call.req.body().len() > switchyard::platform::http::MAX_JSON_BODY {
+        if call.req.body().len() > switchyard::runtime::http::MAX_JSON_BODY {
             return Err(AppError::PayloadTooLarge("definition too large".into()));
         }
         let text = std::str::from_utf8(call.req.body()).map_err(|_| AppError::bad_request("YAML body is not UTF-8"))?;
@@ -61,7 +61,7 @@ fn parse_definition(call: &Call<'_>, mut value: Value) -> Result<(Option<FlowId>
         Some(Value::String(s)) => Some(flow_id(&s)?),
         Some(_) => return Err(AppError::bad_request("id must be a string")),
     };
-    let definition = FlowDefinition::parse(&value, call.p.catalog)
+    let definition = FlowDefinition::parse(&value, call.engine().catalog)
         .map_err(|e| AppError::invalid("invalid_flow", e.to_string(), json!({"step": e.step, "field": e.field})))?;
     Ok((id, definition))
 }
@@ -72,13 +72,13 @@ pub async fn create(call: &Call<'_>, tenant: Option<&str>) -> Result<Response, A
     let (id, definition) = parse_definition(call, definition_body(call)?)?;
     let limit = match &owner {
         FlowOwner::Tenant { space, tenant } => {
-            let space = switchyard::platform::tenancy::require_space(call.p, space).await?;
-            let tenant = switchyard::platform::tenancy::require_tenant(call.p, &space.id, tenant).await?;
+            let space = switchyard::store::tenants::require_space(call.db(), space).await?;
+            let tenant = switchyard::store::tenants::require_tenant(call.db(), &space.id, tenant).await?;
             tenant.plan.unwrap_or(space.plan).quotas().flows_per_tenant
         }
         FlowOwner::Space { .. } => None,
     };
-    let record = repo::create_flow(call.p, owner, id, &definition, limit).await?;
+    let record = repo::create_flow(call.db(), owner, id, &definition, limit).await?;
     Ok(json_response(201, &json!(record)))
 }
 
@@ -86,7 +86,7 @@ pub async fn list(call: &Call<'_>, tenant: Option<&str>) -> Result<Response, App
     require(call, Permission::FlowsRead)?;
     let owner = owner(call, tenant).await?;
     let (limit, cursor) = call.page()?;
-    let (flows, next) = repo::list_flows(call.p, &owner, limit, cursor).await?;
+    let (flows, next) = repo::list_flows(call.db(), &owner, limit, cursor).await?;
     Ok(page_response(flows.iter().map(|f| json!(f)).collect(), next))
 }
 
@@ -94,7 +94,7 @@ pub async fn get(call: &Call<'_>, tenant: Option<&str>, id: &str) -> Result<Resp
     require(call, Permission::FlowsRead)?;
     let owner = owner(call, tenant).await?;
     let id = flow_id(id)?;
-    let flow = repo::get_flow(call.p, &owner, &id)
+    let flow = repo::get_flow(call.db(), &owner, &id)
         .await?
         .ok_or_else(|| AppError::not_found(format!("flow {id} not found")))?;
     Ok(json_response(200, &json!(flow)))
@@ -113,7 +113,7 @@ pub async fn update(call: &Call<'_>, tenant: Option<&str>, id: &str) -> Result<R
                 .map_err(|_| AppError::bad_request("If-Match must be a flow version number"))
         })
         .transpose()?;
-    let record = repo::update_flow(call.p, &owner, &id, &definition, expected).await?;
+    let record = repo::update_flow(call.db(), &owner, &id, &definition, expected).await?;
     Ok(json_response(200, &json!(record)))
 }
 
@@ -128,13 +128,13 @@ pub async fn set_status(call: &Call<'_>, tenant: Option<&str>, id: &str) -> Resu
     let owner = owner(call, tenant).await?;
     let id = flow_id(id)?;
     let patch: StatusPatch = call.body()?;
-    Ok(json_response(200, &json!(repo::set_flow_status(call.p, &owner, &id, patch.status).await?)))
+    Ok(json_response(200, &json!(repo::set_flow_status(call.db(), &owner, &id, patch.status).await?)))
 }
 
 pub async fn delete(call: &Call<'_>, tenant: Option<&str>, id: &str) -> Result<Response, AppError> {
     require(call, Permission::FlowsDelete)?;
     let owner = owner(call, tenant).await?;
-    repo::delete_flow(call.p, &owner, &flow_id(id)?).await?;
+    repo::delete_flow(call.db(), &owner, &flow_id(id)?).await?;
     Ok(empty(204))
 }
 
@@ -150,11 +150,11 @@ pub async fn run(call: &Call<'_>, tenant: &str, id: &str) -> Result<Response, Ap
     require(call, Permission::FlowsRun)?;
     let (space, tenant) = call.tenant(tenant).await?;
     let id = flow_id(id)?;
-    let resolved = switchyard::platform::tenancy::resolve_tenant(call.p, &tenant)
+    let resolved = switchyard::store::tenants::resolve_tenant(call.db(), &tenant)
         .await?
         .filter(|r| r.space.id == space)
         .ok_or_else(|| AppError::not_found(format!("tenant {tenant} not found")))?;
-    let flow = repo::find_flow_for_tenant(call.p, &resolved, &id)
+    let flow = repo::find_flow_for_tenant(call.db(), &resolved, &id)
         .await?
         .ok_or_else(|| AppError::not_found(format!("flow {id} not found")))?;
     if flow.status != FlowStatus::Active {
@@ -165,9 +165,9 @@ pub async fn run(call: &Call<'_>, tenant: &str, id: &str) -> Result<Response, Ap
     if key.as_ref().is_some_and(|k| k.len() > 255) {
         return Err(AppError::bad_request("Idempotency-Key must be at most 255 characters"));
     }
-    let trigger = switchyard::domain::execution::TriggerInfo::manual("manual");
+    let trigger = switchyard::domain::execution::TriggerInfo::manual();
     let input = json!({"input": body.input});
     let execution =
-        switchyard::platform::runs::start_run(call.p, &resolved, &flow, trigger, input, key.as_deref()).await?;
+        switchyard::engine::runs::start_run(call.engine(), &resolved, &flow, trigger, input, key.as_deref()).await?;
     Ok(json_response(202, &json!({"execution_id": execution, "flow_id": flow.id, "flow_version": flow.version})))
 }

@@ -2,10 +2,10 @@
 //! (the browser carries no API key); the signed state is the authentication.
 
 use serde_json::{Value, json};
-use switchyard::platform::Platform;
-use switchyard::platform::credentials;
-use switchyard::platform::error::AppError;
-use switchyard::platform::http::{Request, Response, json as json_response, query};
+use switchyard::runtime::Platform;
+use switchyard::runtime::error::AppError;
+use switchyard::runtime::http::{Request, Response, json as json_response, query};
+use switchyard::usecases::connect::{self, StateKey};
 
 pub async fn callback(p: &Platform, req: &Request) -> Result<Response, AppError> {
     let q = query(req);
@@ -20,7 +20,8 @@ pub async fn callback(p: &Platform, req: &Request) -> Result<Response, AppError>
     if code.len() > 4096 || state.len() > 4096 {
         return Err(AppError::bad_request("callback parameters too long"));
     }
-    let connected = credentials::complete_connect(p, state, code).await?;
+    let state_key = StateKey::of(p.admin_key.as_ref()).await?;
+    let connected = connect::complete_connect(&p.engine, &state_key, state, code).await?;
     tracing::info!(space = %connected.space, tenant = %connected.tenant, connector = %connected.connector, "connector connected");
     match connected.return_to {
         Some(to) => {

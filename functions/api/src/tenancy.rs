@@ -5,9 +5,9 @@ use serde_json::{Value, json};
 use switchyard::domain::access::{Permission, Role};
 use switchyard::domain::ids::{ApiKeyId, SpaceId, TenantId};
 use switchyard::domain::tenancy::{Plan, TenantStatus, parse_name};
-use switchyard::platform::error::AppError;
-use switchyard::platform::http::{Response, json as json_response};
-use switchyard::platform::tenancy as repo;
+use switchyard::runtime::error::AppError;
+use switchyard::runtime::http::{Response, json as json_response};
+use switchyard::store::tenants as repo;
 
 use crate::{Call, Named, page_response, require};
 
@@ -33,14 +33,14 @@ pub async fn create_space(call: &Call<'_>) -> Result<Response, AppError> {
     let body: Named = call.body()?;
     let id = parse(SpaceId::parse(&body.id))?;
     let name = name_or(body.name, &body.id)?;
-    let space = repo::create_space(call.p, id, name, body.plan.unwrap_or_default()).await?;
+    let space = repo::create_space(call.db(), id, name, body.plan.unwrap_or_default()).await?;
     Ok(json_response(201, &json!(space)))
 }
 
 pub async fn get_space(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
     require(call, Permission::SpaceRead)?;
     let id = own_space(call, id)?;
-    let space = repo::require_space(call.p, &id).await?;
+    let space = repo::require_space(call.db(), &id).await?;
     Ok(json_response(200, &json!({"space": space, "quotas": space.plan.quotas()})))
 }
 
@@ -55,7 +55,7 @@ pub async fn update_space(call: &Call<'_>, id: &str) -> Result<Response, AppErro
     require(call, Permission::SpacesCreate)?;
     let id = own_space(call, id)?;
     let patch: SpacePatch = call.body()?;
-    Ok(json_response(200, &json!(repo::update_space_plan(call.p, &id, patch.plan).await?)))
+    Ok(json_response(200, &json!(repo::update_space_plan(call.db(), &id, patch.plan).await?)))
 }
 
 #[derive(Deserialize)]
@@ -91,7 +91,7 @@ pub async fn create_key(call: &Call<'_>) -> Result<Response, AppError> {
             return Err(AppError::bad_request("tools: up to 500 tool names of 1 to 128 characters"));
         }
     }
-    let (record, key) = repo::create_api_key(call.p, &space, name, body.role, tenant, body.tools).await?;
+    let (record, key) = repo::create_api_key(call.db(), &space, name, body.role, tenant, body.tools).await?;
     let mut out = key_json(&record);
     // The only time the key is ever shown.
     out["key"] = json!(key);
@@ -100,15 +100,15 @@ pub async fn create_key(call: &Call<'_>) -> Result<Response, AppError> {
 
 pub async fn list_keys(call: &Call<'_>) -> Result<Response, AppError> {
     require(call, Permission::KeysRead)?;
-    let keys = repo::list_api_keys(call.p, &call.space()?).await?;
+    let keys = repo::list_api_keys(call.db(), &call.space()?).await?;
     Ok(page_response(keys.iter().map(key_json).collect(), None))
 }
 
 pub async fn revoke_key(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
     require(call, Permission::KeysManage)?;
     let id = parse(ApiKeyId::parse(id))?;
-    repo::revoke_api_key(call.p, &call.space()?, &id).await?;
-    Ok(switchyard::platform::http::empty(204))
+    repo::revoke_api_key(call.db(), &call.space()?, &id).await?;
+    Ok(switchyard::runtime::http::empty(204))
 }
 
 pub async fn create_tenant(call: &Call<'_>) -> Result<Response, AppError> {
@@ -116,7 +116,7 @@ pub async fn create_tenant(call: &Call<'_>) -> Result<Response, AppError> {
     let body: Named = call.body()?;
     let id = parse(TenantId::parse(&body.id))?;
     let name = name_or(body.name, &body.id)?;
-    let tenant = repo::create_tenant(call.p, &call.space()?, id, name, body.plan).await?;
+    let tenant = repo::create_tenant(call.db(), &call.space()?, id, name, body.plan).await?;
     Ok(json_response(201, &json!(tenant)))
 }
 
@@ -126,18 +126,18 @@ pub async fn list_tenants(call: &Call<'_>) -> Result<Response, AppError> {
     if call.who.role == Role::Tenant {
         // A tenant key sees its own tenant only.
         let own = call.who.tenant.clone().ok_or_else(|| AppError::Forbidden("tenant key without tenant".into()))?;
-        let tenant = repo::require_tenant(call.p, &space, &own).await?;
+        let tenant = repo::require_tenant(call.db(), &space, &own).await?;
         return Ok(page_response(vec![json!(tenant)], None));
     }
     let (limit, cursor) = call.page()?;
-    let (tenants, next) = repo::list_tenants(call.p, &space, limit, cursor).await?;
+    let (tenants, next) = repo::list_tenants(call.db(), &space, limit, cursor).await?;
     Ok(page_response(tenants.iter().map(|t| json!(t)).collect(), next))
 }
 
 pub async fn get_tenant(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
     require(call, Permission::TenantsRead)?;
     let (space, tenant) = call.tenant(id).await?;
-    Ok(json_response(200, &json!(repo::require_tenant(call.p, &space, &tenant).await?)))
+    Ok(json_response(200, &json!(repo::require_tenant(call.db(), &space, &tenant).await?)))
 }
 
 #[derive(Deserialize)]
@@ -150,7 +150,7 @@ pub async fn update_tenant(call: &Call<'_>, id: &str) -> Result<Response, AppErr
     require(call, Permission::TenantsWrite)?;
     let (space, tenant) = call.tenant(id).await?;
     let patch: TenantPatch = call.body()?;
-    Ok(json_response(200, &json!(repo::set_tenant_status(call.p, &space, &tenant, patch.status).await?)))
+    Ok(json_response(200, &json!(repo::set_tenant_status(call.db(), &space, &tenant, patch.status).await?)))
 }
 
 fn config_body(call: &Call<'_>) -> Result<serde_json::Map<String, Value>, AppError> {
@@ -163,7 +163,7 @@ fn config_body(call: &Call<'_>) -> Result<serde_json::Map<String, Value>, AppErr
 /// The space's configuration level, and what it resolves to with the platform defaults.
 pub async fn get_space_config(call: &Call<'_>) -> Result<Response, AppError> {
     require(call, Permission::ConfigRead)?;
-    let space = repo::require_space(call.p, &call.space()?).await?;
+    let space = repo::require_space(call.db(), &call.space()?).await?;
     let effective = switchyard::domain::config::cascade(&[&space.config]);
     Ok(json_response(200, &json!({"config": space.config, "effective": effective})))
 }
@@ -173,15 +173,15 @@ pub async fn put_space_config(call: &Call<'_>) -> Result<Response, AppError> {
     if call.who.role == Role::Tenant {
         return Err(AppError::Forbidden("a tenant key cannot change the space's configuration".into()));
     }
-    let space = repo::set_space_config(call.p, &call.space()?, config_body(call)?).await?;
+    let space = repo::set_space_config(call.db(), &call.space()?, config_body(call)?).await?;
     Ok(json_response(200, &json!({"config": space.config})))
 }
 
 pub async fn get_tenant_config(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
     require(call, Permission::ConfigRead)?;
     let (space, tenant) = call.tenant(id).await?;
-    let space = repo::require_space(call.p, &space).await?;
-    let tenant = repo::require_tenant(call.p, &space.id, &tenant).await?;
+    let space = repo::require_space(call.db(), &space).await?;
+    let tenant = repo::require_tenant(call.db(), &space.id, &tenant).await?;
     let effective = switchyard::domain::config::cascade(&[&space.config, &tenant.config]);
     Ok(json_response(200, &json!({"config": tenant.config, "effective": effective})))
 }
@@ -189,6 +189,6 @@ pub async fn get_tenant_config(call: &Call<'_>, id: &str) -> Result<Response, Ap
 pub async fn put_tenant_config(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
     require(call, Permission::ConfigWrite)?;
     let (space, tenant) = call.tenant(id).await?;
-    let tenant = repo::set_tenant_config(call.p, &space, &tenant, config_body(call)?).await?;
+    let tenant = repo::set_tenant_config(call.db(), &space, &tenant, config_body(call)?).await?;
     Ok(json_response(200, &json!({"config": tenant.config})))
 }

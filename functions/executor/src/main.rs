@@ -3,10 +3,10 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use switchyard::engine::run::Budget;
-use switchyard::{lambda, platform::Platform};
+use switchyard::runtime::{Platform, lambda};
 
 fn main() -> Result<(), lambda_runtime::Error> {
-    switchyard::lambda::run_main(|| async {
+    lambda::run_main(|| async {
         lambda::init_logging();
         let platform: &'static Platform = Box::leak(Box::new(Platform::from_env().await?));
         lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {

@@ -10,9 +10,10 @@ use switchyard::domain::flow::FlowOwner;
 use switchyard::domain::ids::{ConnectorId, FlowId, SpaceId, TenantId};
 use switchyard::domain::tenancy::Plan;
 use switchyard::domain::webhook::signature::sign;
-use switchyard::platform::error::AppError;
-use switchyard::platform::http::{Request, Response, json as json_response};
-use switchyard::platform::{Platform, connections, flows, tenancy};
+use switchyard::runtime::Platform;
+use switchyard::runtime::error::AppError;
+use switchyard::runtime::http::{Request, Response, json as json_response};
+use switchyard::store::{connections, flows, tenants};
 
 pub const SPACE: &str = "demo";
 pub const TENANT: &str = "acme";
@@ -26,21 +27,23 @@ pub const ECHO_PATH: &str = "/_local/echo";
 /// with the GitHub webhook secret `sample-webhook-secret`, and its flow `sample-flow`.
 pub async fn ensure_samples(p: &Platform) -> Result<(), AppError> {
     let space = id(SpaceId::parse("sample"))?;
-    if tenancy::get_space(p, &space).await?.is_some() {
+    if tenants::get_space(p.db(), &space).await?.is_some() {
         return Ok(());
     }
     let tenant = id(TenantId::parse("sample-tenant"))?;
-    tenancy::create_space(p, space.clone(), "Sample".into(), Plan::Growth).await?;
-    tenancy::create_tenant(p, &space, tenant.clone(), "Sample tenant".into(), None).await?;
-    connections::set_webhook_secret(p, &space, &tenant, &id(ConnectorId::parse("github"))?, "sample-webhook-secret")
-        .await?;
+    tenants::create_space(p.db(), space.clone(), "Sample".into(), Plan::Growth).await?;
+    tenants::create_tenant(p.db(), &space, tenant.clone(), "Sample tenant".into(), None).await?;
+    let rotation = p.settings.webhook.rotation_window_secs;
+    let github = id(ConnectorId::parse("github"))?;
+    connections::set_webhook_secret(p.db(), &space, &tenant, &github, "sample-webhook-secret", rotation).await?;
     let definition = json!({
         "name": "Sample", "trigger": {"type": "webhook", "connector": "github", "events": ["push"]},
         "steps": [{"id": "count", "kind": "transform", "expr": ".trigger.payload.commits | length"}]
     });
-    let definition = FlowDefinition::parse(&definition, p.catalog).map_err(|e| AppError::bad_request(e.to_string()))?;
+    let definition =
+        FlowDefinition::parse(&definition, p.engine.catalog).map_err(|e| AppError::bad_request(e.to_string()))?;
     flows::create_flow(
-        p,
+        p.db(),
         FlowOwner::Tenant { space, tenant },
         Some(id(FlowId::parse("sample-flow"))?),
         &definition,
@@ -102,14 +105,15 @@ pub async fn ensure(p: &Platform, base_url: &str, state_dir: &Path) -> Result<De
     let tenant = id(TenantId::parse(TENANT))?;
     let github = id(ConnectorId::parse("github"))?;
     let key_file = state_dir.join("demo-api-key");
-    if tenancy::get_space(p, &space).await?.is_none() {
-        tenancy::create_space(p, space.clone(), "Demo".into(), Plan::Growth).await?;
-        tenancy::create_tenant(p, &space, tenant.clone(), "Acme Corp".into(), None).await?;
-        connections::set_webhook_secret(p, &space, &tenant, &github, WEBHOOK_SECRET).await?;
-        let definition = FlowDefinition::parse(&flow_definition(base_url), p.catalog)
+    if tenants::get_space(p.db(), &space).await?.is_none() {
+        tenants::create_space(p.db(), space.clone(), "Demo".into(), Plan::Growth).await?;
+        tenants::create_tenant(p.db(), &space, tenant.clone(), "Acme Corp".into(), None).await?;
+        let rotation = p.settings.webhook.rotation_window_secs;
+        connections::set_webhook_secret(p.db(), &space, &tenant, &github, WEBHOOK_SECRET, rotation).await?;
+        let definition = FlowDefinition::parse(&flow_definition(base_url), p.engine.catalog)
             .map_err(|e| AppError::bad_request(e.to_string()))?;
         flows::create_flow(
-            p,
+            p.db(),
             FlowOwner::Space { space: space.clone() },
             Some(id(FlowId::parse(FLOW))?),
             &definition,
@@ -119,9 +123,9 @@ pub async fn ensure(p: &Platform, base_url: &str, state_dir: &Path) -> Result<De
     }
     let api_key = match std::fs::read_to_string(&key_file).ok().map(|k| k.trim().to_string()).filter(|k| !k.is_empty())
     {
-        Some(key) if tenancy::find_api_key(p, &key).await?.is_some() => key,
+        Some(key) if tenants::find_api_key(p.db(), &key).await?.is_some() => key,
         _ => {
-            let (_, key) = tenancy::create_api_key(p, &space, "demo".into(), Role::Admin, None, None).await?;
+            let (_, key) = tenants::create_api_key(p.db(), &space, "demo".into(), Role::Admin, None, None).await?;
             write_private(&key_file, &key)?;
             key
         }

@@ -14,8 +14,8 @@ use axum::extract::State;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
-use switchyard::platform::Platform;
-use switchyard::platform::http::json as json_response;
+use switchyard::runtime::Platform;
+use switchyard::runtime::http::json as json_response;
 use tokio::sync::Semaphore;
 
 /// API Gateway's HTTP API payload limit.
@@ -54,7 +54,7 @@ pub fn router(platform: Arc<Platform>, limits: Limits) -> axum::Router {
     axum::Router::new().fallback(dispatch).with_state(Door { platform, limits })
 }
 
-fn refusal(status: u16, code: &str, message: &str) -> switchyard::platform::http::Response {
+fn refusal(status: u16, code: &str, message: &str) -> switchyard::runtime::http::Response {
     json_response(status, &json!({"error": {"code": code, "message": message}}))
 }
 

@@ -22,9 +22,9 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use switchyard::engine::run::Budget;
-use switchyard::platform::Platform;
-use switchyard::platform::http::{Request, Response, json as json_response};
 use switchyard::ports::{PortResult, QueueId};
+use switchyard::runtime::Platform;
+use switchyard::runtime::http::{Request, Response, json as json_response};
 
 /// How the dev server runs.
 #[derive(Debug, Clone)]
@@ -101,7 +101,7 @@ pub async fn consume_polls_once(p: &Platform, config: &LocalConfig, wait: Durati
 }
 
 async fn consume_once(p: &Platform, queue: QueueId, config: &LocalConfig, wait: Duration) -> PortResult<usize> {
-    let messages = p.queue.receive(queue, 10, config.visibility, wait).await?;
+    let messages = p.engine.queue.receive(queue, 10, config.visibility, wait).await?;
     if messages.is_empty() {
         return Ok(0);
     }
@@ -119,7 +119,7 @@ async fn consume_once(p: &Platform, queue: QueueId, config: &LocalConfig, wait: 
         .filter(|m| !failed.contains(&m.message_id.as_str()))
         .map(|m| m.receipt_handle.clone())
         .collect();
-    if let Err(e) = p.queue.delete_batch(queue, &done).await {
+    if let Err(e) = p.engine.queue.delete_batch(queue, &done).await {
         // Not deleted means redelivered: the consumers' idempotency makes that harmless.
         tracing::warn!(error = %e, "delete after processing failed");
     }
@@ -149,7 +149,7 @@ pub async fn tick(p: &Platform) {
         Err(e) => tracing::warn!(error = %e, "poller tick failed"),
     }
     if let Some(db) = &p.database {
-        if let Err(e) = db.sweep_expired(p.clock.now_secs()) {
+        if let Err(e) = db.sweep_expired(p.db().clock.now_secs()) {
             tracing::warn!(error = %e, "expired item sweep failed");
         }
     }
@@ -232,11 +232,11 @@ impl LocalConfig {
 
 /// Outside AWS the dev server may call loopback (the demo's echo endpoint, local mocks)
 /// unless `SWITCHYARD_OUTBOUND_ALLOW` says otherwise. Never applies inside Lambda.
-pub fn local_settings() -> Result<switchyard::platform::Settings, switchyard::platform::ConfigError> {
-    let mut settings = switchyard::platform::Settings::from_env()?;
+pub fn local_settings() -> Result<switchyard::runtime::Settings, switchyard::runtime::ConfigError> {
+    let mut settings = switchyard::runtime::Settings::from_env()?;
     if std::env::var_os("SWITCHYARD_OUTBOUND_ALLOW").is_none() && !settings.in_lambda {
-        settings.outbound = switchyard::outbound::ssrf::AddressPolicy::from_allow_list("127.0.0.0/8,::1")
-            .map_err(switchyard::platform::ConfigError)?;
+        settings.outbound = switchyard::adapters::outbound::ssrf::AddressPolicy::from_allow_list("127.0.0.0/8,::1")
+            .map_err(switchyard::runtime::ConfigError)?;
     }
     Ok(settings)
 }
@@ -244,12 +244,12 @@ pub fn local_settings() -> Result<switchyard::platform::Settings, switchyard::pl
 /// The platform the dev server runs on. With `SWITCHYARD_BACKEND=aws` and
 /// `SWITCHYARD_AWS_CREATE_RESOURCES=1` it first creates the table, queues and bus in the
 /// endpoint (an emulator such as moto), named after `SWITCHYARD_TABLE`.
-pub async fn build_platform() -> Result<Platform, switchyard::platform::ConfigError> {
-    use switchyard::aws::provision::{QueueSettings, ResourceNames, provision};
+pub async fn build_platform() -> Result<Platform, switchyard::runtime::ConfigError> {
+    use switchyard::adapters::aws::provision::{QueueSettings, ResourceNames, provision};
     let mut settings = local_settings()?;
     let create = std::env::var("SWITCHYARD_AWS_CREATE_RESOURCES").as_deref() == Ok("1");
-    if settings.backend == switchyard::platform::Backend::Aws && create {
-        let sdk = switchyard::aws::load_sdk_config().await;
+    if settings.backend == switchyard::runtime::Backend::Aws && create {
+        let sdk = switchyard::adapters::aws::load_sdk_config().await;
         let names = ResourceNames {
             table: settings.table.clone(),
             queue_prefix: settings.table.clone(),
@@ -257,7 +257,7 @@ pub async fn build_platform() -> Result<Platform, switchyard::platform::ConfigEr
         };
         settings.queue_urls = provision(&sdk, &names, QueueSettings::default())
             .await
-            .map_err(|e| switchyard::platform::ConfigError(format!("creating AWS resources: {e}")))?;
+            .map_err(|e| switchyard::runtime::ConfigError(format!("creating AWS resources: {e}")))?;
         return Platform::aws(&sdk, Arc::new(switchyard::ports::SystemClock), settings);
     }
     Platform::from_settings(settings).await
@@ -266,7 +266,7 @@ pub async fn build_platform() -> Result<Platform, switchyard::platform::ConfigEr
 /// One line about the backend, for the banner.
 pub fn describe(p: &Platform) -> String {
     match &p.settings.backend {
-        switchyard::platform::Backend::Embedded { path } => format!("embedded backend at {path}"),
-        switchyard::platform::Backend::Aws => format!("AWS backend, table {}", p.settings.table),
+        switchyard::runtime::Backend::Embedded { path } => format!("embedded backend at {path}"),
+        switchyard::runtime::Backend::Aws => format!("AWS backend, table {}", p.settings.table),
     }
 }

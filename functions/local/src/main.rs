@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use switchyard::platform::Backend;
+use switchyard::runtime::{Backend, lambda};
 use switchyard_local::{LocalConfig, demo, serve};
 
 fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    switchyard::lambda::run_main(|| async {
-        switchyard::lambda::init_logging();
+    lambda::run_main(|| async {
+        lambda::init_logging();
         let addr = std::env::var("SWITCHYARD_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
         let platform = Arc::new(switchyard_local::build_platform().await?);
         let listener = tokio::net::TcpListener::bind(&addr).await?;

@@ -15,13 +15,15 @@ use serde_json::{Value, json};
 use switchyard::domain::connector::Catalog;
 use switchyard::domain::flow::FlowDefinition;
 use switchyard::domain::flow::FlowOwner;
+use switchyard::domain::flow::{FlowRecord, FlowStatus};
 use switchyard::domain::ids::{FlowId, SpaceId, TenantId};
 use switchyard::domain::tenancy::{Plan, Space, Tenant, TenantStatus};
 use switchyard::domain::webhook::signature::{SigningSecret, VerifyOptions, sign};
-use switchyard::platform::flows::{FlowRecord, FlowStatus};
-use switchyard::platform::http::Request;
-use switchyard::platform::tenancy::ResolvedTenant;
-use switchyard_webhook::{Prepared, prepare, run_messages};
+use switchyard::engine::runs::webhook_starts;
+use switchyard::runtime::http::Request;
+use switchyard::store::tenants::ResolvedTenant;
+use switchyard::usecases::webhooks::{Prepared, prepare};
+use switchyard_webhook::decode;
 
 const SECRET: &str = "bench-webhook-secret";
 const NOW_MS: i64 = 1_795_000_000_000;
@@ -32,6 +34,8 @@ struct Fixture {
     flows: Vec<Arc<FlowRecord>>,
     body: Bytes,
     signature: String,
+    /// The request path's segments (the receiver splits them before decoding).
+    path: Vec<String>,
 }
 
 /// A realistic ~4 KB GitHub push.
@@ -105,7 +109,8 @@ fn fixture() -> Fixture {
         .collect();
     let body = Bytes::from(payload());
     let signature = sign::github(SECRET, &body);
-    Fixture { tenant, secrets: vec![SigningSecret::new(SECRET)], flows, body, signature }
+    let path = ["webhooks", "bench-tenant", "github"].map(String::from).to_vec();
+    Fixture { tenant, secrets: vec![SigningSecret::new(SECRET)], flows, body, signature, path }
 }
 
 fn request(f: &Fixture) -> Request {
@@ -124,7 +129,9 @@ fn request(f: &Fixture) -> Request {
 fn cpu_path(f: &Fixture, req: Request) -> usize {
     let spec = Catalog::builtin().find("github").unwrap();
     let options = VerifyOptions::at(NOW_MS / 1000);
-    let Prepared::Event(prepared) = prepare(&f.tenant, spec, None, &f.secrets, &options, req, NOW_MS).unwrap() else {
+    let delivery = decode(req, &f.path).unwrap();
+    let Prepared::Event(prepared) = prepare(&f.tenant, spec, None, &f.secrets, &options, delivery, NOW_MS).unwrap()
+    else {
         unreachable!("not a challenge")
     };
     let matched: Vec<Arc<FlowRecord>> = f
@@ -134,7 +141,7 @@ fn cpu_path(f: &Fixture, req: Request) -> usize {
         .cloned()
         .collect();
     let input = serde_json::value::to_raw_value(&prepared.event).unwrap();
-    let (messages, runs) = run_messages(&f.tenant, spec, &prepared.event, &input, &matched, NOW_MS);
+    let (messages, runs) = webhook_starts(&f.tenant, spec, &prepared.event, &input, &matched, NOW_MS);
     assert_eq!(runs.len(), 2);
     messages.iter().map(|m| m.body.len()).sum::<usize>() + prepared.delivery_key.len()
 }

@@ -1,9 +1,9 @@
 //! Lambda entrypoint of the webhook receiver (API Gateway HTTP API).
 
-use switchyard::{lambda, platform::Platform};
+use switchyard::runtime::{Platform, lambda};
 
 fn main() -> Result<(), lambda_http::Error> {
-    switchyard::lambda::run_main(|| async {
+    lambda::run_main(|| async {
         lambda::init_logging();
         // Built once per container; lives as long as the process.
         let platform: &'static Platform = Box::leak(Box::new(Platform::from_env().await?));

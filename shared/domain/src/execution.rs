@@ -65,11 +65,40 @@ pub struct Transition {
     pub at: i64,
 }
 
+/// What kind of cause started an execution. Matches on it are exhaustive: a new kind is a
+/// compile error wherever it must be handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerKind {
+    Webhook,
+    Schedule,
+    Poll,
+    /// The API's `POST .../run`.
+    Manual,
+    /// An AI agent over MCP: a flow it started with `switchyard_run_flow`, or one of its tool
+    /// calls recorded as an execution (`is_recorded_call`: no flow ran).
+    Mcp,
+    /// A re-run of an earlier execution.
+    Rerun,
+}
+
+impl TriggerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::Webhook => "webhook",
+            TriggerKind::Schedule => "schedule",
+            TriggerKind::Poll => "poll",
+            TriggerKind::Manual => "manual",
+            TriggerKind::Mcp => "mcp",
+            TriggerKind::Rerun => "rerun",
+        }
+    }
+}
+
 /// What started an execution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TriggerInfo {
-    /// webhook, schedule, poll, manual, mcp, rerun.
-    pub kind: String,
+    pub kind: TriggerKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connector: Option<ConnectorId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,8 +109,20 @@ pub struct TriggerInfo {
 }
 
 impl TriggerInfo {
-    pub fn manual(kind: &str) -> Self {
-        TriggerInfo { kind: kind.to_string(), connector: None, event_type: None, event_id: None }
+    /// A cause with nothing more to say about it (a manual run).
+    pub fn of(kind: TriggerKind) -> Self {
+        TriggerInfo { kind, connector: None, event_type: None, event_id: None }
+    }
+    pub fn manual() -> Self {
+        TriggerInfo::of(TriggerKind::Manual)
+    }
+}
+
+impl TriggerInfo {
+    /// Whether this started no flow but records a synchronous call (an MCP tool call): such
+    /// executions pin version 0 of a pseudo-flow, and real versions start at 1.
+    pub fn is_recorded_call(&self, flow: &FlowRef) -> bool {
+        self.kind == TriggerKind::Mcp && flow.version == 0
     }
 }
 
@@ -168,6 +209,27 @@ pub struct StepError {
     /// The third party's HTTP status, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+}
+
+impl StepRecord {
+    /// The record of a step that will not run (its branch was not taken, or what it depends on
+    /// failed).
+    pub fn skipped(id: StepId, kind: &str, at: i64) -> StepRecord {
+        StepRecord {
+            id,
+            kind: kind.to_string(),
+            status: StepStatus::Skipped,
+            attempt: 0,
+            started_at: at,
+            finished_at: at,
+            duration_ms: 0,
+            input: None,
+            output: None,
+            output_spilled: false,
+            error: None,
+            resume_at: None,
+        }
+    }
 }
 
 /// A step checkpoint: written once per attempt outcome, never re-run once final.

@@ -14,14 +14,17 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use super::Engine;
+use super::credentials::{self, CredentialError};
 use super::paging::PageRequest;
+use super::step::{retry_after, third_party_json};
 use crate::domain::connector::{ActionSpec, AuthSpec, ConnectorSpec};
 use crate::domain::expr::Expr;
 use crate::domain::ids::{SpaceId, TenantId};
 use crate::domain::template;
-use crate::platform::credentials::{self, CredentialError};
-use crate::platform::{Platform, connections, ratelimit};
 use crate::ports::{OutboundError, OutboundRequest, OutboundResponse};
+use crate::store::connections;
+use crate::store::ratelimit::{self, RateLimitError};
 
 /// One action call.
 pub struct ActionCall<'a> {
@@ -63,6 +66,15 @@ pub enum ActionError {
     RateLimited { retry_after: Duration },
     #[error("{0}")]
     Unavailable(String),
+}
+
+impl From<RateLimitError> for ActionError {
+    fn from(e: RateLimitError) -> Self {
+        match e {
+            RateLimitError::Reached { retry_after } => ActionError::RateLimited { retry_after },
+            RateLimitError::Port(e) => ActionError::Unavailable(e.to_string()),
+        }
+    }
 }
 
 impl ActionError {
@@ -279,7 +291,7 @@ fn response_value(response: &OutboundResponse) -> Value {
     let body = if response.body.is_empty() {
         Value::Null
     } else {
-        super::steps::third_party_json(&response.body)
+        third_party_json(&response.body)
             .unwrap_or_else(|| Value::String(String::from_utf8_lossy(&response.body).into_owned()))
     };
     let headers: Map<String, Value> =
@@ -324,12 +336,12 @@ fn redact(text: &str, secrets: &[String]) -> String {
 /// URL with the tenant's settings. `http` steps authenticated as a connector are held to it, so
 /// a flow cannot hand a tenant's token to another host.
 pub async fn credential_origin(
-    p: &Platform,
+    engine: &Engine,
     space: &SpaceId,
     tenant: &TenantId,
     spec: &ConnectorSpec,
 ) -> Result<url::Origin, ActionError> {
-    let settings = connections::cached_settings(p, space, tenant, &spec.id)
+    let settings = connections::cached_settings(&engine.db, space, tenant, &spec.id)
         .await
         .map_err(|e| ActionError::Unavailable(e.to_string()))?
         .filter(|s| s.enabled)
@@ -340,8 +352,8 @@ pub async fn credential_origin(
 }
 
 /// Call an action with the tenant's credentials.
-pub async fn call(p: &Platform, call: ActionCall<'_>) -> Result<ActionResult, ActionError> {
-    let settings = connections::cached_settings(p, call.space, call.tenant, &call.spec.id)
+pub async fn call(engine: &Engine, call: ActionCall<'_>) -> Result<ActionResult, ActionError> {
+    let settings = connections::cached_settings(&engine.db, call.space, call.tenant, &call.spec.id)
         .await
         .map_err(|e| ActionError::Unavailable(e.to_string()))?
         .filter(|s| s.enabled)
@@ -357,7 +369,7 @@ pub async fn call(p: &Platform, call: ActionCall<'_>) -> Result<ActionResult, Ac
     let refreshable = matches!(call.spec.auth, AuthSpec::Oauth2 { .. } | AuthSpec::ClientCredentials { .. });
     let mut refreshed = false;
     loop {
-        let auth = credentials::authorize(p, call.space, call.tenant, call.spec, refreshed).await?;
+        let auth = credentials::authorize(engine, call.space, call.tenant, call.spec, refreshed).await?;
         let sent_secrets = secret_values(&auth.headers, &auth.query);
         let mut attempt = request.clone();
         attempt.headers.extend(auth.headers);
@@ -365,9 +377,9 @@ pub async fn call(p: &Platform, call: ActionCall<'_>) -> Result<ActionResult, Ac
             attempt.url.query_pairs_mut().extend_pairs(auth.query);
         }
         if let Some(limit) = call.spec.rate_limit {
-            ratelimit::acquire(p, call.space, call.tenant, &call.spec.id, limit).await?;
+            ratelimit::acquire(&engine.db, call.space, call.tenant, &call.spec.id, limit).await?;
         }
-        let response = p.http.send(attempt).await.map_err(ActionError::Transport)?;
+        let response = engine.http.send(attempt).await.map_err(ActionError::Transport)?;
         // A 401 with an OAuth token: the token may have been revoked or rotated early; refresh
         // once and try again.
         if response.status == 401 && refreshable && !refreshed {
@@ -397,7 +409,7 @@ pub async fn call(p: &Platform, call: ActionCall<'_>) -> Result<ActionResult, Ac
             status: response.status,
             message: format!("{} {} answered HTTP {}: {snippet}", call.spec.id, call.action.id, response.status),
             retryable: matches!(response.status, 408 | 429 | 500..=599),
-            retry_after: super::steps::retry_after(&response),
+            retry_after: retry_after(&response),
         });
     }
 }

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use serde_json::{Map, Value};
 
 use super::plan;
-use super::steps::{self, StepOutcome, StepRun};
+use super::step::{StepFuture, StepOutcome, StepRun};
 use crate::domain::execution::{StepError, StepRecord, StepStatus};
 use crate::domain::expr::Expr;
 use crate::domain::flow::{ForeachStep, StepDef};
@@ -30,7 +30,11 @@ type ItemFuture<'f> =
 type SubStepFuture<'f> =
     std::pin::Pin<Box<dyn std::future::Future<Output = (&'f StepDef, i64, StepOutcome)> + Send + 'f>>;
 
-pub async fn run(run: &StepRun<'_>, step: &ForeachStep) -> StepOutcome {
+/// How a foreach runs its body's steps (the step runner's dispatch, which the foreach is one
+/// kind of: passed in so that each knows only the other's signature).
+pub type RunStep = for<'a> fn(StepRun<'a>) -> StepFuture<'a>;
+
+pub async fn run(run: &StepRun<'_>, step: &ForeachStep, run_step: RunStep) -> StepOutcome {
     let items = match Expr::compile(&step.items).and_then(|e| e.eval(run.context)) {
         Ok(Value::Array(items)) => items,
         Ok(Value::Null) => Vec::new(),
@@ -60,7 +64,7 @@ pub async fn run(run: &StepRun<'_>, step: &ForeachStep) -> StepOutcome {
     let body = &body;
     let mut work: Vec<ItemFuture<'_>> = Vec::with_capacity(pending.len());
     for (index, item) in pending {
-        work.push(Box::pin(async move { (index, run_item(run, body, index, item).await) }));
+        work.push(Box::pin(async move { (index, run_item(run, body, index, item, run_step).await) }));
     }
     let outcomes: Vec<(usize, Result<Value, StepError>)> =
         futures::stream::iter(work).buffer_unordered(step.concurrency.max(1) as usize).collect().await;
@@ -94,13 +98,20 @@ fn fail(message: String, retryable: bool, partial: Option<Value>) -> StepOutcome
 }
 
 /// Run the body for one item; its value is the output of the body's last step.
-async fn run_item(run: &StepRun<'_>, body: &[StepDef], index: usize, item: &Value) -> Result<Value, StepError> {
+async fn run_item(
+    run: &StepRun<'_>,
+    body: &[StepDef],
+    index: usize,
+    item: &Value,
+    run_step: RunStep,
+) -> Result<Value, StepError> {
     let mut records: HashMap<StepId, StepRecord> = HashMap::new();
     loop {
-        let now = run.platform.now_ms();
+        let now = run.engine.now_ms();
         let next = plan::plan(body, &records, now);
         for id in &next.skip {
-            records.insert(id.clone(), skipped(id, now));
+            let kind = body.iter().find(|s| &s.id == id).map(|s| s.kind.name()).unwrap_or_default();
+            records.insert(id.clone(), StepRecord::skipped(id.clone(), kind, now));
         }
         if !next.skip.is_empty() {
             continue;
@@ -121,9 +132,9 @@ async fn run_item(run: &StepRun<'_>, body: &[StepDef], index: usize, item: &Valu
         for sub in next.run.iter().filter_map(|id| body.iter().find(|s| &s.id == id)) {
             let context = &context;
             batch.push(Box::pin(async move {
-                let started = run.platform.now_ms();
-                let outcome = steps::run(StepRun {
-                    platform: run.platform,
+                let started = run.engine.now_ms();
+                let outcome = run_step(StepRun {
+                    engine: run.engine,
                     execution: run.execution,
                     step: sub,
                     attempt: run.attempt,
@@ -138,9 +149,8 @@ async fn run_item(run: &StepRun<'_>, body: &[StepDef], index: usize, item: &Valu
             }));
         }
         for (sub, started, outcome) in futures::future::join_all(batch).await {
-            let finished = run.platform.now_ms();
-            let mut record = skipped(&sub.id, started);
-            record.kind = sub.kind.name().into();
+            let finished = run.engine.now_ms();
+            let mut record = StepRecord::skipped(sub.id.clone(), sub.kind.name(), started);
             record.attempt = 1;
             record.finished_at = finished;
             record.duration_ms = finished - started;
@@ -164,23 +174,6 @@ async fn run_item(run: &StepRun<'_>, body: &[StepDef], index: usize, item: &Valu
             }
             records.insert(sub.id.clone(), record);
         }
-    }
-}
-
-fn skipped(id: &StepId, at: i64) -> StepRecord {
-    StepRecord {
-        id: id.clone(),
-        kind: String::new(),
-        status: StepStatus::Skipped,
-        attempt: 0,
-        started_at: at,
-        finished_at: at,
-        duration_ms: 0,
-        input: None,
-        output: None,
-        output_spilled: false,
-        error: None,
-        resume_at: None,
     }
 }
 

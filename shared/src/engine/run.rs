@@ -24,18 +24,20 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::plan::{self, Plan};
-use super::steps::{self, StepOutcome, StepRun};
-use crate::domain::config;
+use super::step::{self, StepOutcome, StepRun};
+use super::{Engine, runs, steps};
+use crate::domain::config::{self, RetryPolicy};
 use crate::domain::execution::{
     Execution, ExecutionError, ExecutionStatus, RunMessage, StepRecord, StepStatus, StepSummary, Transition,
+    TriggerKind,
 };
-use crate::domain::flow::{FlowDefinition, RetryPolicy, StepDef, StepKind};
+use crate::domain::flow::{FlowDefinition, StepDef};
 use crate::domain::ids::StepId;
-use crate::platform::Platform;
-use crate::platform::executions::{StoredExecution, get_execution, get_steps};
-use crate::platform::flows::get_flow_version;
-use crate::ports::{Condition, Item, OutgoingMessage, PlatformEvent, PortError, QueueId, WriteOp, sqs_limits};
-use crate::store::keys;
+use crate::ports::{Condition, Item, PlatformEvent, PortError, WriteOp};
+use crate::store::executions::{StoredExecution, get_execution, load_records, write_step_record};
+use crate::store::flows::{definition_of, get_flow_version};
+use crate::store::schedules::Timer;
+use crate::store::{self, blobs, connections, keys, tenants};
 
 /// One step attempt of a round (boxed and named so `Send` is declared, not inferred).
 type AttemptFuture<'a> =
@@ -56,8 +58,6 @@ pub struct Budget {
     deadline: Option<tokio::time::Instant>,
 }
 
-/// The trigger kind of re-runs (`platform::executions::rerun`).
-pub const RERUN_TRIGGER: &str = "rerun";
 /// How often a long-running invocation looks for a cancel request (it also sees one at its
 /// final write, which a cancel makes fail).
 const CANCEL_CHECK_INTERVAL: Duration = Duration::from_millis(250);
@@ -80,7 +80,7 @@ impl Budget {
 }
 
 /// Process one runs-queue message body.
-pub async fn process(p: &Platform, body: &str, budget: Budget) -> Disposition {
+pub async fn process(engine: &Engine, body: &str, budget: Budget) -> Disposition {
     let message: RunMessage = match serde_json::from_str(body) {
         Ok(m) => m,
         Err(e) => {
@@ -93,7 +93,7 @@ pub async fn process(p: &Platform, body: &str, budget: Budget) -> Disposition {
     let (space, tenant, execution_id) = message.execution();
     let span = tracing::info_span!("run", space = %space, tenant = %tenant, execution = %execution_id);
     let _entered = span.enter();
-    match drive(p, message.clone(), budget).await {
+    match drive(engine, message.clone(), budget).await {
         Ok(disposition) => disposition,
         Err(e) if e.is_retryable() => {
             tracing::warn!(error = %e, "dependency unavailable; the run will be retried");
@@ -124,18 +124,14 @@ fn item(e: &Execution, version: u64) -> Item {
 
 /// Load or create the execution a message is about; `None` means drop the message. The flag
 /// says the execution was created just now (so it has no step records yet).
-async fn take(p: &Platform, message: RunMessage) -> Result<Option<(StoredExecution, bool)>, PortError> {
-    let now = p.now_ms();
+async fn take(engine: &Engine, message: RunMessage) -> Result<Option<(StoredExecution, bool)>, store::Error> {
+    let db = &engine.db;
+    let now = engine.now_ms();
     match message {
         RunMessage::Start { space, tenant, execution_id, run_key, flow, trigger, input, enqueued_at } => {
-            let flow_name = match get_flow_version(p, &flow.owner, &flow.id, flow.version).await.map_err(app_to_port)? {
-                Some(v) => v.parse_definition().map_err(app_to_port)?.name,
-                None => {
-                    return Err(PortError::Rejected(format!(
-                        "flow {} version {} does not exist",
-                        flow.id, flow.version
-                    )));
-                }
+            let flow_name = match get_flow_version(db, &flow.owner, &flow.id, flow.version).await? {
+                Some(v) => definition_of(&v)?.name,
+                None => return Err(missing_version(&flow.id, flow.version)),
             };
             let execution = Execution {
                 id: execution_id.clone(),
@@ -162,7 +158,7 @@ async fn take(p: &Platform, message: RunMessage) -> Result<Option<(StoredExecuti
             };
             let claim = Item::new(keys::run_claim(&space, &tenant, &run_key), json!({"execution_id": execution_id}))
                 .expiring_at(now / 1000 + CLAIM_TTL_SECS);
-            let created = p
+            let created = db
                 .store
                 .transact(vec![
                     WriteOp::Put { item: claim, condition: Condition::IfAbsent },
@@ -172,25 +168,25 @@ async fn take(p: &Platform, message: RunMessage) -> Result<Option<(StoredExecuti
             match created {
                 Ok(()) => Ok(Some((StoredExecution { execution, version: 1 }, true))),
                 Err(PortError::TransactionCancelled { .. }) => {
-                    let holder = p.store.get(&keys::run_claim(&space, &tenant, &run_key)).await?;
+                    let holder = db.store.get(&keys::run_claim(&space, &tenant, &run_key)).await?;
                     let held_by = holder.as_ref().and_then(|c| c.data.get("execution_id")).and_then(Value::as_str);
                     if held_by.is_some_and(|h| h != execution_id.as_str()) {
                         tracing::info!(run_key, held_by, "duplicate run dropped: another execution already started it");
                         return Ok(None);
                     }
                     // Our own claim: a redelivery. Carry on unless a resume chain owns it now.
-                    match get_execution(p, &space, &tenant, &execution_id).await.map_err(app_to_port)? {
+                    match get_execution(db, &space, &tenant, &execution_id).await? {
                         Some(stored) if stored.execution.wake_token.is_none() => Ok(Some((stored, false))),
                         Some(_) => Ok(None),
-                        None => Err(PortError::Unavailable("run claimed but execution not yet visible".into())),
+                        None => Err(PortError::Unavailable("run claimed but execution not yet visible".into()).into()),
                     }
                 }
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             }
         }
         RunMessage::Resume { space, tenant, execution_id, token } => {
-            let Some(mut stored) = get_execution(p, &space, &tenant, &execution_id).await.map_err(app_to_port)? else {
-                return Err(PortError::Rejected(format!("execution {execution_id} does not exist")));
+            let Some(mut stored) = get_execution(db, &space, &tenant, &execution_id).await? else {
+                return Err(store::Error::NotFound(format!("execution {execution_id} does not exist")));
             };
             if stored.execution.wake_token.as_deref() != Some(token.as_str()) {
                 tracing::info!("stale resume message dropped");
@@ -202,7 +198,7 @@ async fn take(p: &Platform, message: RunMessage) -> Result<Option<(StoredExecuti
             if !e.status.is_terminal() {
                 e.transition(ExecutionStatus::Running, now);
             }
-            match p.store.put(item(e, stored.version + 1), Condition::IfVersion(stored.version)).await {
+            match db.store.put(item(e, stored.version + 1), Condition::IfVersion(stored.version)).await {
                 Ok(()) => {
                     stored.version += 1;
                     Ok(Some((stored, false)))
@@ -211,18 +207,16 @@ async fn take(p: &Platform, message: RunMessage) -> Result<Option<(StoredExecuti
                     tracing::info!("execution changed while resuming; message dropped");
                     Ok(None)
                 }
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             }
         }
     }
 }
 
-fn app_to_port(e: crate::platform::error::AppError) -> PortError {
-    use crate::platform::error::AppError;
-    match e {
-        AppError::Unavailable { detail } => PortError::Unavailable(detail),
-        other => PortError::Rejected(other.to_string()),
-    }
+/// A run of a flow version that is not stored: it never will be (versions are immutable and
+/// written before any run of them is queued), so the message goes to the DLQ.
+fn missing_version(flow: &crate::domain::ids::FlowId, version: u32) -> store::Error {
+    store::Error::NotFound(format!("flow {flow} version {version} does not exist"))
 }
 
 /// The context expressions see: the trigger, finished steps, `config` (the tenant's effective
@@ -257,8 +251,8 @@ struct StepConfigs {
 }
 
 impl StepConfigs {
-    async fn load(p: &Platform, exec: &Execution, def: &FlowDefinition) -> Result<StepConfigs, PortError> {
-        let resolved = crate::platform::tenancy::resolve_tenant(p, &exec.tenant).await.map_err(app_to_port)?;
+    async fn load(engine: &Engine, exec: &Execution, def: &FlowDefinition) -> Result<StepConfigs, store::Error> {
+        let resolved = tenants::resolve_tenant(&engine.db, &exec.tenant).await?;
         let empty = Map::new();
         let (space_level, tenant_level) = match &resolved {
             Some(r) => (&r.space.config, &r.tenant.config),
@@ -266,16 +260,9 @@ impl StepConfigs {
         };
         let mut by_step = HashMap::new();
         for step in &def.steps {
-            let connector = match &step.kind {
-                StepKind::Action(a) => Some(&a.connector),
-                StepKind::Cdm(c) => Some(&c.connector),
-                StepKind::Http(h) => h.auth.as_ref(),
-                _ => None,
-            };
-            let integration = match connector {
-                Some(c) => crate::platform::connections::cached_settings(p, &exec.space, &exec.tenant, c)
-                    .await
-                    .map_err(app_to_port)?
+            let integration = match step.kind.connector() {
+                Some(c) => connections::cached_settings(&engine.db, &exec.space, &exec.tenant, c)
+                    .await?
                     .map(|s| s.config)
                     .unwrap_or_default(),
                 None => Map::new(),
@@ -298,77 +285,64 @@ impl StepConfigs {
     }
 }
 
-async fn drive(p: &Platform, message: RunMessage, budget: Budget) -> Result<Disposition, PortError> {
-    let Some((StoredExecution { execution: mut exec, mut version }, fresh)) = take(p, message).await? else {
+async fn drive(engine: &Engine, message: RunMessage, budget: Budget) -> Result<Disposition, store::Error> {
+    let db = &engine.db;
+    let Some((StoredExecution { execution: mut exec, mut version }, fresh)) = take(engine, message).await? else {
         return Ok(Disposition::Done);
     };
     if exec.status.is_terminal() {
         return Ok(Disposition::Done);
     }
-    let flow = get_flow_version(p, &exec.flow.owner, &exec.flow.id, exec.flow.version)
-        .await
-        .map_err(app_to_port)?
-        .ok_or_else(|| {
-            PortError::Rejected(format!("flow {} version {} does not exist", exec.flow.id, exec.flow.version))
-        })?;
-    let def = flow.parse_definition().map_err(app_to_port)?;
+    let flow = get_flow_version(db, &exec.flow.owner, &exec.flow.id, exec.flow.version)
+        .await?
+        .ok_or_else(|| missing_version(&exec.flow.id, exec.flow.version))?;
+    let def = definition_of(&flow)?;
     // A redelivered or resumed execution carries on from its checkpoints; a new one has none,
     // unless it re-runs a failed one (whose completed steps were copied to it beforehand).
-    let mut records: HashMap<StepId, StepRecord> = if fresh && exec.trigger.kind != RERUN_TRIGGER {
+    let mut records: HashMap<StepId, StepRecord> = if fresh && exec.trigger.kind != TriggerKind::Rerun {
         HashMap::new()
     } else {
-        load_records(p, &exec).await?.into_iter().map(|r| (r.id.clone(), r)).collect()
+        load_records(db, &exec).await?.into_iter().map(|r| (r.id.clone(), r)).collect()
     };
     let by_id: HashMap<&StepId, &StepDef> = def.steps.iter().map(|s| (&s.id, s)).collect();
     let order = plan::definition_order(&def.steps);
     // A large trigger input travels as a blob reference; expressions see the value itself.
-    let input = crate::platform::blobs::resolve(p, &exec.space, &exec.tenant, &exec.input).await?;
-    let configs = StepConfigs::load(p, &exec, &def).await?;
+    let input = blobs::resolve(db, &exec.space, &exec.tenant, &exec.input).await?;
+    let configs = StepConfigs::load(engine, &exec, &def).await?;
     let longest = def.steps.iter().map(|s| configs.timeout(s)).max().unwrap_or_default();
     let mut rounds = 0u32;
     let mut last_cancel_check = tokio::time::Instant::now();
     loop {
         if exec.cancel_requested {
-            return finish(p, exec, version, &records, &order, ExecutionStatus::Cancelled).await;
+            return finish(engine, exec, version, &records, &order, ExecutionStatus::Cancelled).await;
         }
-        let now = p.now_ms();
+        let now = engine.now_ms();
         let Plan { run, skip, wake_at, blocked: _ } = plan::plan(&def.steps, &records, now);
         if !skip.is_empty() {
             let skipped: Vec<StepRecord> = skip
                 .iter()
-                .map(|id| StepRecord {
-                    id: id.clone(),
-                    kind: by_id.get(id).map(|s| s.kind.name().to_string()).unwrap_or_default(),
-                    status: StepStatus::Skipped,
-                    attempt: 0,
-                    started_at: now,
-                    finished_at: now,
-                    duration_ms: 0,
-                    input: None,
-                    output: None,
-                    output_spilled: false,
-                    error: None,
-                    resume_at: None,
+                .map(|id| {
+                    StepRecord::skipped(id.clone(), by_id.get(id).map(|s| s.kind.name()).unwrap_or_default(), now)
                 })
                 .collect();
-            checkpoint(p, &exec, skipped, &mut records).await?;
+            checkpoint(engine, &exec, skipped, &mut records).await?;
             continue;
         }
         if run.is_empty() {
             if let Some(at) = wake_at {
-                return park(p, exec, version, &records, &order, at).await;
+                return park(engine, exec, version, &records, &order, at).await;
             }
             let failed = records.values().any(|r| r.status == StepStatus::Failed);
             let status = if failed { ExecutionStatus::Failed } else { ExecutionStatus::Succeeded };
-            return finish(p, exec, version, &records, &order, status).await;
+            return finish(engine, exec, version, &records, &order, status).await;
         }
         if rounds > 0 && !budget.allows(longest) {
-            return park(p, exec, version, &records, &order, now).await;
+            return park(engine, exec, version, &records, &order, now).await;
         }
         if last_cancel_check.elapsed() >= CANCEL_CHECK_INTERVAL {
             // Notice a cancel request between rounds without waiting for the final write.
             last_cancel_check = tokio::time::Instant::now();
-            if let Some(fresh) = get_execution(p, &exec.space, &exec.tenant, &exec.id).await.map_err(app_to_port)? {
+            if let Some(fresh) = get_execution(db, &exec.space, &exec.tenant, &exec.id).await? {
                 if fresh.execution.cancel_requested {
                     exec.cancel_requested = true;
                     version = fresh.version;
@@ -388,9 +362,9 @@ async fn drive(p: &Platform, message: RunMessage, budget: Budget) -> Result<Disp
             let attempt = previous.map(|r| r.attempt).unwrap_or(0) + 1;
             let exec = &exec;
             attempts.push(Box::pin(async move {
-                let started = p.now_ms();
+                let started = engine.now_ms();
                 let outcome = steps::run(StepRun {
-                    platform: p,
+                    engine,
                     execution: exec,
                     step,
                     attempt,
@@ -405,14 +379,14 @@ async fn drive(p: &Platform, message: RunMessage, budget: Budget) -> Result<Disp
             }));
         }
         let outcomes = futures::future::join_all(attempts).await;
-        let finished = p.now_ms();
+        let finished = engine.now_ms();
         let new_records = outcomes
             .into_iter()
             .map(|(step, attempt, started, outcome)| {
                 record_outcome(step, configs.retry(step), attempt, started, finished, outcome)
             })
             .collect();
-        checkpoint(p, &exec, new_records, &mut records).await?;
+        checkpoint(engine, &exec, new_records, &mut records).await?;
     }
 }
 
@@ -448,7 +422,7 @@ fn record_outcome(
             record.output = partial;
             if error.retryable && attempt < policy.max_attempts {
                 record.status = StepStatus::Retrying;
-                record.resume_at = Some(finished + steps::backoff(&policy, attempt, retry_after).as_millis() as i64);
+                record.resume_at = Some(finished + step::backoff(&policy, attempt, retry_after).as_millis() as i64);
             } else {
                 record.status = StepStatus::Failed;
             }
@@ -466,100 +440,18 @@ fn record_outcome(
     record
 }
 
-/// Outputs larger than this are stored as blobs; the checkpoint keeps a reference.
-pub const OUTPUT_INLINE_LIMIT: usize = 64 * 1024;
-
 /// Write step checkpoints (concurrently) and fold them into `records` (with full outputs).
 async fn checkpoint(
-    p: &Platform,
+    engine: &Engine,
     exec: &Execution,
     new: Vec<StepRecord>,
     records: &mut HashMap<StepId, StepRecord>,
 ) -> Result<(), PortError> {
-    let writes = new.into_iter().map(|record| write_step_record(p, exec, record));
+    let writes = new.into_iter().map(|record| write_step_record(&engine.db, exec, record));
     for record in futures::future::try_join_all(writes).await? {
         records.insert(record.id.clone(), record);
     }
     Ok(())
-}
-
-/// Store one step record: an output over `OUTPUT_INLINE_LIMIT` goes to a blob (the record keeps
-/// a reference); a record still too large for the store keeps its outcome but fails the step.
-/// Returns the record as it now stands, with its full output.
-pub async fn write_step_record(p: &Platform, exec: &Execution, record: StepRecord) -> Result<StepRecord, PortError> {
-    let key = keys::execution_step(&exec.space, &exec.tenant, &exec.id, &record.id);
-    // Every stored document stays within the platform's depth (domain::json), or it could not
-    // be read back: a deeper output fails the step, a deeper input is left out of the record.
-    let record = within_depth(record);
-    let mut stored = record.clone();
-    if let Some(output) = &record.output {
-        let size = serde_json::to_string(output).map(|t| t.len()).unwrap_or(0);
-        if size > OUTPUT_INLINE_LIMIT {
-            match crate::platform::blobs::put(p, &exec.space, &exec.tenant, output).await {
-                Ok(blob) => {
-                    stored.output = Some(json!({ "$blob": blob }));
-                    stored.output_spilled = true;
-                }
-                Err(PortError::Rejected(detail)) => return Ok(too_large(record, &detail)),
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    let value = serde_json::to_value(&stored).unwrap_or(Value::Null);
-    match p.store.put(Item::new(key.clone(), value), Condition::None).await {
-        Ok(()) => Ok(record),
-        // Still too large (a huge input): keep the outcome visible, fail the step.
-        Err(PortError::Rejected(detail)) => {
-            let trimmed = too_large(record, &detail);
-            let value = serde_json::to_value(&trimmed).unwrap_or(Value::Null);
-            p.store.put(Item::new(key, value), Condition::None).await.map(|()| trimmed)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-fn within_depth(mut record: StepRecord) -> StepRecord {
-    use crate::domain::json;
-    if record.input.as_ref().is_some_and(|v| json::check_value(v).is_err()) {
-        record.input = None;
-    }
-    if record.output.as_ref().is_some_and(|v| json::check_value(v).is_err()) {
-        tracing::info!(step = %record.id, "step output nested too deeply; the step fails");
-        record.output = None;
-        record.status = StepStatus::Failed;
-        record.resume_at = None;
-        record.error = Some(crate::domain::execution::StepError {
-            message: format!("step output nested deeper than {} levels", json::MAX_DEPTH),
-            retryable: false,
-            status: None,
-        });
-    }
-    record
-}
-
-fn too_large(mut record: StepRecord, detail: &str) -> StepRecord {
-    tracing::warn!(step = %record.id, %detail, "step record too large; stored without input and output");
-    record.output = None;
-    record.input = None;
-    record.output_spilled = false;
-    record.status = StepStatus::Failed;
-    record.error = Some(crate::domain::execution::StepError {
-        message: "step output too large to store".into(),
-        retryable: false,
-        status: None,
-    });
-    record
-}
-
-/// Step records as stored, with spilled outputs read back.
-pub async fn load_records(p: &Platform, exec: &Execution) -> Result<Vec<StepRecord>, PortError> {
-    let mut records = get_steps(p, &exec.space, &exec.tenant, &exec.id).await.map_err(app_to_port)?;
-    for record in records.iter_mut().filter(|r| r.output_spilled) {
-        if let Some(output) = &record.output {
-            record.output = Some(crate::platform::blobs::resolve(p, &exec.space, &exec.tenant, output).await?);
-        }
-    }
-    Ok(records)
 }
 
 fn summaries(records: &HashMap<StepId, StepRecord>, order: &HashMap<StepId, usize>) -> Vec<StepSummary> {
@@ -577,14 +469,15 @@ fn summaries(records: &HashMap<StepId, StepRecord>, order: &HashMap<StepId, usiz
 }
 
 async fn finish(
-    p: &Platform,
+    engine: &Engine,
     mut exec: Execution,
     version: u64,
     records: &HashMap<StepId, StepRecord>,
     order: &HashMap<StepId, usize>,
     status: ExecutionStatus,
-) -> Result<Disposition, PortError> {
-    let now = p.now_ms();
+) -> Result<Disposition, store::Error> {
+    let db = &engine.db;
+    let now = engine.now_ms();
     exec.steps = summaries(records, order);
     exec.wake_token = None;
     exec.error = match status {
@@ -604,8 +497,8 @@ async fn finish(
     exec.transition(status, now);
     // Published before the final write: if the write is lost, the redelivered message finishes
     // again and publishes again (at least once, never missing).
-    p.bus.publish(&[event_for(&exec)]).await?;
-    match p.store.put(item(&exec, version + 1), Condition::IfVersion(version)).await {
+    engine.bus.publish(&[event_for(&exec)]).await?;
+    match db.store.put(item(&exec, version + 1), Condition::IfVersion(version)).await {
         Ok(()) => {
             tracing::info!(status = status.as_str(), steps = exec.steps.len(), "execution finished");
             Ok(Disposition::Done)
@@ -614,7 +507,7 @@ async fn finish(
         // late to stop anything, so the outcome stands (and matches the event already
         // published: subscribers never see two different endings of one execution).
         Err(PortError::ConditionFailed) => {
-            let Some(fresh) = get_execution(p, &exec.space, &exec.tenant, &exec.id).await.map_err(app_to_port)? else {
+            let Some(fresh) = get_execution(db, &exec.space, &exec.tenant, &exec.id).await? else {
                 return Ok(Disposition::Done);
             };
             if fresh.execution.status.is_terminal() {
@@ -625,57 +518,43 @@ async fn finish(
             merged.error = exec.error;
             merged.wake_token = None;
             merged.transition(status, now);
-            p.store.put(item(&merged, fresh.version + 1), Condition::IfVersion(fresh.version)).await?;
+            db.store.put(item(&merged, fresh.version + 1), Condition::IfVersion(fresh.version)).await?;
             Ok(Disposition::Done)
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Stop here and come back at `wake_at` (now, for a continuation).
 async fn park(
-    p: &Platform,
+    engine: &Engine,
     mut exec: Execution,
     version: u64,
     records: &HashMap<StepId, StepRecord>,
     order: &HashMap<StepId, usize>,
     wake_at: i64,
-) -> Result<Disposition, PortError> {
-    let now = p.now_ms();
+) -> Result<Disposition, store::Error> {
+    let now = engine.now_ms();
     let token = format!("{:016x}", rand::random::<u64>());
-    let delay_secs =
-        ((wake_at - now).max(0) as u64).div_ceil(1000).min(u64::from(sqs_limits::MAX_DELAY_SECONDS)) as u32;
-    if wake_at - now > i64::from(sqs_limits::MAX_DELAY_SECONDS) * 1000 {
-        // Longer than an SQS delay: a timer the scheduler turns into the resume message.
-        let timer = crate::platform::schedules::Timer {
-            space: exec.space.clone(),
-            tenant: exec.tenant.clone(),
-            execution_id: exec.id.clone(),
-            token: token.clone(),
-            due: wake_at,
-        };
-        crate::platform::schedules::add_timer(p, &timer).await?;
-    } else {
-        let resume = RunMessage::Resume {
-            space: exec.space.clone(),
-            tenant: exec.tenant.clone(),
-            execution_id: exec.id.clone(),
-            token: token.clone(),
-        };
-        let body = serde_json::to_string(&resume).map_err(|e| PortError::Rejected(e.to_string()))?;
-        p.queue.send(QueueId::Runs, &[OutgoingMessage::new(body).delayed(delay_secs)]).await?;
-    }
+    let timer = Timer {
+        space: exec.space.clone(),
+        tenant: exec.tenant.clone(),
+        execution_id: exec.id.clone(),
+        token: token.clone(),
+        due: wake_at,
+    };
+    runs::resume_at(engine, timer).await?;
     exec.steps = summaries(records, order);
     exec.wake_token = Some(token);
-    let status = if delay_secs == 0 { ExecutionStatus::Running } else { ExecutionStatus::Waiting };
+    let status = if wake_at <= now { ExecutionStatus::Running } else { ExecutionStatus::Waiting };
     exec.transition(status, now);
-    match p.store.put(item(&exec, version + 1), Condition::IfVersion(version)).await {
+    match engine.db.store.put(item(&exec, version + 1), Condition::IfVersion(version)).await {
         Ok(()) => {
-            tracing::info!(delay_secs, "execution parked");
+            tracing::info!(wait_ms = (wake_at - now).max(0), "execution parked");
             Ok(Disposition::Done)
         }
         // Changed meanwhile (a cancel request): the new resume message is stale; run again.
         Err(PortError::ConditionFailed) => Ok(Disposition::Retry("execution changed while parking".into())),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }

@@ -5,18 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use super::check::check_spec;
+use super::check::{Depth, check_spec};
 use super::spec::ConnectorSpec;
 use crate::ids::ConnectorId;
-
-/// How thoroughly catalog files are checked when loaded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Depth {
-    /// Shapes, ids, methods, paths, URLs.
-    Structure,
-    /// And every jq expression and template compiles.
-    Full,
-}
 
 /// All connectors, by id.
 #[derive(Debug, Clone, Default)]

@@ -5,10 +5,18 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
 
-use super::catalog::Depth;
 use super::spec::{ActionSpec, ConnectorSpec, EventTypeSource, SchemeKind};
 use crate::expr::Expr;
 use crate::template;
+
+/// How thoroughly catalog files are checked when loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Depth {
+    /// Shapes, ids, methods, paths, URLs.
+    Structure,
+    /// And every jq expression and template compiles.
+    Full,
+}
 
 /// Checks beyond the YAML shape: expressions compile, paths are relative, ids are unique.
 pub(super) fn check_spec(spec: &ConnectorSpec, depth: Depth) -> Result<(), String> {

@@ -92,6 +92,11 @@ pub enum KeyLocation {
 }
 
 impl AuthSpec {
+    /// Whether calls need credentials the tenant connects (every kind but `none`).
+    pub fn needs_credentials(&self) -> bool {
+        !matches!(self, AuthSpec::None)
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             AuthSpec::Oauth2 { .. } => "oauth2",

@@ -5,8 +5,6 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::model::*;
-use super::validate;
-use crate::connector::Catalog;
 use crate::ids::StepId;
 
 #[derive(Deserialize)]
@@ -38,35 +36,31 @@ fn serde_message(e: &serde_json::Error) -> String {
     }
 }
 
-impl FlowDefinition {
-    /// Parse and fully validate a definition against the connector catalog.
-    pub fn parse(value: &Value, catalog: &Catalog) -> Result<FlowDefinition, FlowError> {
-        if value.to_string().len() > MAX_DEFINITION_BYTES {
-            return Err(FlowError::flow("$", format!("definition larger than {MAX_DEFINITION_BYTES} bytes")));
-        }
-        let raw: RawFlow = RawFlow::deserialize(value).map_err(|e| FlowError::flow("$", serde_message(&e)))?;
-        if raw.format != FORMAT_VERSION {
-            return Err(FlowError::flow(
-                "format",
-                format!("unsupported format {}, expected {FORMAT_VERSION}", raw.format),
-            ));
-        }
-        let name = crate::tenancy::parse_name(&raw.name).map_err(|m| FlowError::flow("name", m))?;
-        let trigger = Trigger::deserialize(&raw.trigger).map_err(|e| FlowError::flow("trigger", serde_message(&e)))?;
-        let steps = parse_steps(&raw.steps, "steps")?;
-        let definition = FlowDefinition {
-            format: raw.format,
-            name,
-            description: raw.description,
-            trigger,
-            vars: raw.vars,
-            config: raw.config,
-            steps,
-        };
-        validate::definition(&definition, catalog)?;
-        Ok(definition)
+/// A new definition's shape: the size, the fields, the format, the name, each step's kind and
+/// fields. The rules beyond the shape are `validate`'s (`FlowDefinition::parse` does both).
+pub(super) fn shape(value: &Value) -> Result<FlowDefinition, FlowError> {
+    if value.to_string().len() > MAX_DEFINITION_BYTES {
+        return Err(FlowError::flow("$", format!("definition larger than {MAX_DEFINITION_BYTES} bytes")));
     }
+    let raw: RawFlow = RawFlow::deserialize(value).map_err(|e| FlowError::flow("$", serde_message(&e)))?;
+    if raw.format != FORMAT_VERSION {
+        return Err(FlowError::flow("format", format!("unsupported format {}, expected {FORMAT_VERSION}", raw.format)));
+    }
+    let name = crate::tenancy::parse_name(&raw.name).map_err(|m| FlowError::flow("name", m))?;
+    let trigger = Trigger::deserialize(&raw.trigger).map_err(|e| FlowError::flow("trigger", serde_message(&e)))?;
+    let steps = parse_steps(&raw.steps, "steps")?;
+    Ok(FlowDefinition {
+        format: raw.format,
+        name,
+        description: raw.description,
+        trigger,
+        vars: raw.vars,
+        config: raw.config,
+        steps,
+    })
+}
 
+impl FlowDefinition {
     /// Parse a definition that was validated when it was stored.
     pub fn from_stored(value: &Value) -> Result<FlowDefinition, FlowError> {
         let raw: RawFlow = RawFlow::deserialize(value).map_err(|e| FlowError::flow("$", serde_message(&e)))?;

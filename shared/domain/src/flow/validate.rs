@@ -7,14 +7,23 @@ use serde_json::Value;
 
 use super::graph::{effective_dependencies, topological_order, upstream_sets};
 use super::model::*;
-use super::parse::parse_steps;
+use super::parse::{parse_steps, shape};
 use crate::connector::Catalog;
 use crate::expr::Expr;
 use crate::ids::StepId;
 use crate::template;
 
+impl FlowDefinition {
+    /// Parse and fully validate a new definition against the connector catalog.
+    pub fn parse(value: &Value, catalog: &Catalog) -> Result<FlowDefinition, FlowError> {
+        let definition = shape(value)?;
+        rules(&definition, catalog)?;
+        Ok(definition)
+    }
+}
+
 /// Every rule a definition must follow beyond its shape.
-pub(super) fn definition(flow: &FlowDefinition, catalog: &Catalog) -> Result<(), FlowError> {
+fn rules(flow: &FlowDefinition, catalog: &Catalog) -> Result<(), FlowError> {
     validate_trigger(&flow.trigger, catalog)?;
     crate::config::validate(&flow.config).map_err(|m| FlowError::flow("config", m))?;
     let total = count_steps(&flow.steps);

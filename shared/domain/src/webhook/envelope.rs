@@ -32,6 +32,46 @@ pub struct EventEnvelope {
     pub payload: Box<RawValue>,
 }
 
+/// A change a poll found in a resource: `created` (a new id), `updated` (same id, another
+/// hash) or `deleted` (gone from a complete listing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    Created,
+    Updated,
+    Deleted,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Created => "created",
+            Change::Updated => "updated",
+            Change::Deleted => "deleted",
+        }
+    }
+}
+
+/// The event of a poll change: what a poll-triggered flow sees as `.trigger`. The envelope's
+/// fields (no headers: nothing was received), then which resource, what change, which record,
+/// and the record itself as the payload (`null` for a deletion).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeEvent {
+    /// `<connector>:<resource>:<record id>:<change>:<hash>:<generation>`.
+    pub id: String,
+    pub space: SpaceId,
+    pub tenant: TenantId,
+    pub connector: ConnectorId,
+    /// `<resource>.<change>`.
+    pub event_type: String,
+    /// Epoch milliseconds.
+    pub received_at: i64,
+    pub resource: String,
+    pub change: Change,
+    pub record_id: String,
+    pub payload: Value,
+}
+
 /// Event type used when the provider's cannot be found.
 pub const UNKNOWN_EVENT_TYPE: &str = "unknown";
 

@@ -1,0 +1,49 @@
+//! Short-lived per-container caches of hot, rarely changing reads, all following the one
+//! policy of [`TtlCache`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::connections::ConnectorSettings;
+use super::flows::FlowRecord;
+use super::tenants::ResolvedTenant;
+use crate::domain::access::ApiKeyRecord;
+use crate::ports::TtlCache;
+
+/// How long per-container caches of tenants, keys, triggers and connector settings live: a
+/// change made in another container is seen within this.
+pub const CACHE_TTL: Duration = Duration::from_secs(10);
+/// Upper bound on the entries of each cache.
+const MAX_ENTRIES: usize = 10_000;
+
+/// The caches a container keeps. Writers in this container invalidate what they change;
+/// other containers see changes within the TTL.
+pub struct Caches {
+    pub tenants: TtlCache<String, Option<ResolvedTenant>>,
+    pub api_keys: TtlCache<String, Option<ApiKeyRecord>>,
+    pub triggers: TtlCache<(String, String), Arc<Vec<Arc<FlowRecord>>>>,
+    pub connector_settings: TtlCache<(String, String), Option<ConnectorSettings>>,
+}
+
+impl Caches {
+    pub fn new(ttl: Duration) -> Self {
+        Caches {
+            tenants: TtlCache::new(ttl, MAX_ENTRIES),
+            api_keys: TtlCache::new(ttl, MAX_ENTRIES),
+            triggers: TtlCache::new(ttl, MAX_ENTRIES),
+            connector_settings: TtlCache::new(ttl, MAX_ENTRIES),
+        }
+    }
+    pub fn clear(&self) {
+        self.tenants.clear();
+        self.api_keys.clear();
+        self.triggers.clear();
+        self.connector_settings.clear();
+    }
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Caches::new(CACHE_TTL)
+    }
+}

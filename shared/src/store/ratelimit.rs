@@ -1,0 +1,65 @@
+//! Per-connection rate limits, enforced across every container with the store's atomic
+//! counter: one counter per (tenant, connector, fixed window), refusing past the limit.
+//! A caller over the limit waits for the next window (briefly) instead of spending the
+//! provider's patience; past that it gets a retryable error.
+
+use std::time::Duration;
+
+use super::Db;
+use crate::domain::connector::RateLimit;
+use crate::domain::ids::{ConnectorId, SpaceId, TenantId};
+use crate::ports::PortError;
+use crate::store::keys;
+
+/// Why a call may not be made now.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RateLimitError {
+    /// The connection's budget is spent until the window turns.
+    #[error("rate limit of the connection reached")]
+    Reached { retry_after: Duration },
+    /// The counter could not be updated.
+    #[error("rate limit counter: {0}")]
+    Port(#[from] PortError),
+}
+
+impl RateLimitError {
+    /// How long to wait before trying again (`None` when the counter is down).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RateLimitError::Reached { retry_after } => Some(*retry_after),
+            RateLimitError::Port(_) => None,
+        }
+    }
+}
+
+/// Windows waited for before giving up.
+const MAX_WAITS: u32 = 3;
+/// Longest single wait.
+const MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// Take one call from the connection's budget.
+pub async fn acquire(
+    db: &Db,
+    space: &SpaceId,
+    tenant: &TenantId,
+    connector: &ConnectorId,
+    limit: RateLimit,
+) -> Result<(), RateLimitError> {
+    let per = i64::from(limit.per_seconds.max(1));
+    for _ in 0..=MAX_WAITS {
+        let now = db.clock.now_secs();
+        let window = now.div_euclid(per);
+        let key = keys::quota_counter(space, tenant, &format!("rate:{connector}"), &window.to_string());
+        let granted = db.store.add_counter(&key, 1, Some(i64::from(limit.requests)), Some((window + 2) * per)).await?;
+        if granted.is_some() {
+            return Ok(());
+        }
+        let next_window_ms = (window + 1) * per * 1000 - db.now_ms();
+        let wait = Duration::from_millis(next_window_ms.max(10) as u64);
+        if wait > MAX_WAIT {
+            return Err(RateLimitError::Reached { retry_after: wait });
+        }
+        tokio::time::sleep(wait).await;
+    }
+    Err(RateLimitError::Reached { retry_after: Duration::from_secs(limit.per_seconds.into()) })
+}
