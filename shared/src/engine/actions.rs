@@ -61,7 +61,7 @@ pub enum ActionError {
     #[error("{message}")]
     Upstream { status: u16, message: String, retryable: bool, retry_after: Option<Duration> },
     #[error("{0}")]
-    Transport(OutboundError),
+    Transport(#[source] OutboundError),
     #[error("rate limit of the connection reached")]
     RateLimited { retry_after: Duration },
     #[error("{0}")]

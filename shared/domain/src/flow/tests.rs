@@ -345,6 +345,33 @@ fn the_published_schema_agrees_with_the_parser() {
     }
 }
 
+/// The schema lists exactly the kinds of `StepKindName::ALL` (which error messages list), and
+/// each parses: a kind added to one but not the other fails here.
+#[test]
+fn the_schema_lists_every_step_kind() {
+    fn kinds(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(kind) = m.get("properties").and_then(|p| p.get("kind")).and_then(|k| k.get("const")) {
+                    out.extend(kind.as_str().map(str::to_string));
+                }
+                m.values().for_each(|x| kinds(x, out));
+            }
+            Value::Array(items) => items.iter().for_each(|x| kinds(x, out)),
+            _ => {}
+        }
+    }
+    let mut in_schema = Vec::new();
+    kinds(&serde_json::from_str(SCHEMA).unwrap(), &mut in_schema);
+    in_schema.sort();
+    let mut known: Vec<String> = StepKindName::ALL.iter().map(|k| k.as_str().to_string()).collect();
+    known.sort();
+    assert_eq!(in_schema, known);
+    for kind in StepKindName::ALL {
+        assert_eq!(serde_json::from_value::<StepKindName>(json!(kind.as_str())).unwrap(), kind);
+    }
+}
+
 #[test]
 fn stored_definitions_round_trip() {
     for flow in valid_flows() {
