@@ -243,7 +243,7 @@ fn world() -> &'static World {
             let tenant = TenantId::parse("fuzz-tenant").expect("id");
             tenants::create_space(platform.db(), space.clone(), "Fuzz".into(), Plan::Enterprise).await.expect("space");
             tenants::create_tenant(platform.db(), &space, tenant, "Fuzz".into(), None).await.expect("tenant");
-            let (_, key) = tenants::create_api_key(platform.db(), &space, "fuzz".into(), Role::Admin, None, None)
+            let (_, key) = tenants::create_api_key(platform.db(), &space, "fuzz".into(), Role::Admin, None, None, None)
                 .await
                 .expect("key");
             key

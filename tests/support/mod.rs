@@ -5,6 +5,7 @@
 //! run the suite with `./scripts/test`.
 
 pub mod instrument;
+pub mod oidc;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,6 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchyard::domain::access::Permission;
 use switchyard::domain::ids::{SpaceId, TenantId};
 use switchyard::engine::Engine;
 use switchyard::runtime::Platform;
@@ -37,6 +36,24 @@ impl Call<'_> {
         let tenant = self.who.tenant_from(Some(id))?;
         switchyard::store::tenants::require_tenant(self.db(), &space, &tenant).await?;
         Ok((space, tenant))
+    }
+
+    /// A tenant named in the path that may run things now: known, and active (a suspended
+    /// tenant's flows, reruns and actions are refused, as its webhooks, polls and MCP are).
+    pub async fn active_tenant(&self, id: &str) -> Result<switchyard::store::tenants::ResolvedTenant, AppError> {
+        let (space, tenant) = self.tenant(id).await?;
+        let resolved = switchyard::store::tenants::resolve_tenant(self.db(), &tenant)
+            .await?
+            .filter(|r| r.space.id == space)
+            .ok_or_else(|| AppError::not_found(format!("tenant {tenant} not found")))?;
+        if resolved.tenant.status != switchyard::domain::tenancy::TenantStatus::Active {
+            return Err(AppError::invalid(
+                "tenant_suspended",
+                format!("tenant {tenant} is suspended: reactivate it (PATCH /tenants/{tenant}) to run anything"),
+                serde_json::Value::Null,
+            ));
+        }
+        Ok(resolved)
     }
 
     pub fn body<T: serde::de::DeserializeOwned>(&self) -> Result<T, AppError> {
@@ -75,8 +92,4 @@ pub struct Named {
     pub name: Option<String>,
     #[serde(default)]
     pub plan: Option<switchyard::domain::tenancy::Plan>,
-}
-
-pub fn require(call: &Call<'_>, permission: Permission) -> Result<(), AppError> {
-    Ok(call.who.require(permission)?)
 }

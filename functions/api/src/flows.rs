@@ -3,7 +3,6 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchyard::domain::access::Permission;
 use switchyard::domain::flow::FlowDefinition;
 use switchyard::domain::flow::FlowOwner;
 use switchyard::domain::ids::FlowId;
@@ -11,7 +10,7 @@ use switchyard::runtime::error::AppError;
 use switchyard::runtime::http::{Response, empty, header, json as json_response};
 use switchyard::store::flows::{self as repo, FlowStatus};
 
-use crate::{Call, page_response, require};
+use crate::{Call, page_response};
 
 async fn owner(call: &Call<'_>, tenant: Option<&str>) -> Result<FlowOwner, AppError> {
     match tenant {
@@ -67,7 +66,6 @@ fn parse_definition(call: &Call<'_>, mut value: Value) -> Result<(Option<FlowId>
 }
 
 pub async fn create(call: &Call<'_>, tenant: Option<&str>) -> Result<Response, AppError> {
-    require(call, Permission::FlowsWrite)?;
     let owner = owner(call, tenant).await?;
     let (id, definition) = parse_definition(call, definition_body(call)?)?;
     let limit = match &owner {
@@ -83,7 +81,6 @@ pub async fn create(call: &Call<'_>, tenant: Option<&str>) -> Result<Response, A
 }
 
 pub async fn list(call: &Call<'_>, tenant: Option<&str>) -> Result<Response, AppError> {
-    require(call, Permission::FlowsRead)?;
     let owner = owner(call, tenant).await?;
     let (limit, cursor) = call.page()?;
     let (flows, next) = repo::list_flows(call.db(), &owner, limit, cursor).await?;
@@ -91,7 +88,6 @@ pub async fn list(call: &Call<'_>, tenant: Option<&str>) -> Result<Response, App
 }
 
 pub async fn get(call: &Call<'_>, tenant: Option<&str>, id: &str) -> Result<Response, AppError> {
-    require(call, Permission::FlowsRead)?;
     let owner = owner(call, tenant).await?;
     let id = flow_id(id)?;
     let flow = repo::get_flow(call.db(), &owner, &id)
@@ -101,7 +97,6 @@ pub async fn get(call: &Call<'_>, tenant: Option<&str>, id: &str) -> Result<Resp
 }
 
 pub async fn update(call: &Call<'_>, tenant: Option<&str>, id: &str) -> Result<Response, AppError> {
-    require(call, Permission::FlowsWrite)?;
     let owner = owner(call, tenant).await?;
     let id = flow_id(id)?;
     let (_, definition) = parse_definition(call, definition_body(call)?)?;
@@ -124,7 +119,6 @@ struct StatusPatch {
 }
 
 pub async fn set_status(call: &Call<'_>, tenant: Option<&str>, id: &str) -> Result<Response, AppError> {
-    require(call, Permission::FlowsWrite)?;
     let owner = owner(call, tenant).await?;
     let id = flow_id(id)?;
     let patch: StatusPatch = call.body()?;
@@ -132,7 +126,6 @@ pub async fn set_status(call: &Call<'_>, tenant: Option<&str>, id: &str) -> Resu
 }
 
 pub async fn delete(call: &Call<'_>, tenant: Option<&str>, id: &str) -> Result<Response, AppError> {
-    require(call, Permission::FlowsDelete)?;
     let owner = owner(call, tenant).await?;
     repo::delete_flow(call.db(), &owner, &flow_id(id)?).await?;
     Ok(empty(204))
@@ -147,13 +140,8 @@ struct RunPost {
 
 /// Start a run now (`Idempotency-Key` makes a retried request start it once).
 pub async fn run(call: &Call<'_>, tenant: &str, id: &str) -> Result<Response, AppError> {
-    require(call, Permission::FlowsRun)?;
-    let (space, tenant) = call.tenant(tenant).await?;
+    let resolved = call.active_tenant(tenant).await?;
     let id = flow_id(id)?;
-    let resolved = switchyard::store::tenants::resolve_tenant(call.db(), &tenant)
-        .await?
-        .filter(|r| r.space.id == space)
-        .ok_or_else(|| AppError::not_found(format!("tenant {tenant} not found")))?;
     let flow = repo::find_flow_for_tenant(call.db(), &resolved, &id)
         .await?
         .ok_or_else(|| AppError::not_found(format!("flow {id} not found")))?;

@@ -2,9 +2,12 @@
 //! executions, received events. Described by `openapi.yaml` (served at
 //! `/api/v1/openapi.json`).
 //!
-//! Every request is authenticated (`x-fastn-api-key` or a bearer API key, scoped by
-//! `x-fastn-space-id` / `x-fastn-space-tenantid`) except health and the OpenAPI document.
+//! Every request is authenticated (`x-fastn-api-key`, a bearer API key or a bearer OIDC token,
+//! scoped by `x-fastn-space-id` / `x-fastn-space-tenantid`: `usecases::auth`) except health,
+//! the OpenAPI document, the schemas and the OAuth callback; each operation checks one
+//! permission and writes leave an audit record (`routes`).
 
+mod access;
 mod call;
 mod connectors;
 mod executions;
@@ -20,7 +23,7 @@ use switchyard::runtime::Platform;
 use switchyard::runtime::error::AppError;
 use switchyard::runtime::http::{Request, Response, error_allowing, segments};
 
-pub(crate) use call::{Call, Named, page_response, require};
+pub(crate) use call::{Call, Named, page_response};
 
 pub use openapi::document as openapi_document;
 
@@ -45,9 +48,7 @@ async fn answer(p: &Platform, req: Request) -> Response {
     match routes::route(p, req, &segs).await {
         Ok(response) => response,
         Err(e) => {
-            if e.status() >= 500 {
-                tracing::warn!(%method, %path, status = e.status(), code = e.code(), "request failed");
-            }
+            log_failure(&method, &path, &e);
             let allowed = if matches!(e, AppError::MethodNotAllowed(_)) {
                 let rest: Vec<&str> = segs.iter().skip(2).map(String::as_str).collect();
                 openapi::methods_at(&rest).join(", ")
@@ -56,5 +57,12 @@ async fn answer(p: &Platform, req: Request) -> Response {
             };
             error_allowing(&e, &allowed)
         }
+    }
+}
+
+/// Failures on our side are logged (without the request's content); the client's are not.
+pub(crate) fn log_failure(method: &Method, path: &str, e: &AppError) {
+    if e.status() >= 500 {
+        tracing::warn!(%method, %path, status = e.status(), code = e.code(), "request failed");
     }
 }

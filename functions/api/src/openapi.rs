@@ -56,7 +56,7 @@ mod tests {
         let get = &doc["paths"]["/api/v1/tenants/{tenant}/workflows/{flow}"]["get"]["responses"]["404"];
         assert!(get.get("$ref").is_some(), "YAML aliases must expand: {get}");
         assert!(path_exists(&["tenants", "acme", "executions"]));
-        assert_eq!(methods_at(&["tenants", "acme"]), ["GET", "HEAD", "PATCH"]);
+        assert_eq!(methods_at(&["tenants", "acme"]), ["GET", "HEAD", "DELETE", "PATCH"]);
         assert!(!path_exists(&["nope"]));
     }
 }

@@ -2,14 +2,14 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchyard::domain::access::{Permission, Role};
+use switchyard::domain::access::{Role, RoleName};
 use switchyard::domain::ids::{ApiKeyId, SpaceId, TenantId};
 use switchyard::domain::tenancy::{Plan, TenantStatus, parse_name};
 use switchyard::runtime::error::AppError;
 use switchyard::runtime::http::{Response, json as json_response};
 use switchyard::store::tenants as repo;
 
-use crate::{Call, Named, page_response, require};
+use crate::{Call, Named, page_response};
 
 fn parse<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, AppError> {
     r.map_err(|e| AppError::bad_request(e.to_string()))
@@ -22,23 +22,44 @@ fn name_or(name: Option<String>, id: &str) -> Result<String, AppError> {
 /// The space in the path must be the caller's (the admin key may name any).
 fn own_space(call: &Call<'_>, id: &str) -> Result<SpaceId, AppError> {
     let id = parse(SpaceId::parse(id))?;
-    if call.who.role != Role::PlatformAdmin && call.who.space.as_ref() != Some(&id) {
+    if !call.who.is_platform_admin() && call.who.space.as_ref() != Some(&id) {
         return Err(AppError::not_found(format!("space {id} not found")));
     }
     Ok(id)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSpace {
+    id: String,
+    name: Option<String>,
+    #[serde(default)]
+    plan: Option<Plan>,
+    /// The first owner: an email (invited until they log in) or a subject of the configured
+    /// issuer.
+    #[serde(default)]
+    owner: Option<String>,
+}
+
+/// Create a space, and its first owner when the body names one. The space is written first:
+/// if the owner's write then fails (a 503), the space exists and the admin key adds the owner
+/// with `PUT /members/{owner}`.
 pub async fn create_space(call: &Call<'_>) -> Result<Response, AppError> {
-    require(call, Permission::SpacesCreate)?;
-    let body: Named = call.body()?;
+    let body: NewSpace = call.body()?;
     let id = parse(SpaceId::parse(&body.id))?;
     let name = name_or(body.name, &body.id)?;
+    let owner = body.owner.as_deref().map(|o| crate::access::identity(call, o, None)).transpose()?;
     let space = repo::create_space(call.db(), id, name, body.plan.unwrap_or_default()).await?;
-    Ok(json_response(201, &json!(space)))
+    let mut out = json!(space);
+    if let Some(owner) = owner {
+        let (member, _) =
+            switchyard::store::members::put(call.db(), &space.id, owner, RoleName::BuiltIn(Role::Owner)).await?;
+        out["owner"] = json!(member);
+    }
+    Ok(json_response(201, &out))
 }
 
 pub async fn get_space(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
-    require(call, Permission::SpaceRead)?;
     let id = own_space(call, id)?;
     let space = repo::require_space(call.db(), &id).await?;
     Ok(json_response(200, &json!({"space": space, "quotas": space.plan.quotas()})))
@@ -52,7 +73,6 @@ struct SpacePatch {
 
 pub async fn update_space(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
     // Plans are the operator's to set, not the customer's.
-    require(call, Permission::SpacesCreate)?;
     let id = own_space(call, id)?;
     let patch: SpacePatch = call.body()?;
     Ok(json_response(200, &json!(repo::update_space_plan(call.db(), &id, patch.plan).await?)))
@@ -67,6 +87,9 @@ struct NewKey {
     tenant: Option<String>,
     #[serde(default)]
     tools: Option<Vec<String>>,
+    /// Epoch milliseconds.
+    #[serde(default)]
+    expires_at: Option<i64>,
 }
 
 fn key_json(record: &switchyard::domain::access::ApiKeyRecord) -> Value {
@@ -78,10 +101,10 @@ fn key_json(record: &switchyard::domain::access::ApiKeyRecord) -> Value {
 }
 
 pub async fn create_key(call: &Call<'_>) -> Result<Response, AppError> {
-    require(call, Permission::KeysManage)?;
     let body: NewKey = call.body()?;
-    if !call.who.role.may_grant(body.role) {
-        return Err(AppError::Forbidden(format!("this API key may not create keys with role {:?}", body.role)));
+    let role = RoleName::BuiltIn(body.role);
+    if !call.who.may_grant(&role, body.role.grants()) {
+        return Err(AppError::Forbidden(format!("your role may not create keys with role {role}")));
     }
     let space = call.space()?;
     let name = name_or(Some(body.name), "")?;
@@ -91,7 +114,8 @@ pub async fn create_key(call: &Call<'_>) -> Result<Response, AppError> {
             return Err(AppError::bad_request("tools: up to 500 tool names of 1 to 128 characters"));
         }
     }
-    let (record, key) = repo::create_api_key(call.db(), &space, name, body.role, tenant, body.tools).await?;
+    let (record, key) =
+        repo::create_api_key(call.db(), &space, name, body.role, tenant, body.tools, body.expires_at).await?;
     let mut out = key_json(&record);
     // The only time the key is ever shown.
     out["key"] = json!(key);
@@ -99,20 +123,17 @@ pub async fn create_key(call: &Call<'_>) -> Result<Response, AppError> {
 }
 
 pub async fn list_keys(call: &Call<'_>) -> Result<Response, AppError> {
-    require(call, Permission::KeysRead)?;
     let keys = repo::list_api_keys(call.db(), &call.space()?).await?;
     Ok(page_response(keys.iter().map(key_json).collect(), None))
 }
 
 pub async fn revoke_key(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
-    require(call, Permission::KeysManage)?;
     let id = parse(ApiKeyId::parse(id))?;
     repo::revoke_api_key(call.db(), &call.space()?, &id).await?;
     Ok(switchyard::runtime::http::empty(204))
 }
 
 pub async fn create_tenant(call: &Call<'_>) -> Result<Response, AppError> {
-    require(call, Permission::TenantsWrite)?;
     let body: Named = call.body()?;
     let id = parse(TenantId::parse(&body.id))?;
     let name = name_or(body.name, &body.id)?;
@@ -121,9 +142,8 @@ pub async fn create_tenant(call: &Call<'_>) -> Result<Response, AppError> {
 }
 
 pub async fn list_tenants(call: &Call<'_>) -> Result<Response, AppError> {
-    require(call, Permission::TenantsRead)?;
     let space = call.space()?;
-    if call.who.role == Role::Tenant {
+    if call.who.is_tenant_bound() {
         // A tenant key sees its own tenant only.
         let own = call.who.tenant.clone().ok_or_else(|| AppError::Forbidden("tenant key without tenant".into()))?;
         let tenant = repo::require_tenant(call.db(), &space, &own).await?;
@@ -135,7 +155,6 @@ pub async fn list_tenants(call: &Call<'_>) -> Result<Response, AppError> {
 }
 
 pub async fn get_tenant(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
-    require(call, Permission::TenantsRead)?;
     let (space, tenant) = call.tenant(id).await?;
     Ok(json_response(200, &json!(repo::require_tenant(call.db(), &space, &tenant).await?)))
 }
@@ -147,10 +166,15 @@ struct TenantPatch {
 }
 
 pub async fn update_tenant(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
-    require(call, Permission::TenantsWrite)?;
     let (space, tenant) = call.tenant(id).await?;
     let patch: TenantPatch = call.body()?;
     Ok(json_response(200, &json!(repo::set_tenant_status(call.db(), &space, &tenant, patch.status).await?)))
+}
+
+pub async fn delete_tenant(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
+    let (space, tenant) = call.tenant(id).await?;
+    repo::delete_tenant(call.db(), &space, &tenant).await?;
+    Ok(switchyard::runtime::http::empty(204))
 }
 
 fn config_body(call: &Call<'_>) -> Result<serde_json::Map<String, Value>, AppError> {
@@ -162,23 +186,17 @@ fn config_body(call: &Call<'_>) -> Result<serde_json::Map<String, Value>, AppErr
 
 /// The space's configuration level, and what it resolves to with the platform defaults.
 pub async fn get_space_config(call: &Call<'_>) -> Result<Response, AppError> {
-    require(call, Permission::ConfigRead)?;
     let space = repo::require_space(call.db(), &call.space()?).await?;
     let effective = switchyard::domain::config::cascade(&[&space.config]);
     Ok(json_response(200, &json!({"config": space.config, "effective": effective})))
 }
 
 pub async fn put_space_config(call: &Call<'_>) -> Result<Response, AppError> {
-    require(call, Permission::ConfigWrite)?;
-    if call.who.role == Role::Tenant {
-        return Err(AppError::Forbidden("a tenant key cannot change the space's configuration".into()));
-    }
     let space = repo::set_space_config(call.db(), &call.space()?, config_body(call)?).await?;
     Ok(json_response(200, &json!({"config": space.config})))
 }
 
 pub async fn get_tenant_config(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
-    require(call, Permission::ConfigRead)?;
     let (space, tenant) = call.tenant(id).await?;
     let space = repo::require_space(call.db(), &space).await?;
     let tenant = repo::require_tenant(call.db(), &space.id, &tenant).await?;
@@ -187,7 +205,6 @@ pub async fn get_tenant_config(call: &Call<'_>, id: &str) -> Result<Response, Ap
 }
 
 pub async fn put_tenant_config(call: &Call<'_>, id: &str) -> Result<Response, AppError> {
-    require(call, Permission::ConfigWrite)?;
     let (space, tenant) = call.tenant(id).await?;
     let tenant = repo::set_tenant_config(call.db(), &space, &tenant, config_body(call)?).await?;
     Ok(json_response(200, &json!({"config": tenant.config})))

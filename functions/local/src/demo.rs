@@ -125,7 +125,8 @@ pub async fn ensure(p: &Platform, base_url: &str, state_dir: &Path) -> Result<De
     {
         Some(key) if tenants::find_api_key(p.db(), &key).await?.is_some() => key,
         _ => {
-            let (_, key) = tenants::create_api_key(p.db(), &space, "demo".into(), Role::Admin, None, None).await?;
+            let (_, key) =
+                tenants::create_api_key(p.db(), &space, "demo".into(), Role::Admin, None, None, None).await?;
             write_private(&key_file, &key)?;
             key
         }

@@ -80,7 +80,7 @@ async fn serve(p: &Platform, req: Request) -> Result<Response, AppError> {
         }
     };
     let exact = ids::ExactIds::protect(&mut message, req.body());
-    let caller = mcp::authenticate(&p.engine, p.admin_key.as_ref(), req.headers(), version).await?;
+    let caller = mcp::authenticate(&p.engine, p.auth(), req.headers(), version).await?;
     let response = match mcp::answer(&p.engine, &caller, message).await? {
         Answer::Json(status, body) => json_response(status, &body),
         Answer::Accepted => empty(202),

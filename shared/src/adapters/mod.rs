@@ -6,4 +6,5 @@ pub mod aws;
 pub mod cached_secrets;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod oidc;
 pub mod outbound;

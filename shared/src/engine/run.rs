@@ -15,6 +15,9 @@
 //! 4. The final state is written after the platform event is published, so events are
 //!    at-least-once (consumers dedupe on `execution_id`).
 //!
+//! 5. A run of a tenant that is not active (suspended since it was queued) is cancelled before
+//!    any step, with the reason in its error.
+//!
 //! Writes on the happy path: one transaction to start, one checkpoint per step, one final
 //! write.
 
@@ -33,6 +36,7 @@ use crate::domain::execution::{
 };
 use crate::domain::flow::{FlowDefinition, StepDef};
 use crate::domain::ids::StepId;
+use crate::domain::tenancy::TenantStatus;
 use crate::ports::{Condition, Item, PlatformEvent, PortError, WriteOp};
 use crate::store::executions::{StoredExecution, get_execution, load_records, write_step_record};
 use crate::store::flows::{definition_of, get_flow_version};
@@ -293,6 +297,15 @@ async fn drive(engine: &Engine, message: RunMessage, budget: Budget) -> Result<D
     if exec.status.is_terminal() {
         return Ok(Disposition::Done);
     }
+    // A suspended (or deleted) tenant's runs end here, cancelled, before any step: its
+    // credentials are not used, as for its webhooks, polls and MCP sessions.
+    let active = tenants::resolve_tenant(db, &exec.tenant)
+        .await?
+        .is_some_and(|t| t.space.id == exec.space && t.tenant.status == TenantStatus::Active);
+    if !active {
+        exec.cancel_requested = true;
+        exec.error = Some(ExecutionError { step: None, message: "the tenant is suspended".into() });
+    }
     let flow = get_flow_version(db, &exec.flow.owner, &exec.flow.id, exec.flow.version)
         .await?
         .ok_or_else(|| missing_version(&exec.flow.id, exec.flow.version))?;
@@ -491,7 +504,13 @@ async fn finish(
                     .unwrap_or_else(|| "failed".into()),
             })
         }
-        ExecutionStatus::Cancelled => Some(ExecutionError { step: None, message: "cancelled".into() }),
+        // Why it was cancelled, when the platform did it; else the caller's request.
+        ExecutionStatus::Cancelled => Some(
+            exec.error
+                .take()
+                .filter(|e| e.step.is_none())
+                .unwrap_or_else(|| ExecutionError { step: None, message: "cancelled".into() }),
+        ),
         _ => None,
     };
     exec.transition(status, now);

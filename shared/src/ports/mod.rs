@@ -646,6 +646,51 @@ pub trait Http: Send + Sync {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, OutboundError>;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Identity
+// ---------------------------------------------------------------------------------------------
+
+/// What a verified bearer token says about its holder: the claims the platform uses, read
+/// the way Keycloak, Cognito, Auth0, Entra and Google issue them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    /// `iss`: one of the configured issuers, exactly as configured.
+    pub issuer: String,
+    /// `sub`.
+    pub subject: String,
+    /// `email`, when present.
+    pub email: Option<String>,
+    /// `email_verified`: only a verified email claims an invitation.
+    pub email_verified: bool,
+    /// `preferred_username` (Keycloak, Cognito `username`), for display.
+    pub username: Option<String>,
+    /// `azp`, the client the token was issued to.
+    pub client: Option<String>,
+    /// The values of the configured role claims (`SWITCHYARD_OIDC_ROLES_CLAIM`), e.g.
+    /// `space:acme:admin`.
+    pub roles: Vec<String>,
+    /// `exp`, epoch seconds.
+    pub expires_at: i64,
+}
+
+/// Why a bearer token was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not a token of a configured issuer, badly signed, expired, for another audience, of a
+    /// refused algorithm: a 401. The text says which, never what the token holds.
+    #[error("{0}")]
+    Invalid(String),
+    /// The issuer's keys could not be fetched and none are cached: a 503 (the caller retries).
+    #[error("identity provider unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Verifies bearer tokens (JWTs) from the configured OpenID Connect issuers.
+#[async_trait]
+pub trait TokenVerifier: Send + Sync {
+    async fn verify(&self, token: &str) -> Result<VerifiedToken, TokenError>;
+}
+
 #[cfg(test)]
 mod sqs_limit_tests {
     use super::OutgoingMessage;

@@ -19,11 +19,13 @@ use crate::adapters::aws::{AdminKeySecret, DynamoStore, EventBridgeBus, SecretsM
 use crate::adapters::cached_secrets::CachedSecrets;
 #[cfg(feature = "embedded")]
 use crate::adapters::embedded::{Database, EmbeddedEventBus, EmbeddedQueue, EmbeddedSecrets, EmbeddedStore};
+use crate::adapters::oidc::OidcVerifier;
 use crate::adapters::outbound::OutboundClient;
 use crate::domain::connector::Catalog;
 use crate::engine::Engine;
-use crate::ports::{AdminKey, Clock, EventBus, FixedAdminKey, Queue, Secrets, Store, SystemClock};
+use crate::ports::{AdminKey, Clock, EventBus, FixedAdminKey, Http, Queue, Secrets, Store, SystemClock, TokenVerifier};
 use crate::store::{Caches, Db};
+use crate::usecases::auth::AuthContext;
 
 /// Everything the functions need, built once per container: the engine's context (the
 /// store, secrets, clock and caches; the queues, the event bus, outbound HTTP and the
@@ -32,6 +34,8 @@ use crate::store::{Caches, Db};
 pub struct Platform {
     pub engine: Engine,
     pub admin_key: Arc<dyn AdminKey>,
+    /// Bearer JWTs of the configured OpenID Connect issuers; `None` when none is configured.
+    pub tokens: Option<Arc<dyn TokenVerifier>>,
     pub settings: Arc<Settings>,
     /// The secrets cache in front of the secrets store (`engine.db.secrets` is the same one).
     pub secrets: Arc<CachedSecrets>,
@@ -48,6 +52,16 @@ impl Platform {
 
     pub fn now_ms(&self) -> i64 {
         self.engine.now_ms()
+    }
+
+    /// What authenticating a request needs.
+    pub fn auth(&self) -> AuthContext<'_> {
+        AuthContext {
+            db: self.db(),
+            admin_key: self.admin_key.as_ref(),
+            tokens: self.tokens.as_deref(),
+            audit_retention_secs: self.settings.audit_retention_secs,
+        }
     }
 
     /// Build the platform the environment asks for.
@@ -139,7 +153,7 @@ impl Platform {
         admin_key: Arc<dyn AdminKey>,
         settings: Settings,
     ) -> Result<Platform, ConfigError> {
-        let http = Arc::new(OutboundClient::new(settings.outbound.clone()).map_err(ConfigError)?);
+        let http: Arc<dyn Http> = Arc::new(OutboundClient::new(settings.outbound.clone()).map_err(ConfigError)?);
         let catalog: &'static Catalog = match &settings.catalog_dir {
             // Built once per process; kept for its lifetime like the built-in one.
             Some(dir) => Box::leak(Box::new(
@@ -149,10 +163,14 @@ impl Platform {
             None => Catalog::builtin(),
         };
         let cached = Arc::new(CachedSecrets::new(secrets, settings.secrets_cache_ttl));
+        let tokens: Option<Arc<dyn TokenVerifier>> = settings.oidc.enabled().then(|| {
+            Arc::new(OidcVerifier::new(settings.oidc.clone(), http.clone(), clock.clone())) as Arc<dyn TokenVerifier>
+        });
         let db = Db { store, secrets: cached.clone(), clock, caches: Arc::new(Caches::default()) };
         Ok(Platform {
             engine: Engine { db, queue, bus, http, catalog },
             admin_key,
+            tokens,
             settings: Arc::new(settings),
             secrets: cached,
             #[cfg(feature = "embedded")]

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::adapters::oidc::OidcSettings;
 use crate::adapters::outbound::ssrf::AddressPolicy;
 use crate::ports::{QueueId, QueueUrls};
 use crate::usecases::webhooks::WebhookSettings;
@@ -69,6 +70,10 @@ pub struct Settings {
     pub mcp_allowed_origins: Vec<String>,
     /// Origins an OAuth connect may send the tenant back to (`return_to`); none when empty.
     pub oauth_return_origins: Vec<String>,
+    /// Who may log in with a bearer JWT (`SWITCHYARD_OIDC_*`); nobody when no issuer is set.
+    pub oidc: OidcSettings,
+    /// How long audit records are kept (`SWITCHYARD_AUDIT_RETENTION_DAYS`, default 365).
+    pub audit_retention_secs: i64,
 }
 
 /// A configuration problem found at start-up.
@@ -82,9 +87,38 @@ fn env(name: &str) -> Option<String> {
 
 /// A comma-separated list of origins (`https://app.example.com`), without trailing slashes.
 fn origins(value: Option<String>) -> Vec<String> {
-    value
-        .map(|v| v.split(',').map(|o| o.trim().trim_end_matches('/').to_string()).filter(|o| !o.is_empty()).collect())
-        .unwrap_or_default()
+    list(value).into_iter().map(|o| o.trim_end_matches('/').to_string()).filter(|o| !o.is_empty()).collect()
+}
+
+/// A comma-separated list, items trimmed, empty items dropped.
+fn list(value: Option<String>) -> Vec<String> {
+    value.map(|v| v.split(',').map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect()).unwrap_or_default()
+}
+
+/// The OIDC settings: issuers are URLs (compared to `iss` exactly, so written as the provider
+/// writes them), and without an audience at least one client.
+fn oidc_settings() -> Result<OidcSettings, ConfigError> {
+    let settings = OidcSettings {
+        issuers: list(env("SWITCHYARD_OIDC_ISSUERS")),
+        audience: env("SWITCHYARD_OIDC_AUDIENCE"),
+        clients: list(env("SWITCHYARD_OIDC_CLIENTS")),
+        roles_claims: list(env("SWITCHYARD_OIDC_ROLES_CLAIM")),
+    };
+    for issuer in &settings.issuers {
+        let url =
+            url::Url::parse(issuer).map_err(|e| ConfigError(format!("SWITCHYARD_OIDC_ISSUERS: {issuer}: {e}")))?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(ConfigError(format!("SWITCHYARD_OIDC_ISSUERS: {issuer} is not an http(s) URL")));
+        }
+    }
+    if settings.enabled() && settings.audience.is_none() && settings.clients.is_empty() {
+        return Err(ConfigError(
+            "SWITCHYARD_OIDC_ISSUERS is set: set SWITCHYARD_OIDC_AUDIENCE (the expected aud) or SWITCHYARD_OIDC_CLIENTS \
+             (the accepted azp values)"
+                .into(),
+        ));
+    }
+    Ok(settings)
 }
 
 fn env_number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError> {
@@ -159,6 +193,8 @@ impl Settings {
             catalog_dir: env("SWITCHYARD_CATALOG_DIR"),
             mcp_allowed_origins: origins(env("SWITCHYARD_MCP_ALLOWED_ORIGINS")),
             oauth_return_origins: origins(env("SWITCHYARD_OAUTH_RETURN_ORIGINS")),
+            oidc: oidc_settings()?,
+            audit_retention_secs: env_number::<i64>("SWITCHYARD_AUDIT_RETENTION_DAYS", 365)?.clamp(1, 3650) * 86_400,
         };
         let provisioning = env("SWITCHYARD_AWS_CREATE_RESOURCES").as_deref() == Some("1");
         if settings.backend == Backend::Aws && !provisioning {
@@ -188,6 +224,8 @@ impl Settings {
             catalog_dir: None,
             mcp_allowed_origins: Vec::new(),
             oauth_return_origins: Vec::new(),
+            oidc: OidcSettings::default(),
+            audit_retention_secs: crate::store::audit::DEFAULT_RETENTION_SECS,
         }
     }
 }

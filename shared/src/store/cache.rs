@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::connections::ConnectorSettings;
 use super::flows::FlowRecord;
 use super::tenants::ResolvedTenant;
-use crate::domain::access::ApiKeyRecord;
+use crate::domain::access::{ApiKeyRecord, CustomRole, Member};
 use crate::ports::TtlCache;
 
 /// How long per-container caches of tenants, keys, triggers and connector settings live: a
@@ -23,6 +23,12 @@ pub struct Caches {
     pub api_keys: TtlCache<String, Option<ApiKeyRecord>>,
     pub triggers: TtlCache<(String, String), Arc<Vec<Arc<FlowRecord>>>>,
     pub connector_settings: TtlCache<(String, String), Option<ConnectorSettings>>,
+    /// A person's memberships, by member id: how long a removed member keeps access elsewhere.
+    pub memberships: TtlCache<String, Vec<Member>>,
+    /// Custom roles by (space, name).
+    pub custom_roles: TtlCache<(String, String), Option<CustomRole>>,
+    /// Keys whose last use this container wrote recently (`tenants::KEY_USE_INTERVAL`).
+    pub key_uses: TtlCache<String, ()>,
 }
 
 impl Caches {
@@ -32,6 +38,9 @@ impl Caches {
             api_keys: TtlCache::new(ttl, MAX_ENTRIES),
             triggers: TtlCache::new(ttl, MAX_ENTRIES),
             connector_settings: TtlCache::new(ttl, MAX_ENTRIES),
+            memberships: TtlCache::new(ttl, MAX_ENTRIES),
+            custom_roles: TtlCache::new(ttl, MAX_ENTRIES),
+            key_uses: TtlCache::new(super::tenants::KEY_USE_INTERVAL, MAX_ENTRIES),
         }
     }
     pub fn clear(&self) {
@@ -39,6 +48,9 @@ impl Caches {
         self.api_keys.clear();
         self.triggers.clear();
         self.connector_settings.clear();
+        self.memberships.clear();
+        self.custom_roles.clear();
+        self.key_uses.clear();
     }
 }
 

@@ -7,6 +7,12 @@
 //! | tenant → space index         | `TREF#{tenant}`                 | `TREF`                     |
 //! | API key (by hash)            | `KEY#{sha256}`                  | `KEY`                      |
 //! | API key listing              | `S#{space}`                     | `APIKEY#{key id}`          |
+//! | API key last use             | `S#{space}`                     | `KEYUSE#{key id}`          |
+//! | member / invitation          | `S#{space}`                     | `MEMBER#{member id}`       |
+//! | a person's memberships       | `P#{member id}`                 | `SPACE#{space}`            |
+//! | an email's invitations       | `INV#{invitation id}`           | `SPACE#{space}`            |
+//! | custom role                  | `S#{space}`                     | `ROLE#{name}`              |
+//! | audit record                 | `S#{space}#AUDIT`               | `AU#{ulid}`                |
 //! | space-wide flow / versions   | `S#{space}`                     | `FLOW#{id}` / `FLOWV#{id}#{n}` |
 //! | tenant flow / versions       | `S#{space}#T#{tenant}`          | `FLOW#{id}` / `FLOWV#{id}#{n}` |
 //! | tenant connector settings    | `S#{space}#T#{tenant}`          | `CONN#{connector}`         |
@@ -58,6 +64,45 @@ pub fn api_key_listing(space: &SpaceId, id: &ApiKeyId) -> Key {
 }
 
 pub const API_KEY_PREFIX: &str = "APIKEY#";
+
+pub fn api_key_use(space: &SpaceId, id: &ApiKeyId) -> Key {
+    Key::new(space_pk(space), format!("KEYUSE#{id}"))
+}
+
+pub const API_KEY_USE_PREFIX: &str = "KEYUSE#";
+
+pub fn member(space: &SpaceId, member: &str) -> Key {
+    Key::new(space_pk(space), format!("MEMBER#{member}"))
+}
+
+pub const MEMBER_PREFIX: &str = "MEMBER#";
+
+/// The partition listing the spaces of one person (`mem_…`) or one invited email (`inv_…`).
+pub fn person_pk(member: &str) -> String {
+    if member.starts_with("inv_") { format!("INV#{member}") } else { format!("P#{member}") }
+}
+
+pub fn membership(member: &str, space: &SpaceId) -> Key {
+    Key::new(person_pk(member), format!("SPACE#{space}"))
+}
+
+pub const MEMBERSHIP_PREFIX: &str = "SPACE#";
+
+pub fn custom_role(space: &SpaceId, name: &str) -> Key {
+    Key::new(space_pk(space), format!("ROLE#{name}"))
+}
+
+pub const CUSTOM_ROLE_PREFIX: &str = "ROLE#";
+
+pub fn audit_pk(space: &SpaceId) -> String {
+    format!("S#{space}#AUDIT")
+}
+
+pub fn audit_record(space: &SpaceId, id: &str) -> Key {
+    Key::new(audit_pk(space), format!("AU#{id}"))
+}
+
+pub const AUDIT_PREFIX: &str = "AU#";
 
 /// The partition of a flow owner's items: the space's, or the tenant's.
 pub fn owner_pk(owner: &FlowOwner) -> String {

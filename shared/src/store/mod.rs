@@ -5,6 +5,7 @@
 //! per-container caches, nothing else. Repositories return [`Error`]; what it means for a
 //! caller (a 404, a retry) is the caller's to decide.
 
+pub mod audit;
 pub mod blobs;
 pub mod cache;
 pub mod connections;
@@ -14,6 +15,7 @@ pub mod executions;
 pub mod flows;
 pub mod keys;
 pub mod leases;
+pub mod members;
 pub mod polls;
 pub mod quotas;
 pub mod ratelimit;

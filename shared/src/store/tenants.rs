@@ -98,7 +98,7 @@ pub async fn create_tenant(
             Err(Error::Conflict(format!("tenant {id} already exists in this space")))
         }
         Err(PortError::TransactionCancelled { .. }) => Err(Error::Conflict(format!(
-            "tenant id {id} is already used by another space of this deployment; choose another id"
+            "tenant id {id} is taken (by another space of this deployment, or by a deleted tenant); choose another id"
         ))),
         Err(e) => Err(e.into()),
     }
@@ -122,6 +122,19 @@ pub async fn list_tenants(
         db.store.query(&Query::prefix(keys::space_pk(space), keys::TENANT_PREFIX).limit(limit).after(cursor)).await?;
     let tenants = page.items.iter().map(|i| i.parse()).collect::<Result<Vec<Tenant>, _>>()?;
     Ok((tenants, page.next))
+}
+
+/// Delete a tenant: its record and its credentials (the secret document) go now, so nothing
+/// reaches it any more (webhooks, polls, MCP and the API answer 404; queued runs are
+/// cancelled). Its id stays taken (the tenant → space index is kept), so a new tenant can
+/// never inherit what is left in its partition (flows, execution history), which expires
+/// with its TTLs or stays unreachable.
+pub async fn delete_tenant(db: &Db, space: &SpaceId, id: &TenantId) -> Result<(), Error> {
+    require_tenant(db, space, id).await?;
+    db.secrets.delete(&crate::store::connections::owner(space, id)).await?;
+    db.store.delete(&keys::tenant(space, id), Condition::None).await?;
+    db.caches.tenants.remove(&id.to_string());
+    Ok(())
 }
 
 pub async fn set_tenant_status(db: &Db, space: &SpaceId, id: &TenantId, status: TenantStatus) -> Result<Tenant, Error> {
@@ -180,6 +193,7 @@ pub async fn create_api_key(
     role: Role,
     tenant: Option<TenantId>,
     tools: Option<Vec<String>>,
+    expires_at: Option<i64>,
 ) -> Result<(ApiKeyRecord, String), Error> {
     if role == Role::Tenant && tenant.is_none() {
         return Err(Error::invalid("bad_request", "a tenant key needs `tenant`"));
@@ -200,30 +214,67 @@ pub async fn create_api_key(
         tenant,
         tools,
         created_at: db.now_ms(),
+        expires_at,
+        last_used_at: None,
         prefix: key.chars().take(10).collect(),
         key_hash: hash.clone(),
     };
+    if expires_at.is_some_and(|at| at <= record.created_at) {
+        return Err(Error::invalid("bad_request", "expires_at must be in the future"));
+    }
     let value = to_value(&record);
+    // An expiring key's items go with it (the check at authentication is exact; the TTL only
+    // tidies up).
+    let item = |key| {
+        let item = Item::new(key, value.clone());
+        match expires_at {
+            Some(at) => item.expiring_at(at / 1000 + 1),
+            None => item,
+        }
+    };
     db.store
         .transact(vec![
-            WriteOp::Put {
-                item: Item::new(keys::api_key_by_hash(&hash), value.clone()),
-                condition: Condition::IfAbsent,
-            },
-            WriteOp::Put {
-                item: Item::new(keys::api_key_listing(space, &record.id), value),
-                condition: Condition::IfAbsent,
-            },
+            WriteOp::Put { item: item(keys::api_key_by_hash(&hash)), condition: Condition::IfAbsent },
+            WriteOp::Put { item: item(keys::api_key_listing(space, &record.id)), condition: Condition::IfAbsent },
         ])
         .await?;
     Ok((record, key))
 }
 
+/// A space's keys, each with when it was last used (to within [`KEY_USE_INTERVAL`]).
 pub async fn list_api_keys(db: &Db, space: &SpaceId) -> Result<Vec<ApiKeyRecord>, Error> {
+    let store = db.store.as_ref();
     let items =
-        crate::ports::query_all(db.store.as_ref(), Query::prefix(keys::space_pk(space), keys::API_KEY_PREFIX), 1000)
-            .await?;
-    Ok(items.iter().map(|i| i.parse()).collect::<Result<Vec<_>, _>>()?)
+        crate::ports::query_all(store, Query::prefix(keys::space_pk(space), keys::API_KEY_PREFIX), 1000).await?;
+    let uses =
+        crate::ports::query_all(store, Query::prefix(keys::space_pk(space), keys::API_KEY_USE_PREFIX), 1000).await?;
+    let mut records = items.iter().map(|i| i.parse()).collect::<Result<Vec<ApiKeyRecord>, _>>()?;
+    for record in &mut records {
+        let used = keys::api_key_use(space, &record.id);
+        record.last_used_at = uses.iter().find(|u| u.key == used).and_then(|u| u.data.get("at")?.as_i64());
+    }
+    Ok(records)
+}
+
+/// How often a key's last use is written, per container: at most once per this interval, so
+/// using a key costs no write per request.
+pub const KEY_USE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Note that a key was used now, unless this container did within [`KEY_USE_INTERVAL`]. A
+/// failure to write is logged and not the request's: the use was real either way.
+pub async fn note_key_use(db: &Db, record: &ApiKeyRecord) {
+    let id = record.id.to_string();
+    if db.caches.key_uses.get(&id).is_some() {
+        return;
+    }
+    db.caches.key_uses.put(id, ());
+    let mut item = Item::new(keys::api_key_use(&record.space, &record.id), serde_json::json!({"at": db.now_ms()}));
+    if let Some(at) = record.expires_at {
+        item = item.expiring_at(at / 1000 + 1);
+    }
+    if let Err(e) = db.store.put(item, Condition::None).await {
+        tracing::warn!(error = %e, key = %record.id, "recording an API key's last use failed");
+    }
 }
 
 pub async fn revoke_api_key(db: &Db, space: &SpaceId, id: &ApiKeyId) -> Result<(), Error> {
@@ -234,6 +285,7 @@ pub async fn revoke_api_key(db: &Db, space: &SpaceId, id: &ApiKeyId) -> Result<(
         .transact(vec![
             WriteOp::Delete { key: listing, condition: Condition::None },
             WriteOp::Delete { key: keys::api_key_by_hash(&record.key_hash), condition: Condition::None },
+            WriteOp::Delete { key: keys::api_key_use(space, id), condition: Condition::None },
         ])
         .await?;
     db.caches.api_keys.remove(&record.key_hash);

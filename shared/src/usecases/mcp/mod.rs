@@ -27,7 +27,6 @@ use super::{Error, Result};
 use crate::domain::access::Permission;
 use crate::domain::tenancy::TenantStatus;
 use crate::engine::Engine;
-use crate::ports::AdminKey;
 use crate::store::quotas;
 use crate::store::tenants::{self, ResolvedTenant};
 
@@ -78,6 +77,8 @@ pub struct Caller {
     pub version: &'static str,
     /// When the answer to this request must be on its way: calls of a batch share it.
     pub deadline: tokio::time::Instant,
+    /// How long audit records of state-changing tool calls are kept.
+    pub audit_retention_secs: i64,
 }
 
 /// What to send back: a status and a JSON body, or 202 with none (notifications, responses).
@@ -91,12 +92,12 @@ pub enum Answer {
 /// session is one tenant's), with the MCP permission, for one active tenant.
 pub async fn authenticate(
     engine: &Engine,
-    admin_key: &dyn AdminKey,
+    access: auth::AuthContext<'_>,
     headers: &HeaderMap,
     version: &'static str,
 ) -> Result<Caller> {
-    let who = auth::authenticate(&engine.db, admin_key, headers).await?;
-    who.require(Permission::McpUse)?;
+    let who = auth::authenticate(access, headers).await?;
+    who.require(Permission::ToolsRead)?;
     let tenant_id = who.tenant_from(None).map_err(|_| {
         Error::bad_request(format!("MCP sessions act for one tenant: send {} or use a tenant key", auth::TENANT_HEADER))
     })?;
@@ -109,7 +110,13 @@ pub async fn authenticate(
     if tenant.tenant.status != TenantStatus::Active {
         return Err(Error::Forbidden(format!("tenant {tenant_id} is suspended")));
     }
-    Ok(Caller { who, tenant, version, deadline: tokio::time::Instant::now() + REQUEST_BUDGET })
+    Ok(Caller {
+        who,
+        tenant,
+        version,
+        deadline: tokio::time::Instant::now() + REQUEST_BUDGET,
+        audit_retention_secs: access.audit_retention_secs,
+    })
 }
 
 /// Answer one request's message (or batch).

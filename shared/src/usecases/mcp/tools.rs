@@ -15,6 +15,7 @@ use crate::domain::ids::{ExecutionId, FlowId};
 use crate::engine::actions::{self, ActionCall, ActionError};
 use crate::engine::{Engine, runs};
 use crate::store::{self, connections, executions, flows, quotas};
+use crate::usecases::audit;
 use crate::usecases::executions::record_call;
 
 /// Tools per `tools/list` page.
@@ -165,8 +166,8 @@ fn platform_tools() -> Vec<Tool<'static>> {
 fn permission(tool: PlatformTool) -> Permission {
     match tool {
         PlatformTool::ListConnectors => Permission::ConnectorsRead,
-        PlatformTool::ListFlows => Permission::FlowsRead,
-        PlatformTool::RunFlow => Permission::FlowsRun,
+        PlatformTool::ListFlows => Permission::WorkflowsRead,
+        PlatformTool::RunFlow => Permission::WorkflowsExecute,
         PlatformTool::GetExecution => Permission::ExecutionsRead,
         PlatformTool::Usage => Permission::QuotasRead,
     }
@@ -184,7 +185,7 @@ fn unavailable(e: impl std::fmt::Debug) -> RpcError {
 async fn available<'c>(engine: &'c Engine, caller: &Caller) -> Result<Vec<Tool<'c>>, RpcError> {
     let mut tools: Vec<Tool<'c>> = platform_tools()
         .into_iter()
-        .filter(|t| matches!(t.kind, Kind::Platform(k) if caller.who.role.allows(permission(k))))
+        .filter(|t| matches!(t.kind, Kind::Platform(k) if caller.who.allows(permission(k))))
         .collect();
     let settings = connections::list_settings(&engine.db, &caller.tenant.space.id, &caller.tenant.tenant.id)
         .await
@@ -279,6 +280,12 @@ pub async fn call(engine: &Engine, caller: &Caller, params: &Value) -> Result<Va
         Some(v @ Value::Object(_)) => v.clone(),
         Some(_) => return Err(RpcError::invalid_params("arguments must be an object")),
     };
+    if !caller.who.allows(Permission::ToolsExecute) {
+        return Err(RpcError {
+            code: super::INVALID_REQUEST,
+            message: "this role may list tools but not call them".into(),
+        });
+    }
     let tools = available(engine, caller).await?;
     let tool = tools.iter().find(|t| t.name == name).ok_or_else(|| {
         RpcError::invalid_params(format!("unknown tool: {}", name.chars().take(128).collect::<String>()))
@@ -452,6 +459,11 @@ async fn call_platform(
             let trigger = TriggerInfo::of(TriggerKind::Mcp);
             let execution =
                 runs::start_run(engine, t, &flow, trigger, input, None).await.map_err(|e| unavailable(e.into()))?;
+            let resource = format!("tenants/{}/workflows/{}", t.tenant.id, flow.id);
+            let request_id = crate::domain::ids::ulid_at(engine.now_ms()).to_string();
+            let entry =
+                audit::Entry { action: "workflow.run", resource: &resource, status: 200, request_id: &request_id };
+            audit::note(db, &caller.who, entry, caller.audit_retention_secs).await;
             Ok(json!({"execution_id": execution, "flow_id": flow.id, "flow_version": flow.version}))
         }
         PlatformTool::GetExecution => {
