@@ -342,7 +342,12 @@ pub async fn route(p: &Platform, req: Request, segs: &[String]) -> Result<Respon
         // A refused read is recorded under its operation's name.
         let action = action.map(str::to_string).unwrap_or_else(|| op.id());
         let entry = audit::Entry { action: &action, resource: &resource, status, request_id: &request_id };
-        audit::note(p.db(), &call.who, entry, retention).await;
+        let mut who = call.who.clone();
+        // The admin key creates spaces without naming one: the new space's log records it.
+        if who.space.is_none() && op == Op::CreateSpace {
+            who.space = outcome.as_ref().ok().and_then(|r| created_space(r.body()));
+        }
+        audit::note(p.db(), &who, entry, retention).await;
     }
     let mut response = outcome.unwrap_or_else(|e| {
         crate::log_failure(&method, &resource, &e);
@@ -352,6 +357,11 @@ pub async fn route(p: &Platform, req: Request, segs: &[String]) -> Result<Respon
         response.headers_mut().insert("x-request-id", value);
     }
     Ok(response)
+}
+
+fn created_space(body: &[u8]) -> Option<switchyard::domain::ids::SpaceId> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    switchyard::domain::ids::SpaceId::parse(value.get("id")?.as_str()?).ok()
 }
 
 async fn dispatch(call: &Call<'_>, op: Operation, params: &[&str]) -> Result<Response, AppError> {

@@ -2,7 +2,7 @@
 //! space, kept for `retention_secs` (item TTL), listed newest first.
 //!
 //! Records are keyed by a ULID of their time (`S#{space}#AUDIT`/`AU#{ulid}`), so a time range
-//! is a key range; actor and action filters are applied while reading, scanning at most
+//! is a key range (records of the same millisecond list in no particular order); actor and action filters are applied while reading, scanning at most
 //! [`MAX_SCAN`] records per page (a page may hold fewer matches than asked, with a cursor to
 //! go on from).
 
