@@ -564,6 +564,12 @@ async fn a_flow_runs_through_the_platform_tools() {
     let done = ctx.app.wait_execution(&ctx.admin, &ctx.space, &tenant, &execution, Duration::from_secs(30)).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["step_details"][0]["output"], 42, "{done}");
+    // A state-changing platform tool is audited like the API's run, reads are not.
+    let r = ctx.app.api(&ctx.admin, &ctx.space, "GET", "/api/v1/audit?action=flow.run", None).await;
+    let records = r.body["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(records.len(), 1, "{r:?}");
+    assert_eq!(records[0]["resource"], format!("tenants/{tenant}/workflows/{flow_id}"), "{r:?}");
+    assert_eq!(records[0]["actor_kind"], "key", "{r:?}");
     let r = ctx.call_tool(&key, "switchyard_run_flow", json!({"flow_id": "no-such-flow"})).await;
     assert_eq!(r.body["result"]["isError"], true, "{r:?}");
 }

@@ -342,12 +342,15 @@ pub async fn route(p: &Platform, req: Request, segs: &[String]) -> Result<Respon
         // A refused read is recorded under its operation's name.
         let action = action.map(str::to_string).unwrap_or_else(|| op.id());
         let entry = audit::Entry { action: &action, resource: &resource, status, request_id: &request_id };
-        let mut who = call.who.clone();
         // The admin key creates spaces without naming one: the new space's log records it.
-        if who.space.is_none() && op == Op::CreateSpace {
-            who.space = outcome.as_ref().ok().and_then(|r| created_space(r.body()));
+        let created = match (&call.who.space, op, &outcome) {
+            (None, Op::CreateSpace, Ok(r)) => created_space(r.body()),
+            _ => None,
+        };
+        match created {
+            Some(space) => audit::note_in(p.db(), &space, &call.who.actor, entry, retention).await,
+            None => audit::note(p.db(), &call.who, entry, retention).await,
         }
-        audit::note(p.db(), &who, entry, retention).await;
     }
     let mut response = outcome.unwrap_or_else(|e| {
         crate::log_failure(&method, &resource, &e);
@@ -458,6 +461,15 @@ mod tests {
             }
         }
         assert_eq!(routed.len(), 60, "operations in the document");
+        // The document's permission list is the domain's.
+        let documented: Vec<&str> = openapi::document()["components"]["schemas"]["Permission"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.as_str())
+            .collect();
+        let domain: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(documented, domain);
         // Writes name an audit action, reads do not.
         for op in routed {
             let read = op.id().starts_with("get") || op.id().starts_with("list");

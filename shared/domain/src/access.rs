@@ -8,150 +8,80 @@ use sha2::{Digest, Sha256};
 
 use super::ids::{ApiKeyId, SpaceId, TenantId};
 
-/// One resource/action pair. Every permission is checked by at least one operation of the API
-/// or of MCP (the role × operation matrix in `docs/permissions.md` shows where).
-///
-/// The seed also has `connectors.create/delete/deploy` (custom connectors), `connections.share`
-/// and `agents.*`; they come with the operations that need them, since a permission nothing
-/// checks would only mislead whoever grants it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Permission {
-    SpacesCreate,
-    SpacesRead,
-    SpacesUpdate,
-    MembersRead,
-    MembersUpdate,
-    MembersDelete,
-    RolesRead,
-    RolesUpdate,
-    RolesDelete,
-    KeysRead,
-    KeysCreate,
-    KeysDelete,
-    AuditRead,
-    TenantsCreate,
-    TenantsRead,
-    TenantsUpdate,
-    TenantsDelete,
-    ConfigRead,
-    ConfigUpdate,
-    QuotasRead,
-    ConnectorsRead,
-    ConnectorsUpdate,
-    ConnectionsCreate,
-    ConnectionsRead,
-    ConnectionsUpdate,
-    ConnectionsDelete,
-    ConnectionsExecute,
-    WorkflowsCreate,
-    WorkflowsRead,
-    WorkflowsUpdate,
-    WorkflowsDelete,
-    WorkflowsExecute,
-    WorkflowsDeploy,
-    ExecutionsRead,
-    ExecutionsUpdate,
-    DlqRead,
-    DlqReplay,
-    ToolsRead,
-    ToolsExecute,
+/// Declares [`Permission`] from one list: each variant with its `resource.action` name, in the
+/// order of the documentation (which is also each variant's bit in [`Grants`]).
+macro_rules! permissions {
+    ($($variant:ident => $name:literal,)*) => {
+        /// One resource/action pair. Every permission is checked by at least one operation of the API
+        /// or of MCP (the role × operation matrix in `docs/permissions.md` shows where).
+        ///
+        /// The seed also has `connectors.create/delete/deploy` (custom connectors), `connections.share`
+        /// and `agents.*`; they come with the operations that need them, since a permission nothing
+        /// checks would only mislead whoever grants it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Permission {
+            $($variant,)*
+        }
+
+        impl Permission {
+            /// Every permission, in the order of the documentation.
+            pub const ALL: &'static [Permission] = &[$(Permission::$variant,)*];
+
+            /// `resource.action`, as in role definitions and error messages.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Permission::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+permissions! {
+    SpacesCreate => "spaces.create",
+    SpacesRead => "spaces.read",
+    SpacesUpdate => "spaces.update",
+    MembersRead => "members.read",
+    MembersUpdate => "members.update",
+    MembersDelete => "members.delete",
+    RolesRead => "roles.read",
+    RolesUpdate => "roles.update",
+    RolesDelete => "roles.delete",
+    KeysRead => "keys.read",
+    KeysCreate => "keys.create",
+    KeysDelete => "keys.delete",
+    AuditRead => "audit.read",
+    TenantsCreate => "tenants.create",
+    TenantsRead => "tenants.read",
+    TenantsUpdate => "tenants.update",
+    TenantsDelete => "tenants.delete",
+    ConfigRead => "config.read",
+    ConfigUpdate => "config.update",
+    QuotasRead => "quotas.read",
+    ConnectorsRead => "connectors.read",
+    ConnectorsUpdate => "connectors.update",
+    ConnectionsCreate => "connections.create",
+    ConnectionsRead => "connections.read",
+    ConnectionsUpdate => "connections.update",
+    ConnectionsDelete => "connections.delete",
+    ConnectionsExecute => "connections.execute",
+    WorkflowsCreate => "workflows.create",
+    WorkflowsRead => "workflows.read",
+    WorkflowsUpdate => "workflows.update",
+    WorkflowsDelete => "workflows.delete",
+    WorkflowsExecute => "workflows.execute",
+    WorkflowsDeploy => "workflows.deploy",
+    ExecutionsRead => "executions.read",
+    ExecutionsUpdate => "executions.update",
+    DlqRead => "dlq.read",
+    DlqReplay => "dlq.replay",
+    ToolsRead => "tools.read",
+    ToolsExecute => "tools.execute",
 }
 
 impl Permission {
-    /// Every permission, in the order of the documentation.
-    pub const ALL: [Permission; 39] = {
-        use Permission::*;
-        [
-            SpacesCreate,
-            SpacesRead,
-            SpacesUpdate,
-            MembersRead,
-            MembersUpdate,
-            MembersDelete,
-            RolesRead,
-            RolesUpdate,
-            RolesDelete,
-            KeysRead,
-            KeysCreate,
-            KeysDelete,
-            AuditRead,
-            TenantsCreate,
-            TenantsRead,
-            TenantsUpdate,
-            TenantsDelete,
-            ConfigRead,
-            ConfigUpdate,
-            QuotasRead,
-            ConnectorsRead,
-            ConnectorsUpdate,
-            ConnectionsCreate,
-            ConnectionsRead,
-            ConnectionsUpdate,
-            ConnectionsDelete,
-            ConnectionsExecute,
-            WorkflowsCreate,
-            WorkflowsRead,
-            WorkflowsUpdate,
-            WorkflowsDelete,
-            WorkflowsExecute,
-            WorkflowsDeploy,
-            ExecutionsRead,
-            ExecutionsUpdate,
-            DlqRead,
-            DlqReplay,
-            ToolsRead,
-            ToolsExecute,
-        ]
-    };
-
-    /// `resource.action`, as in role definitions and error messages.
-    pub fn as_str(self) -> &'static str {
-        use Permission::*;
-        match self {
-            SpacesCreate => "spaces.create",
-            SpacesRead => "spaces.read",
-            SpacesUpdate => "spaces.update",
-            MembersRead => "members.read",
-            MembersUpdate => "members.update",
-            MembersDelete => "members.delete",
-            RolesRead => "roles.read",
-            RolesUpdate => "roles.update",
-            RolesDelete => "roles.delete",
-            KeysRead => "keys.read",
-            KeysCreate => "keys.create",
-            KeysDelete => "keys.delete",
-            AuditRead => "audit.read",
-            TenantsCreate => "tenants.create",
-            TenantsRead => "tenants.read",
-            TenantsUpdate => "tenants.update",
-            TenantsDelete => "tenants.delete",
-            ConfigRead => "config.read",
-            ConfigUpdate => "config.update",
-            QuotasRead => "quotas.read",
-            ConnectorsRead => "connectors.read",
-            ConnectorsUpdate => "connectors.update",
-            ConnectionsCreate => "connections.create",
-            ConnectionsRead => "connections.read",
-            ConnectionsUpdate => "connections.update",
-            ConnectionsDelete => "connections.delete",
-            ConnectionsExecute => "connections.execute",
-            WorkflowsCreate => "workflows.create",
-            WorkflowsRead => "workflows.read",
-            WorkflowsUpdate => "workflows.update",
-            WorkflowsDelete => "workflows.delete",
-            WorkflowsExecute => "workflows.execute",
-            WorkflowsDeploy => "workflows.deploy",
-            ExecutionsRead => "executions.read",
-            ExecutionsUpdate => "executions.update",
-            DlqRead => "dlq.read",
-            DlqReplay => "dlq.replay",
-            ToolsRead => "tools.read",
-            ToolsExecute => "tools.execute",
-        }
-    }
-
     pub fn parse(text: &str) -> Option<Permission> {
-        Permission::ALL.into_iter().find(|p| p.as_str() == text)
+        Permission::ALL.iter().copied().find(|p| p.as_str() == text)
     }
 
     fn bit(self) -> u64 {
@@ -191,7 +121,7 @@ impl Grants {
     }
 
     pub fn all() -> Grants {
-        Grants::of(Permission::ALL)
+        Grants::of(Permission::ALL.iter().copied())
     }
 
     pub fn allows(self, permission: Permission) -> bool {
@@ -203,12 +133,8 @@ impl Grants {
         self.0 & other.0 == other.0
     }
 
-    pub fn union(self, other: Grants) -> Grants {
-        Grants(self.0 | other.0)
-    }
-
     pub fn iter(self) -> impl Iterator<Item = Permission> {
-        Permission::ALL.into_iter().filter(move |p| self.allows(*p))
+        Permission::ALL.iter().copied().filter(move |p| self.allows(*p))
     }
 }
 
@@ -258,7 +184,7 @@ impl Role {
     pub fn grants(self) -> Grants {
         use Permission::*;
         let except =
-            |excluded: &[Permission]| Grants::of(Permission::ALL.into_iter().filter(|p| !excluded.contains(p)));
+            |excluded: &[Permission]| Grants::of(Permission::ALL.iter().copied().filter(|p| !excluded.contains(p)));
         match self {
             Role::PlatformAdmin => Grants::all(),
             Role::Owner => except(&[SpacesCreate, SpacesUpdate]),
@@ -353,13 +279,6 @@ impl RoleName {
         match self {
             RoleName::BuiltIn(r) => r.as_str(),
             RoleName::Custom(name) => name,
-        }
-    }
-
-    pub fn built_in(&self) -> Option<Role> {
-        match self {
-            RoleName::BuiltIn(r) => Some(*r),
-            RoleName::Custom(_) => None,
         }
     }
 }

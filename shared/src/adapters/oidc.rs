@@ -292,9 +292,7 @@ impl OidcVerifier {
             email: text("email").filter(|e| e.len() <= 320),
             email_verified: claims.get("email_verified").and_then(Value::as_bool).unwrap_or(false),
             username: text("preferred_username").or_else(|| text("username")).filter(|u| u.len() <= 255),
-            client,
             roles,
-            expires_at,
         })
     }
 }

@@ -664,13 +664,9 @@ pub struct VerifiedToken {
     pub email_verified: bool,
     /// `preferred_username` (Keycloak, Cognito `username`), for display.
     pub username: Option<String>,
-    /// `azp`, the client the token was issued to.
-    pub client: Option<String>,
     /// The values of the configured role claims (`SWITCHYARD_OIDC_ROLES_CLAIM`), e.g.
     /// `space:acme:admin`.
     pub roles: Vec<String>,
-    /// `exp`, epoch seconds.
-    pub expires_at: i64,
 }
 
 /// Why a bearer token was not accepted.

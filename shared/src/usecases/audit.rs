@@ -51,8 +51,13 @@ async fn append(db: &Db, space: &SpaceId, record: AuditRecord, retention_secs: i
 /// Record what an authenticated caller did in its space (nothing when it acted on none).
 pub async fn note(db: &Db, who: &Principal, entry: Entry<'_>, retention_secs: i64) {
     if let Some(space) = &who.space {
-        append(db, space, record(&who.actor, &entry, db.now_ms()), retention_secs).await;
+        note_in(db, space, &who.actor, entry, retention_secs).await;
     }
+}
+
+/// Record what an actor did in a given space (one it just created, say).
+pub async fn note_in(db: &Db, space: &SpaceId, actor: &Actor, entry: Entry<'_>, retention_secs: i64) {
+    append(db, space, record(actor, &entry, db.now_ms()), retention_secs).await;
 }
 
 /// Record a failed login in the space the request named, when that space exists (so a

@@ -461,8 +461,7 @@ async fn call_platform(
                 runs::start_run(engine, t, &flow, trigger, input, None).await.map_err(|e| unavailable(e.into()))?;
             let resource = format!("tenants/{}/workflows/{}", t.tenant.id, flow.id);
             let request_id = crate::domain::ids::ulid_at(engine.now_ms()).to_string();
-            let entry =
-                audit::Entry { action: "workflow.run", resource: &resource, status: 200, request_id: &request_id };
+            let entry = audit::Entry { action: "flow.run", resource: &resource, status: 200, request_id: &request_id };
             audit::note(db, &caller.who, entry, caller.audit_retention_secs).await;
             Ok(json!({"execution_id": execution, "flow_id": flow.id, "flow_version": flow.version}))
         }
