@@ -62,7 +62,7 @@ async fn drain(p: &Platform, consumers: usize) {
 async fn setup(p: &Platform, definition: Value) -> (ResolvedTenant, flows::FlowRecord) {
     let t = switchyard_tests::tenant(p, Plan::Enterprise).await;
     let definition = FlowDefinition::parse(&definition, p.engine.catalog).unwrap_or_else(|e| panic!("{e}"));
-    let flow = flows::create_flow(p.db(), flows::tenant_owner(&t), None, &definition, None).await.unwrap();
+    let (flow, _) = flows::create_flow(p.db(), flows::tenant_owner(&t), None, &definition).await.unwrap();
     (t, flow)
 }
 

@@ -215,9 +215,10 @@ fn main() {
         p.engine.catalog,
     )
     .unwrap();
-        flows::create_flow(p.db(), flows::tenant_owner(&t), Some(FlowId::parse("summary").unwrap()), &definition, None)
+        flows::create_flow(p.db(), flows::tenant_owner(&t), Some(FlowId::parse("summary").unwrap()), &definition)
             .await
-            .unwrap();
+            .unwrap()
+            .0;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let platform = Arc::new(p);

@@ -89,6 +89,14 @@ async fn contract(store: Arc<dyn Store>, clock: ManualClock) {
     clock.advance(Duration::from_secs(61));
     assert_eq!(store.add_counter(&counter, 1, Some(3), Some(clock.now_secs() + 60)).await.unwrap(), Some(1));
 
+    // N parallel adds against a ceiling of K admit exactly K (windowed quotas)
+    let window = Key::new("P#c", "Q#parallel");
+    let adds = (0..12).map(|_| store.add_counter(&window, 1, Some(5), Some(clock.now_secs() + 60)));
+    let granted = futures::future::join_all(adds).await;
+    let mut values: Vec<i64> = granted.iter().filter_map(|r| r.clone().ok().flatten()).collect();
+    values.sort();
+    assert_eq!(values, [1, 2, 3, 4, 5], "{granted:?}");
+
     // transactions: all or nothing, and which operation failed
     store.put(item("P#t", "A", 1), Condition::None).await.unwrap();
     let ops = vec![
@@ -114,6 +122,50 @@ async fn contract(store: Arc<dyn Store>, clock: ManualClock) {
         .map(|i| WriteOp::Put { item: item("P#t", &format!("M#{i}"), i), condition: Condition::None })
         .collect();
     assert!(matches!(store.transact(too_many).await, Err(PortError::Rejected(_))));
+
+    // gauge counters taken inside a transaction: the ceiling cancels it, nothing applied
+    let gauge = Key::new("P#g", "Q#flows");
+    let create = |sk: &str, delta: i64| {
+        vec![
+            WriteOp::Put { item: item("P#g", sk, 1), condition: Condition::IfAbsent },
+            WriteOp::Add { key: gauge.clone(), delta, ceiling: Some(2) },
+        ]
+    };
+    store.transact(create("F#1", 1)).await.unwrap();
+    store.transact(create("F#2", 1)).await.unwrap();
+    assert_eq!(store.transact(create("F#3", 1)).await, Err(PortError::TransactionCancelled { failed: vec![1] }));
+    assert_eq!(store.get(&Key::new("P#g", "F#3")).await.unwrap(), None, "the refused write is not applied");
+    assert_eq!(store.get(&gauge).await.unwrap().unwrap().data, json!(2));
+    let remove = vec![
+        WriteOp::Delete { key: Key::new("P#g", "F#1"), condition: Condition::IfExists },
+        WriteOp::Add { key: gauge.clone(), delta: -1, ceiling: None },
+    ];
+    store.transact(remove).await.unwrap();
+    store.transact(create("F#3", 1)).await.unwrap();
+    assert_eq!(store.get(&gauge).await.unwrap().unwrap().data, json!(2));
+    let over = vec![WriteOp::Add { key: Key::new("P#g", "Q#new"), delta: 3, ceiling: Some(2) }];
+    assert_eq!(store.transact(over).await, Err(PortError::TransactionCancelled { failed: vec![0] }));
+    // N parallel takes against a ceiling of K admit exactly K
+    let takes = (0..12).map(|i| {
+        let store = store.clone();
+        async move {
+            let ops = vec![
+                WriteOp::Put { item: item("P#par", &format!("F#{i}"), 1), condition: Condition::IfAbsent },
+                WriteOp::Add { key: Key::new("P#par", "Q#flows"), delta: 1, ceiling: Some(5) },
+            ];
+            // A DynamoDB transaction may also be cancelled by a concurrent one; retry those.
+            for _ in 0..20 {
+                match store.transact(ops.clone()).await {
+                    Err(PortError::Unavailable(_)) => continue,
+                    other => return other.is_ok(),
+                }
+            }
+            false
+        }
+    });
+    let admitted = futures::future::join_all(takes).await.into_iter().filter(|ok| *ok).count();
+    assert_eq!(admitted, 5);
+    assert_eq!(store.query(&Query::prefix("P#par", "F#")).await.unwrap().items.len(), 5);
 
     // DynamoDB's 400 KB item limit holds on both backends
     let big = Item::new(Key::new("P#big", "B"), json!({"blob": "x".repeat(410 * 1024)}));

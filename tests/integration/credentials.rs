@@ -539,7 +539,7 @@ async fn fifty_parallel_executions_share_one_refresh() {
     )
     .unwrap();
     let owner = switchyard::domain::flow::FlowOwner::Tenant { space: space.clone(), tenant: tenant.clone() };
-    let flow = switchyard::store::flows::create_flow(base.db(), owner, None, &definition, None).await.unwrap();
+    let flow = switchyard::store::flows::create_flow(base.db(), owner, None, &definition).await.unwrap().0;
     // Five containers: same database, separate caches.
     let db = base.database.clone().unwrap();
     let containers: Vec<Platform> = (0..5)

@@ -27,7 +27,7 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 async fn flow(p: &Platform, t: &ResolvedTenant, definition: Value) -> FlowRecord {
     let definition = FlowDefinition::parse(&definition, p.engine.catalog).unwrap_or_else(|e| panic!("{e}"));
-    flows::create_flow(p.db(), flows::tenant_owner(t), None, &definition, None).await.unwrap()
+    flows::create_flow(p.db(), flows::tenant_owner(t), None, &definition).await.unwrap().0
 }
 
 async fn start(p: &Platform, t: &ResolvedTenant, f: &FlowRecord, input: Value) -> ExecutionId {
@@ -444,7 +444,8 @@ async fn reruns_start_over_or_resume_from_the_failed_step() {
     let id = start(&p, &t, &f, json!({"input": {"order": 7}})).await;
     drain(&p).await;
     assert_eq!(execution(&p, &t, &id).await.status, ExecutionStatus::Failed);
-    let again = switchyard::usecases::executions::rerun(&p.engine, &t, &id, RerunFrom::Failed).await.unwrap();
+    let again =
+        switchyard::usecases::executions::rerun(&p.engine, &t, &id, RerunFrom::Failed).await.unwrap().execution_id;
     drain(&p).await;
     let e = execution(&p, &t, &again).await;
     assert_eq!(e.status, ExecutionStatus::Succeeded, "{e:?}");
@@ -452,7 +453,8 @@ async fn reruns_start_over_or_resume_from_the_failed_step() {
     assert_eq!(first.calls.load(Ordering::SeqCst), 1, "the completed step was carried over, not re-run");
     assert_eq!(e.trigger.kind, switchyard::domain::execution::TriggerKind::Rerun);
     assert_eq!(e.input, json!({"input": {"order": 7}}));
-    let fresh = switchyard::usecases::executions::rerun(&p.engine, &t, &id, RerunFrom::Start).await.unwrap();
+    let fresh =
+        switchyard::usecases::executions::rerun(&p.engine, &t, &id, RerunFrom::Start).await.unwrap().execution_id;
     drain(&p).await;
     assert_eq!(execution(&p, &t, &fresh).await.status, ExecutionStatus::Succeeded);
     assert_eq!(first.calls.load(Ordering::SeqCst), 2, "from the start: every step runs");
@@ -483,10 +485,10 @@ async fn schedules_start_one_run_per_occurrence_per_tenant() {
         switchyard::domain::flow::FlowOwner::Space { space: a.space.id.clone() },
         None,
         &definition,
-        None,
     )
     .await
-    .unwrap();
+    .unwrap()
+    .0;
     let tick = || switchyard_scheduler::handle(&p, switchyard_local::scheduled_event("tick"));
     assert_eq!(tick().await.unwrap().enqueued, 0, "nothing due yet");
     clock.advance(Duration::from_secs(60));
@@ -553,7 +555,7 @@ async fn poison_messages_dead_letter_and_replay_once_fixed() {
     );
     // Fix the cause, replay.
     let definition = FlowDefinition::parse(&json!({"name": "later", "trigger": {"type": "manual"}, "steps": [{"id": "s", "kind": "transform", "expr": "1"}]}), p.engine.catalog).unwrap();
-    flows::create_flow(p.db(), owner, Some(FlowId::parse("later").unwrap()), &definition, None).await.unwrap();
+    flows::create_flow(p.db(), owner, Some(FlowId::parse("later").unwrap()), &definition).await.unwrap().0;
     let replayed = switchyard::usecases::dead_letters::replay(
         p.engine.queue.as_ref(),
         QueueId::RunsDlq,

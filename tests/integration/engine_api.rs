@@ -394,9 +394,10 @@ async fn the_dlq_is_listed_and_replayed_by_time_window_over_the_api() {
         p.engine.catalog,
     )
     .unwrap();
-    flows::create_flow(p.db(), flows::tenant_owner(&resolved), Some(FlowId::parse("late").unwrap()), &definition, None)
+    flows::create_flow(p.db(), flows::tenant_owner(&resolved), Some(FlowId::parse("late").unwrap()), &definition)
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     let (status, body) = api.call("POST", "/api/v1/dlq/replay", Some(json!({"since": between}))).await;
     assert_eq!((status, body["replayed"].as_u64(), body["skipped"].as_u64()), (200, Some(1), Some(1)), "{body}");
     let done = api.wait(late.as_str()).await;
@@ -434,7 +435,7 @@ async fn concurrency_probe() -> (String, Arc<AtomicUsize>) {
 
 async fn create(p: &Platform, t: &tenancy::ResolvedTenant, definition: Value) -> flows::FlowRecord {
     let definition = FlowDefinition::parse(&definition, p.engine.catalog).unwrap_or_else(|e| panic!("{e}"));
-    flows::create_flow(p.db(), flows::tenant_owner(t), None, &definition, None).await.unwrap()
+    flows::create_flow(p.db(), flows::tenant_owner(t), None, &definition).await.unwrap().0
 }
 
 #[tokio::test]

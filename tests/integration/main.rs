@@ -17,6 +17,7 @@ mod mcp;
 mod permissions;
 mod pipeline;
 mod poller;
+mod quotas;
 mod ssrf;
 mod webhook;
 mod webhook_schemes;

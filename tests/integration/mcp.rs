@@ -125,7 +125,10 @@ async fn setup_at(clock: Arc<dyn Clock>, tweak: impl FnOnce(&mut switchyard::run
     p.engine.catalog = catalog(&server.uri());
     let app = spawn_app(p).await;
     let space = unique("sp");
-    let r = app.api(ADMIN_KEY, &space, "POST", "/api/v1/spaces", Some(json!({"id": space, "name": space}))).await;
+    // Enterprise: the tests connect more connectors than a Starter tenant may (the quota test
+    // moves its space to Starter).
+    let body = json!({"id": space, "name": space, "plan": "enterprise"});
+    let r = app.api(ADMIN_KEY, &space, "POST", "/api/v1/spaces", Some(body)).await;
     assert_eq!(r.status, 201, "{r:?}");
     let r =
         app.api(ADMIN_KEY, &space, "POST", "/api/v1/api-keys", Some(json!({"name": "admin", "role": "admin"}))).await;
@@ -527,7 +530,9 @@ async fn tools_are_per_tenant_and_calls_use_that_tenants_credentials() {
     assert_eq!(connectors.len(), 1, "{r:?}");
     assert_eq!((connectors[0]["id"].clone(), connectors[0]["connected"].clone()), (json!("acme_crm"), json!(true)));
     let r = ctx.call_tool(&key_a, "switchyard_usage", json!({})).await;
-    assert!(r.body["result"]["structuredContent"]["quotas"].is_object(), "{r:?}");
+    let usage = &r.body["result"]["structuredContent"];
+    assert_eq!(usage["tenant"], json!(a), "{r:?}");
+    assert_eq!(usage["dimensions"].as_array().map(Vec::len), Some(8), "{r:?}");
 }
 
 #[tokio::test]
@@ -667,13 +672,22 @@ async fn official_python_sdk_lists_every_page_and_calls_tools() {
 async fn plan_quotas_limit_tool_calls_per_minute_and_sessions_per_day() {
     let clock = ManualClock::at(chrono::Utc::now().timestamp_millis());
     let ctx = setup_at(Arc::new(clock.clone()), |_| {}).await;
+    let path = format!("/api/v1/spaces/{}", ctx.space);
+    let r = ctx.app.api(ADMIN_KEY, &ctx.space, "PATCH", &path, Some(json!({"plan": "starter"}))).await;
+    assert_eq!(r.status, 200, "{r:?}");
     let tenant = ctx.tenant(&["acme_crm"]).await;
     let key = ctx.tenant_key(&tenant, None).await;
     let starter = Plan::Starter.quotas();
 
-    // Tool calls: the Starter plan's 60 per minute, then an error result saying when to retry,
-    // without calling the provider; the next minute they run again.
-    for i in 0..starter.api_calls_per_minute.unwrap() {
+    // Tool calls: the Starter plan's 60 per minute (REST calls naming the tenant, as setting it
+    // up did, count too), then an error result saying when to retry, without calling the
+    // provider; the next minute they run again.
+    let usage = ctx.app.api(ADMIN_KEY, &ctx.space, "GET", &format!("/api/v1/tenants/{tenant}/usage"), None).await;
+    let dimensions = usage.body["dimensions"].as_array().cloned().unwrap_or_default();
+    let calls = dimensions.iter().find(|d| d["dimension"] == "api_calls_per_minute").cloned().unwrap_or_default();
+    let already = calls["used"].as_u64().unwrap_or(0);
+    assert!(already > 0, "the set-up's REST calls were counted: {usage:?}");
+    for i in already..starter.api_calls_per_minute.unwrap() {
         let r = ctx.call_tool(&key, "switchyard_list_flows", json!({})).await;
         assert_eq!(r.body["result"]["isError"], false, "call {i}: {r:?}");
     }
@@ -681,13 +695,15 @@ async fn plan_quotas_limit_tool_calls_per_minute_and_sessions_per_day() {
     let r = ctx.call_tool(&key, "acme_crm_get_contact", json!({"id": "over"})).await;
     assert_eq!((r.status, &r.body["result"]["isError"]), (200, &json!(true)), "{r:?}");
     let text = r.body["result"]["content"][0]["text"].as_str().unwrap();
-    assert!(text.contains("per-minute api_calls quota of 60") && text.contains("retry in"), "{text}");
+    assert!(text.contains("per-minute api_calls_per_minute quota of 60") && text.contains("retry in"), "{text}");
     assert_eq!(ctx.server.received_requests().await.unwrap().len(), before, "the over-quota call never ran");
     clock.advance(Duration::from_secs(60));
     let r = ctx.call_tool(&key, "acme_crm_get_contact", json!({"id": "next-minute"})).await;
     assert_eq!(r.body["result"]["isError"], false, "{r:?}");
     let r = ctx.call_tool(&key, "switchyard_usage", json!({})).await;
-    assert_eq!(r.body["result"]["structuredContent"]["usage"]["api_calls_this_minute"], 2, "{r:?}");
+    let dimensions = r.body["result"]["structuredContent"]["dimensions"].as_array().cloned().unwrap_or_default();
+    let calls = dimensions.iter().find(|d| d["dimension"] == "api_calls_per_minute").cloned().unwrap_or_default();
+    assert_eq!((calls["used"].clone(), calls["limit"].clone()), (json!(2), json!(60)), "{r:?}");
 
     // Sessions: each initialize is one of the day's 10; the 11th is 429 with Retry-After.
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}});

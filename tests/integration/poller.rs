@@ -168,7 +168,7 @@ impl Ctx {
         )
         .unwrap();
         let id = FlowId::parse(format!("on-{resource}")).unwrap();
-        flows::create_flow(self.p.db(), flows::tenant_owner(t), Some(id), &definition, None).await.unwrap();
+        flows::create_flow(self.p.db(), flows::tenant_owner(t), Some(id), &definition).await.unwrap().0;
     }
 
     async fn tick(&self) -> switchyard_poller::TickSummary {
@@ -421,4 +421,40 @@ async fn a_rate_limit_mid_walk_keeps_the_pages_read() {
     let (state, _) = polls::get_state(ctx.p.db(), &job(&t, "items")).await.unwrap();
     assert_eq!(state.records, 5, "{state:?}");
     assert_eq!(ctx.changes(&t).await.len(), 3, "{state:?}");
+}
+
+#[tokio::test]
+async fn a_poll_past_the_daily_quota_emits_what_fits_and_the_rest_the_next_day() {
+    let ctx = setup().await;
+    let t = tenant(&ctx.p, Plan::Starter).await;
+    let overrides = serde_json::from_value(json!({"events_per_day": {"limit": 3}})).unwrap();
+    switchyard::store::tenants::set_tenant_quotas(ctx.p.db(), &t.space.id, &t.tenant.id, overrides).await.unwrap();
+    ctx.wire(&t, "items", true).await;
+    ctx.records.set(vec![item("1", "Ada")]);
+    assert_eq!(ctx.tick().await.enqueued, 1);
+    ctx.work().await;
+
+    // Five new records and room for three: the first three in listing order run now.
+    ctx.records.set([item("1", "Ada")].into_iter().chain((2..=6).map(|i| item(&i.to_string(), "x"))).collect());
+    ctx.clock.advance(Duration::from_secs(241));
+    assert_eq!(ctx.tick().await.enqueued, 1);
+    ctx.work().await;
+    let ids = |changes: Vec<(String, String, Value)>| changes.into_iter().map(|(_, id, _)| id).collect::<Vec<_>>();
+    assert_eq!(ids(ctx.changes(&t).await), ["2", "3", "4"]);
+    let (state, _) = polls::get_state(ctx.p.db(), &job(&t, "items")).await.unwrap();
+    assert!(state.last_error.as_deref().unwrap_or("").contains("3 of 5 changes emitted"), "{state:?}");
+
+    // Later the same day: no room, nothing runs, nothing is lost.
+    ctx.clock.advance(Duration::from_secs(3600));
+    ctx.tick().await;
+    ctx.work().await;
+    assert_eq!(ctx.changes(&t).await.len(), 3);
+
+    // The next day the other two run, and none of the first three again.
+    ctx.clock.advance(Duration::from_secs(86_400));
+    ctx.tick().await;
+    ctx.work().await;
+    assert_eq!(ids(ctx.changes(&t).await), ["2", "3", "4", "5", "6"]);
+    let (state, _) = polls::get_state(ctx.p.db(), &job(&t, "items")).await.unwrap();
+    assert_eq!((state.last_error, state.records), (None, 6));
 }

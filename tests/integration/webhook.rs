@@ -50,10 +50,10 @@ async fn github_tenant(p: &Platform, plan: Plan) -> Tenant {
         FlowOwner::Tenant { space: space.clone(), tenant: tenant.clone() },
         Some(FlowId::parse("count").unwrap()),
         &definition,
-        None,
     )
     .await
-    .unwrap();
+    .unwrap()
+    .0;
     Tenant { space, tenant }
 }
 
@@ -104,7 +104,7 @@ async fn faults_lose_nothing(kind: Kind) {
         ("connector settings", Op::Get, "CONN#", false, 503, 1),
         ("webhook secret read", Op::SecretGet, "", false, 503, 1),
         ("dedup lookup", Op::Get, "WH#", false, 503, 1),
-        ("quota counter", Op::AddCounter, "Q#events", false, 503, 1),
+        ("quota counter", Op::AddCounter, "Q#events_per_day", false, 503, 1),
         ("flow lookup", Op::Query, "FLOW#", false, 503, 1),
         ("queue write", Op::Send, "runs", false, 503, 1),
         // The messages were queued but the receiver never heard: it answers 503, the retry
@@ -188,8 +188,13 @@ async fn accepted_events_cost_one_read_one_counter_one_send_one_write() {
 async fn quota_exhausted_answers_429_and_queues_nothing() {
     let p = platform(Kind::Embedded, system_clock()).await;
     let t = github_tenant(&p, Plan::Starter).await;
-    let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
-    let counter = keys::quota_counter(&t.space, &t.tenant, "events", &day);
+    let owner = switchyard::store::quotas::Owner::Tenant(&t.space, &t.tenant);
+    let counter = switchyard::store::quotas::window_key(
+        owner,
+        switchyard::domain::quota::Dimension::EventsPerDay,
+        switchyard::domain::quota::Window::Day,
+        p.now_ms(),
+    );
     p.db().store.add_counter(&counter, 1000, None, None).await.unwrap();
     let (status, reply) = deliver(&p, &t, "push", "over", &push("over")).await;
     assert_eq!((status, reply["error"]["code"].as_str()), (429, Some("rate_limited")), "{reply}");
@@ -198,6 +203,40 @@ async fn quota_exhausted_answers_429_and_queues_nothing() {
     p.db().store.add_counter(&counter, -1, None, None).await.unwrap();
     let (status, _) = deliver(&p, &t, "push", "over", &push("over")).await;
     assert_eq!(status, 202);
+}
+
+#[tokio::test]
+async fn queue_for_later_defers_a_deliverys_runs_until_the_next_day_with_room() {
+    let now = chrono::Utc::now().timestamp_millis();
+    let clock = ManualClock::at(now - now.rem_euclid(86_400_000) + 10_000);
+    let p = platform(Kind::Embedded, Arc::new(clock.clone())).await;
+    let t = github_tenant(&p, Plan::Starter).await;
+    let overrides = serde_json::from_value(json!({"events_per_day": {"limit": 1, "mode": "queue_for_later"}})).unwrap();
+    tenancy::set_tenant_quotas(p.db(), &t.space, &t.tenant, overrides).await.unwrap();
+    let (status, _) = deliver(&p, &t, "push", "first", &push("first")).await;
+    assert_eq!(status, 202);
+    drain(&p).await;
+    let (status, reply) = deliver(&p, &t, "push", "second", &push("second")).await;
+    let midnight = p.now_ms() - p.now_ms().rem_euclid(86_400_000) + 86_400_000;
+    assert_eq!(
+        (status, &reply["status"], &reply["queued_until"]),
+        (202, &json!("queued"), &json!(midnight)),
+        "{reply}"
+    );
+    assert_eq!(p.engine.queue.depth(QueueId::Runs).await.unwrap(), 0, "nothing runs today");
+    let id = switchyard::domain::ids::ExecutionId::parse(reply["runs"][0]["execution_id"].as_str().unwrap()).unwrap();
+    let deferred = switchyard::store::schedules::get_deferred(p.db(), &t.space, &t.tenant, &id).await.unwrap().unwrap();
+    assert_eq!((deferred.runs_at, deferred.execution.status.as_str()), (midnight, "queued"));
+    // A provider's retry of the same delivery is still a duplicate.
+    assert_eq!(deliver(&p, &t, "push", "second", &push("second")).await.0, 200);
+
+    clock.advance(Duration::from_millis((midnight - p.now_ms() + 1_000) as u64));
+    assert_eq!(switchyard::usecases::schedules::tick(&p.engine).await.unwrap().timers, 1);
+    drain(&p).await;
+    let execution =
+        switchyard::store::executions::get_execution(p.db(), &t.space, &t.tenant, &id).await.unwrap().unwrap();
+    assert_eq!(execution.execution.status.as_str(), "succeeded");
+    assert_eq!(execution.execution.trigger.event_id.as_deref(), Some("second"));
 }
 
 #[tokio::test]

@@ -242,9 +242,12 @@ impl TestApp {
         .await
     }
 
-    /// Create a space, a tenant and an admin key for it; returns the key.
+    /// Create a space on the enterprise plan (tests about quotas set plans and overrides themselves,
+    /// `integration::quotas`; the others must not measure the Starter plan's limits), a tenant
+    /// and an admin key of the space; returns the key.
     pub async fn seed_tenant(&self, space: &str, tenant: &str) -> String {
-        let r = self.api(ADMIN_KEY, space, "POST", "/api/v1/spaces", Some(json!({"id": space, "name": space}))).await;
+        let body = json!({"id": space, "name": space, "plan": "enterprise"});
+        let r = self.api(ADMIN_KEY, space, "POST", "/api/v1/spaces", Some(body)).await;
         assert!(r.status == 201 || r.status == 409, "create space: {r:?}");
         let r =
             self.api(ADMIN_KEY, space, "POST", "/api/v1/tenants", Some(json!({"id": tenant, "name": tenant}))).await;

@@ -38,14 +38,20 @@ impl Call<'_> {
         Ok((space, tenant))
     }
 
+    /// A tenant named in the path, with its space.
+    pub async fn resolved_tenant(&self, id: &str) -> Result<switchyard::store::tenants::ResolvedTenant, AppError> {
+        let (space, tenant) = self.tenant(id).await?;
+        switchyard::store::tenants::resolve_tenant(self.db(), &tenant)
+            .await?
+            .filter(|r| r.space.id == space)
+            .ok_or_else(|| AppError::not_found(format!("tenant {tenant} not found")))
+    }
+
     /// A tenant named in the path that may run things now: known, and active (a suspended
     /// tenant's flows, reruns and actions are refused, as its webhooks, polls and MCP are).
     pub async fn active_tenant(&self, id: &str) -> Result<switchyard::store::tenants::ResolvedTenant, AppError> {
-        let (space, tenant) = self.tenant(id).await?;
-        let resolved = switchyard::store::tenants::resolve_tenant(self.db(), &tenant)
-            .await?
-            .filter(|r| r.space.id == space)
-            .ok_or_else(|| AppError::not_found(format!("tenant {tenant} not found")))?;
+        let resolved = self.resolved_tenant(id).await?;
+        let tenant = &resolved.tenant.id;
         if resolved.tenant.status != switchyard::domain::tenancy::TenantStatus::Active {
             return Err(AppError::invalid(
                 "tenant_suspended",

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use switchyard::domain::execution::ExecutionStatus;
 use switchyard::domain::ids::{ExecutionId, FlowId};
 use switchyard::runtime::error::AppError;
-use switchyard::runtime::http::{Response, json as json_response};
+use switchyard::runtime::http::{Response, json as json_response, with_quota_warnings};
 use switchyard::store::events;
 use switchyard::store::executions::{self as repo, ExecutionFilter};
 use switchyard::usecases::{dead_letters, executions as operations};
@@ -46,7 +46,15 @@ pub async fn get(call: &Call<'_>, tenant: &str, id: &str) -> Result<Response, Ap
     let (space, tenant) = call.tenant(tenant).await?;
     let not_found = || AppError::not_found(format!("execution {id} not found"));
     let id = ExecutionId::parse(id).map_err(|_| not_found())?;
-    let stored = repo::get_execution(call.db(), &space, &tenant, &id).await?.ok_or_else(not_found)?;
+    let Some(stored) = repo::get_execution(call.db(), &space, &tenant, &id).await? else {
+        // A run a `queue_for_later` quota deferred shows as queued until it starts.
+        let deferred = switchyard::store::schedules::get_deferred(call.db(), &space, &tenant, &id).await?;
+        let deferred = deferred.ok_or_else(not_found)?;
+        let mut body = json!(deferred.execution);
+        body["queued_until"] = json!(deferred.runs_at);
+        body["step_details"] = json!([]);
+        return Ok(json_response(200, &body));
+    };
     let mut steps = repo::load_records(call.db(), &stored.execution).await?;
     // In the order the flow lists them.
     let flow = &stored.execution.flow.clone();
@@ -91,8 +99,13 @@ pub async fn rerun(call: &Call<'_>, tenant: &str, id: &str) -> Result<Response, 
     let resolved = call.active_tenant(tenant).await?;
     let id = ExecutionId::parse(id).map_err(|_| AppError::not_found(format!("execution {id} not found")))?;
     let body: RerunPost = call.body()?;
-    let new = operations::rerun(call.engine(), &resolved, &id, body.from).await?;
-    Ok(json_response(202, &json!({"execution_id": new, "rerun_of": id})))
+    let started = operations::rerun(call.engine(), &resolved, &id, body.from).await?;
+    let mut out = json!({"execution_id": started.execution_id, "rerun_of": id});
+    if let Some(at) = started.queued_until {
+        out["status"] = json!("queued");
+        out["queued_until"] = json!(at);
+    }
+    Ok(with_quota_warnings(json_response(202, &out), &started.notices))
 }
 
 fn dlq_of(q: &std::collections::HashMap<String, String>) -> Result<switchyard::ports::QueueId, AppError> {

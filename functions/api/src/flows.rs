@@ -7,8 +7,9 @@ use switchyard::domain::flow::FlowDefinition;
 use switchyard::domain::flow::FlowOwner;
 use switchyard::domain::ids::FlowId;
 use switchyard::runtime::error::AppError;
-use switchyard::runtime::http::{Response, empty, header, json as json_response};
+use switchyard::runtime::http::{Response, empty, header, json as json_response, with_quota_warnings};
 use switchyard::store::flows::{self as repo, FlowStatus};
+use switchyard::usecases::quotas;
 
 use crate::{Call, page_response};
 
@@ -68,16 +69,13 @@ fn parse_definition(call: &Call<'_>, mut value: Value) -> Result<(Option<FlowId>
 pub async fn create(call: &Call<'_>, tenant: Option<&str>) -> Result<Response, AppError> {
     let owner = owner(call, tenant).await?;
     let (id, definition) = parse_definition(call, definition_body(call)?)?;
-    let limit = match &owner {
-        FlowOwner::Tenant { space, tenant } => {
-            let space = switchyard::store::tenants::require_space(call.db(), space).await?;
-            let tenant = switchyard::store::tenants::require_tenant(call.db(), &space.id, tenant).await?;
-            tenant.plan.unwrap_or(space.plan).quotas().flows_per_tenant
-        }
-        FlowOwner::Space { .. } => None,
+    let (record, notice) = repo::create_flow(call.db(), owner, id, &definition).await?;
+    let (space, tenant) = match &record.owner {
+        FlowOwner::Tenant { space, tenant } => (space, Some(tenant)),
+        FlowOwner::Space { space } => (space, None),
     };
-    let record = repo::create_flow(call.db(), owner, id, &definition, limit).await?;
-    Ok(json_response(201, &json!(record)))
+    quotas::publish_notices(call.engine(), space, tenant, &notice).await;
+    Ok(with_quota_warnings(json_response(201, &json!(record)), notice.as_slice()))
 }
 
 pub async fn list(call: &Call<'_>, tenant: Option<&str>) -> Result<Response, AppError> {
@@ -155,7 +153,13 @@ pub async fn run(call: &Call<'_>, tenant: &str, id: &str) -> Result<Response, Ap
     }
     let trigger = switchyard::domain::execution::TriggerInfo::manual();
     let input = json!({"input": body.input});
-    let execution =
-        switchyard::engine::runs::start_run(call.engine(), &resolved, &flow, trigger, input, key.as_deref()).await?;
-    Ok(json_response(202, &json!({"execution_id": execution, "flow_id": flow.id, "flow_version": flow.version})))
+    let id = switchyard::domain::ids::ExecutionId::generate(call.p.now_ms());
+    let started =
+        quotas::start_counted(call.engine(), &resolved, flow.pinned(), trigger, input, key.as_deref(), id).await?;
+    let mut out = json!({"execution_id": started.execution_id, "flow_id": flow.id, "flow_version": flow.version});
+    if let Some(at) = started.queued_until {
+        out["status"] = json!("queued");
+        out["queued_until"] = json!(at);
+    }
+    Ok(with_quota_warnings(json_response(202, &out), &started.notices))
 }

@@ -17,6 +17,7 @@ mod openapi;
 mod routes;
 mod schemas;
 mod tenancy;
+mod usage;
 
 use http::Method;
 use switchyard::runtime::Platform;

@@ -5,6 +5,8 @@
 //! is audited as `auth.login_failed`), find the operation (404, 405), check its permission (a
 //! refusal is a 403 and an audit record with outcome `denied`, whatever the method), run it,
 //! and for a write append one audit record with the status it answered. Reads leave none.
+//! Every authenticated call is one of its tenant's (or space's) API calls of the minute,
+//! counted before the permission check: past a hard limit it is a 429 and runs nothing.
 //! Every answer carries `x-request-id`, which the audit record repeats.
 
 use http::{HeaderValue, Method};
@@ -12,11 +14,11 @@ use serde_json::json;
 use switchyard::domain::access::Permission;
 use switchyard::runtime::Platform;
 use switchyard::runtime::error::AppError;
-use switchyard::runtime::http::{Request, Response, error_allowing, json as json_response};
-use switchyard::usecases::{audit, auth};
+use switchyard::runtime::http::{Request, Response, error_allowing, json as json_response, with_quota_warnings};
+use switchyard::usecases::{audit, auth, quotas};
 
 use crate::call::Call;
-use crate::{access, connectors, executions, flows, oauth, openapi, schemas, tenancy};
+use crate::{access, connectors, executions, flows, oauth, openapi, schemas, tenancy, usage};
 
 /// Every authenticated operation, named as its `operationId` in `openapi.yaml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +83,14 @@ pub enum Operation {
     CancelExecution,
     RerunExecution,
     ListReceivedEvents,
+    GetTenantUsage,
+    GetSpaceUsage,
+    ListOverage,
+    GetSpaceQuotas,
+    PutSpaceQuotas,
+    GetTenantQuotas,
+    PutTenantQuotas,
+    GetEffectiveConfig,
 }
 
 use Operation as Op;
@@ -165,6 +175,15 @@ impl Operation {
             ["tenants", t, "executions", e, "cancel"] if m == Method::POST => (Op::CancelExecution, vec![t, e]),
             ["tenants", t, "executions", e, "rerun"] if m == Method::POST => (Op::RerunExecution, vec![t, e]),
             ["tenants", t, "events"] if m == Method::GET => (Op::ListReceivedEvents, vec![t]),
+
+            ["tenants", t, "usage"] if m == Method::GET => (Op::GetTenantUsage, vec![t]),
+            ["usage"] if m == Method::GET => (Op::GetSpaceUsage, vec![]),
+            ["usage", "overage"] if m == Method::GET => (Op::ListOverage, vec![]),
+            ["quotas"] if m == Method::GET => (Op::GetSpaceQuotas, vec![]),
+            ["quotas"] if m == Method::PUT => (Op::PutSpaceQuotas, vec![]),
+            ["tenants", t, "quotas"] if m == Method::GET => (Op::GetTenantQuotas, vec![t]),
+            ["tenants", t, "quotas"] if m == Method::PUT => (Op::PutTenantQuotas, vec![t]),
+            ["tenants", t, "config", "effective"] if m == Method::GET => (Op::GetEffectiveConfig, vec![t]),
             _ => return None,
         };
         Some((op, params.into_iter().copied().collect()))
@@ -220,6 +239,11 @@ impl Operation {
             Op::RunFlow => P::WorkflowsExecute,
             Op::ListExecutions | Op::GetExecution | Op::ListReceivedEvents => P::ExecutionsRead,
             Op::CancelExecution | Op::RerunExecution => P::ExecutionsUpdate,
+            Op::GetTenantUsage | Op::GetSpaceUsage | Op::ListOverage | Op::GetSpaceQuotas | Op::GetTenantQuotas => {
+                P::QuotasRead
+            }
+            Op::PutSpaceQuotas | Op::PutTenantQuotas => P::QuotasUpdate,
+            Op::GetEffectiveConfig => P::ConfigRead,
         })
     }
 
@@ -254,6 +278,8 @@ impl Operation {
             Op::RunFlow => "flow.run",
             Op::CancelExecution => "execution.cancel",
             Op::RerunExecution => "execution.rerun",
+            Op::PutSpaceQuotas => "space.quotas.set",
+            Op::PutTenantQuotas => "tenant.quotas.set",
             Op::ListCatalog
             | Op::GetCatalogEntry
             | Op::GetOAuthApp
@@ -280,7 +306,13 @@ impl Operation {
             | Op::GetTenantFlow
             | Op::ListExecutions
             | Op::GetExecution
-            | Op::ListReceivedEvents => return None,
+            | Op::ListReceivedEvents
+            | Op::GetTenantUsage
+            | Op::GetSpaceUsage
+            | Op::ListOverage
+            | Op::GetSpaceQuotas
+            | Op::GetTenantQuotas
+            | Op::GetEffectiveConfig => return None,
         })
     }
 }
@@ -328,6 +360,11 @@ pub async fn route(p: &Platform, req: Request, segs: &[String]) -> Result<Respon
             AppError::not_found("no such endpoint")
         });
     };
+    let path_tenant = match rest.as_slice() {
+        ["tenants", tenant, ..] => Some(*tenant),
+        _ => None,
+    };
+    let notices = quotas::admit_api_request(&p.engine, &who, path_tenant).await?;
     let call = Call { p, who, req };
     let action = op.audit_action();
     let outcome = match op.permission().map(|permission| call.who.require(permission)) {
@@ -359,7 +396,7 @@ pub async fn route(p: &Platform, req: Request, segs: &[String]) -> Result<Respon
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
-    Ok(response)
+    Ok(with_quota_warnings(response, &notices))
 }
 
 fn created_space(body: &[u8]) -> Option<switchyard::domain::ids::SpaceId> {
@@ -376,6 +413,14 @@ async fn dispatch(call: &Call<'_>, op: Operation, params: &[&str]) -> Result<Res
         Op::GetOAuthApp => connectors::get_oauth_app(call, a).await,
         Op::PutOAuthApp => connectors::put_oauth_app(call, a).await,
         Op::CreateSpace => tenancy::create_space(call).await,
+        Op::GetTenantUsage => usage::tenant_usage(call, a).await,
+        Op::GetSpaceUsage => usage::space_usage(call).await,
+        Op::ListOverage => usage::overage(call).await,
+        Op::GetSpaceQuotas => usage::get_space_quotas(call).await,
+        Op::PutSpaceQuotas => usage::put_space_quotas(call).await,
+        Op::GetTenantQuotas => usage::get_tenant_quotas(call, a).await,
+        Op::PutTenantQuotas => usage::put_tenant_quotas(call, a).await,
+        Op::GetEffectiveConfig => usage::effective_config(call, a).await,
         Op::GetSpace => tenancy::get_space(call, a).await,
         Op::UpdateSpace => tenancy::update_space(call, a).await,
         Op::GetMe => access::me(call).await,
@@ -460,7 +505,7 @@ mod tests {
                 routed.push(found);
             }
         }
-        assert_eq!(routed.len(), 60, "operations in the document");
+        assert_eq!(routed.len(), 68, "operations in the document");
         // The document's permission list is the domain's.
         let documented: Vec<&str> = openapi::document()["components"]["schemas"]["Permission"]["enum"]
             .as_array()

@@ -187,7 +187,7 @@ fn config_body(call: &Call<'_>) -> Result<serde_json::Map<String, Value>, AppErr
 /// The space's configuration level, and what it resolves to with the platform defaults.
 pub async fn get_space_config(call: &Call<'_>) -> Result<Response, AppError> {
     let space = repo::require_space(call.db(), &call.space()?).await?;
-    let effective = switchyard::domain::config::cascade(&[&space.config]);
+    let effective = switchyard::domain::config::cascade(&[&call.db().deployment.platform_config, &space.config]);
     Ok(json_response(200, &json!({"config": space.config, "effective": effective})))
 }
 
@@ -200,7 +200,8 @@ pub async fn get_tenant_config(call: &Call<'_>, id: &str) -> Result<Response, Ap
     let (space, tenant) = call.tenant(id).await?;
     let space = repo::require_space(call.db(), &space).await?;
     let tenant = repo::require_tenant(call.db(), &space.id, &tenant).await?;
-    let effective = switchyard::domain::config::cascade(&[&space.config, &tenant.config]);
+    let platform = &call.db().deployment.platform_config;
+    let effective = switchyard::domain::config::cascade(&[platform, &space.config, &tenant.config]);
     Ok(json_response(200, &json!({"config": tenant.config, "effective": effective})))
 }
 

@@ -71,6 +71,7 @@ fn fixture() -> Fixture {
             name: "Bench".into(),
             plan: Plan::Growth,
             config: Default::default(),
+            quotas: Default::default(),
             created_at: 0,
         },
         tenant: Tenant {
@@ -80,6 +81,7 @@ fn fixture() -> Fixture {
             status: TenantStatus::Active,
             plan: None,
             config: Default::default(),
+            quotas: Default::default(),
             created_at: 0,
         },
     };

@@ -8,7 +8,9 @@ use http::Method;
 use serde_json::{Value, json};
 use switchyard::runtime::Platform;
 use switchyard::runtime::error::AppError;
-use switchyard::runtime::http::{Request, Response, error_allowing, json as json_response, segments};
+use switchyard::runtime::http::{
+    Request, Response, error_allowing, json as json_response, segments, with_quota_warnings,
+};
 use switchyard::usecases::webhooks::{self, Delivery, Received};
 
 /// Handle one HTTP request to the webhook function.
@@ -26,13 +28,16 @@ pub async fn handle(p: &Platform, req: Request) -> Response {
     };
     let latency_us = started.elapsed().as_micros() as u64;
     match result {
-        Ok(Received::Accepted { status, delivery_id, event_type, runs }) => {
+        Ok(Received::Accepted { status, delivery_id, event_type, runs, queued_until, notices }) => {
             tracing::info!(%tenant, %connector, %delivery_id, %event_type, runs = runs.len(), outcome = "accepted", latency_us);
             let runs: Vec<Value> = runs.iter().map(|(f, e)| json!({"flow_id": f, "execution_id": e})).collect();
-            json_response(
-                status,
-                &json!({"status": "accepted", "delivery_id": delivery_id, "event_type": event_type, "runs": runs}),
-            )
+            let mut body =
+                json!({"status": "accepted", "delivery_id": delivery_id, "event_type": event_type, "runs": runs});
+            if let Some(at) = queued_until {
+                body["status"] = json!("queued");
+                body["queued_until"] = json!(at);
+            }
+            with_quota_warnings(json_response(status, &body), &notices)
         }
         Ok(Received::Duplicate { delivery_id }) => {
             tracing::info!(%tenant, %connector, %delivery_id, outcome = "duplicate", latency_us);

@@ -58,6 +58,7 @@ permissions! {
     ConfigRead => "config.read",
     ConfigUpdate => "config.update",
     QuotasRead => "quotas.read",
+    QuotasUpdate => "quotas.update",
     ConnectorsRead => "connectors.read",
     ConnectorsUpdate => "connectors.update",
     ConnectionsCreate => "connections.create",
@@ -192,6 +193,7 @@ impl Role {
             Role::Developer => except(&[
                 SpacesCreate,
                 SpacesUpdate,
+                QuotasUpdate,
                 MembersUpdate,
                 MembersDelete,
                 RolesUpdate,

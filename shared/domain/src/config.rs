@@ -1,6 +1,10 @@
 //! The configuration cascade of the seed: flow config overrides integration (tenant connector)
-//! config, which overrides tenant config, organization (space) config, and platform defaults.
+//! config, which overrides tenant config, organization (space) config, and the platform level.
 //! Objects merge key by key at every depth; any other value replaces the one below it.
+//!
+//! The platform level is the deployment's (`SWITCHYARD_PLATFORM_CONFIG`, validated like every
+//! level) over the built-in defaults below, so an operator sets it without a release.
+//! [`provenance`] says, for every leaf key, which level set the effective value.
 
 use serde_json::{Map, Value, json};
 
@@ -31,7 +35,7 @@ impl Default for RetryPolicy {
     }
 }
 
-/// The platform's defaults (the lowest level).
+/// The built-in defaults under the platform level.
 pub fn platform_defaults() -> Value {
     json!({
         "retry": {"max_attempts": 3, "initial_delay_ms": 1000, "max_delay_ms": 300000},
@@ -58,13 +62,100 @@ fn merge(base: &mut Value, over: &Value) {
     }
 }
 
-/// Merge levels from lowest to highest priority on top of the platform defaults.
+/// Merge levels from lowest to highest priority on top of the built-in defaults.
 pub fn cascade(levels: &[&Map<String, Value>]) -> Value {
     let mut config = platform_defaults();
     for level in levels {
         merge(&mut config, &Value::Object((*level).clone()));
     }
     config
+}
+
+/// The platform level: the deployment's settings over the built-in defaults.
+pub fn platform_level(deployment: &Map<String, Value>) -> Map<String, Value> {
+    match cascade(&[deployment]) {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// The levels of the cascade, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Platform,
+    Space,
+    Tenant,
+    Integration,
+    Flow,
+}
+
+/// One leaf key of the effective configuration: its value, the level that set it, and what
+/// every level says (absent where a level is silent).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyOrigin {
+    /// Dotted path (`retry.max_attempts`, `vars.channel`).
+    pub key: String,
+    pub value: Value,
+    pub source: Level,
+    pub levels: Map<String, Value>,
+}
+
+fn leaves(prefix: &str, value: &Value, out: &mut Vec<(String, Value)>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                leaves(&path, v, out);
+            }
+        }
+        other => out.push((prefix.to_string(), other.clone())),
+    }
+}
+
+/// Where each effective value came from: `levels` lowest first (the platform level as
+/// `platform_level` gives it).
+pub fn provenance(levels: &[(Level, &Map<String, Value>)]) -> (Value, Vec<KeyOrigin>) {
+    let mut effective = Value::Object(Map::new());
+    for (_, level) in levels {
+        merge(&mut effective, &Value::Object((*level).clone()));
+    }
+    let mut keys = Vec::new();
+    leaves("", &effective, &mut keys);
+    let origins = keys
+        .into_iter()
+        .map(|(key, value)| {
+            let mut at_levels = Map::new();
+            let mut source = Level::Platform;
+            for (level, map) in levels {
+                if let Some(v) = lookup(map, &key) {
+                    at_levels.insert(level_name(*level).into(), v);
+                    source = *level;
+                }
+            }
+            KeyOrigin { key, value, source, levels: at_levels }
+        })
+        .collect();
+    (effective, origins)
+}
+
+fn lookup(map: &Map<String, Value>, path: &str) -> Option<Value> {
+    let mut parts = path.split('.');
+    let mut current = map.get(parts.next()?)?;
+    for part in parts {
+        current = current.get(part)?;
+    }
+    Some(current.clone())
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Platform => "platform",
+        Level::Space => "space",
+        Level::Tenant => "tenant",
+        Level::Integration => "integration",
+        Level::Flow => "flow",
+    }
 }
 
 /// A flow's variables: its own `vars` are defaults, overridden key by key by the `vars` of the
@@ -151,6 +242,25 @@ mod tests {
         assert!(validate(&map(json!({"vars": {"channel": "#ops", "limits": {"max": 3}}}))).is_ok());
         assert!(validate(&map(json!({"vars": "nope"}))).is_err());
         assert!(validate(&map(json!({"vars": {"big": "x".repeat(MAX_VARS_BYTES)}}))).is_err());
+    }
+
+    #[test]
+    fn provenance_names_the_level_that_set_each_key() {
+        let platform = platform_level(&map(json!({"retry": {"max_attempts": 4}})));
+        let space = map(json!({"retry": {"max_attempts": 5}, "vars": {"channel": "#ops"}}));
+        let tenant = map(json!({}));
+        let flow = map(json!({"retry": {"max_attempts": 7}}));
+        let levels =
+            [(Level::Platform, &platform), (Level::Space, &space), (Level::Tenant, &tenant), (Level::Flow, &flow)];
+        let (effective, origins) = provenance(&levels);
+        assert_eq!(effective["retry"]["max_attempts"], 7);
+        let attempts = origins.iter().find(|o| o.key == "retry.max_attempts").unwrap();
+        assert_eq!(attempts.source, Level::Flow);
+        assert_eq!(attempts.levels, map(json!({"platform": 4, "space": 5, "flow": 7})));
+        let delay = origins.iter().find(|o| o.key == "retry.initial_delay_ms").unwrap();
+        assert_eq!((delay.source, delay.value.clone()), (Level::Platform, json!(1000)));
+        let channel = origins.iter().find(|o| o.key == "vars.channel").unwrap();
+        assert_eq!((channel.source, channel.value.clone()), (Level::Space, json!("#ops")));
     }
 
     #[test]

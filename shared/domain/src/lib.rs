@@ -3,6 +3,7 @@
 //! given and a random number).
 //!
 //! - [`ids`], [`tenancy`], [`access`]: who and what (spaces, tenants, plans, roles, API keys);
+//! - [`quota`]: the plan table's dimensions, enforcement modes and their overrides;
 //! - [`flow`], [`execution`], [`config`], [`schedule`]: the flow format, executions and their
 //!   step records, run messages, the configuration cascade, cron schedules;
 //! - [`connector`], [`cdm`]: the connector catalog and the canonical data model;
@@ -19,6 +20,7 @@ pub mod expr;
 pub mod flow;
 pub mod ids;
 pub mod json;
+pub mod quota;
 pub mod schedule;
 pub mod template;
 pub mod tenancy;

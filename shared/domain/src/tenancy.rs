@@ -3,15 +3,26 @@
 use serde::{Deserialize, Serialize};
 
 use super::ids::{SpaceId, TenantId};
+use super::quota::QuotaOverrides;
 
 /// The plan tiers of the seed, each with its quotas.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Plan {
     #[default]
     Starter,
     Growth,
     Enterprise,
+}
+
+impl Plan {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Starter => "starter",
+            Plan::Growth => "growth",
+            Plan::Enterprise => "enterprise",
+        }
+    }
 }
 
 /// A quota limit: `None` is unlimited.
@@ -77,6 +88,9 @@ pub struct Space {
     /// Organization-level configuration (see `domain::config`).
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub config: serde_json::Map<String, serde_json::Value>,
+    /// Quota overrides for every tenant of the space (see `domain::quota`).
+    #[serde(default, skip_serializing_if = "QuotaOverrides::is_empty")]
+    pub quotas: QuotaOverrides,
     pub created_at: i64,
 }
 
@@ -103,6 +117,9 @@ pub struct Tenant {
     /// Tenant-level configuration (see `domain::config`).
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub config: serde_json::Map<String, serde_json::Value>,
+    /// Quota overrides for this tenant alone (see `domain::quota`).
+    #[serde(default, skip_serializing_if = "QuotaOverrides::is_empty")]
+    pub quotas: QuotaOverrides,
     pub created_at: i64,
 }
 

@@ -262,6 +262,7 @@ impl StepConfigs {
             Some(r) => (&r.space.config, &r.tenant.config),
             None => (&empty, &empty),
         };
+        let platform = &engine.db.deployment.platform_config;
         let mut by_step = HashMap::new();
         for step in &def.steps {
             let integration = match step.kind.connector() {
@@ -271,10 +272,10 @@ impl StepConfigs {
                     .unwrap_or_default(),
                 None => Map::new(),
             };
-            let config = config::cascade(&[space_level, tenant_level, &integration, &def.config]);
+            let config = config::cascade(&[platform, space_level, tenant_level, &integration, &def.config]);
             by_step.insert(step.id.clone(), config);
         }
-        Ok(StepConfigs { by_step, flow: config::cascade(&[space_level, tenant_level, &def.config]) })
+        Ok(StepConfigs { by_step, flow: config::cascade(&[platform, space_level, tenant_level, &def.config]) })
     }
 
     fn retry(&self, step: &StepDef) -> RetryPolicy {
@@ -520,6 +521,7 @@ async fn finish(
     match db.store.put(item(&exec, version + 1), Condition::IfVersion(version)).await {
         Ok(()) => {
             tracing::info!(status = status.as_str(), steps = exec.steps.len(), "execution finished");
+            count_storage(engine, &exec, records).await;
             Ok(Disposition::Done)
         }
         // The item changed meanwhile: a cancel request landed after the last step. It came too
@@ -544,6 +546,21 @@ async fn finish(
     }
 }
 
+/// Count what a finished execution keeps in the store against its tenant's storage quota: its
+/// item and its step records (outputs spilled to blobs were counted as blobs). One counter
+/// update per execution; a failure is logged (the quota is a measure, not a guard here).
+async fn count_storage(engine: &Engine, exec: &Execution, records: &HashMap<StepId, StepRecord>) {
+    fn json_len<T: serde::Serialize>(value: &T) -> usize {
+        serde_json::to_vec(value).map(|v| v.len()).unwrap_or(0)
+    }
+    let limit = crate::store::executions::OUTPUT_INLINE_LIMIT;
+    let bytes = json_len(exec) + records.values().map(|r| json_len(r).min(limit)).sum::<usize>();
+    let owner = crate::store::quotas::Owner::Tenant(&exec.space, &exec.tenant);
+    if let Err(e) = crate::store::quotas::add_storage(&engine.db, owner, bytes as u64, None).await {
+        tracing::warn!(error = %e, bytes, "storage not counted");
+    }
+}
+
 /// Stop here and come back at `wake_at` (now, for a continuation).
 async fn park(
     engine: &Engine,
@@ -561,6 +578,7 @@ async fn park(
         execution_id: exec.id.clone(),
         token: token.clone(),
         due: wake_at,
+        start: None,
     };
     runs::resume_at(engine, timer).await?;
     exec.steps = summaries(records, order);

@@ -9,7 +9,9 @@ use serde_json::value::RawValue;
 
 use super::Engine;
 use crate::domain::connector::ConnectorSpec;
-use crate::domain::execution::{FlowRef, RunMessage, TriggerInfo, TriggerKind, run_key};
+use crate::domain::execution::{
+    Execution, ExecutionStatus, FlowRef, RunMessage, Transition, TriggerInfo, TriggerKind, run_key,
+};
 use crate::domain::flow::FlowRecord;
 use crate::domain::ids::{ExecutionId, FlowId, SpaceId, TenantId};
 use crate::domain::webhook::envelope::EventEnvelope;
@@ -198,13 +200,18 @@ pub async fn resume_at(engine: &Engine, timer: Timer) -> Result<(), PortError> {
     send_resume(engine, timer, wait_ms).await
 }
 
-/// Send a due timer's resume message, with the seconds it has left as the delay.
+/// Send a due timer's message (a resume, or a deferred start), with the seconds it has left as
+/// the delay.
 pub async fn release_timer(engine: &Engine, timer: Timer) -> Result<(), PortError> {
     let wait_ms = timer.due - engine.now_ms();
     send_resume(engine, timer, wait_ms).await
 }
 
 async fn send_resume(engine: &Engine, timer: Timer, wait_ms: i64) -> Result<(), PortError> {
+    let delay = sqs_limits::delay_secs(wait_ms);
+    if let Some(start) = timer.start {
+        return engine.queue.send(QueueId::Runs, &[OutgoingMessage::new(start).delayed(delay)]).await;
+    }
     let message = RunMessage::Resume {
         space: timer.space,
         tenant: timer.tenant,
@@ -212,8 +219,84 @@ async fn send_resume(engine: &Engine, timer: Timer, wait_ms: i64) -> Result<(), 
         token: timer.token,
     };
     let body = serde_json::to_string(&message).map_err(PortError::invalid)?;
-    let delay = sqs_limits::delay_secs(wait_ms);
     engine.queue.send(QueueId::Runs, &[OutgoingMessage::new(body).delayed(delay)]).await
+}
+
+/// Start runs at `at_ms` instead of now (a `queue_for_later` quota deferred them): each is
+/// first recorded where its tenant sees it as queued, then becomes a delayed message when the
+/// queue can hold it that long, else a timer the scheduler releases. A failure is returned
+/// before the caller answers, so nothing accepted is lost (a recorded deferral whose timer was
+/// not written shows as queued until it expires, and the caller's retry defers it again).
+pub async fn defer_starts(
+    engine: &Engine,
+    tenant: &ResolvedTenant,
+    messages: Vec<OutgoingMessage>,
+    at_ms: i64,
+) -> Result<(), PortError> {
+    let now = engine.now_ms();
+    for message in messages {
+        let Ok(RunMessage::Start { space, tenant: tenant_id, execution_id, run_key, flow, trigger, .. }) =
+            serde_json::from_str::<RunMessage>(&message.body)
+        else {
+            return Err(PortError::invalid("a deferred message is not a run start"));
+        };
+        let flow_name =
+            match crate::store::flows::get_flow_version(&engine.db, &flow.owner, &flow.id, flow.version).await {
+                Ok(Some(v)) => v.definition.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                Ok(None) => String::new(),
+                Err(crate::store::Error::Port(e)) => return Err(e),
+                Err(e) => return Err(PortError::unavailable(e)),
+            };
+        let execution = Execution {
+            id: execution_id.clone(),
+            space: space.clone(),
+            tenant: tenant_id.clone(),
+            flow,
+            flow_name,
+            status: ExecutionStatus::Queued,
+            trigger,
+            run_key,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            transitions: vec![Transition { status: ExecutionStatus::Queued, at: now }],
+            error: None,
+            steps: Vec::new(),
+            invocations: 0,
+            input: Value::Null,
+            cancel_requested: false,
+            wake_token: None,
+        };
+        let visible = schedules::DeferredStart { execution, runs_at: at_ms };
+        schedules::add_deferred(&engine.db, &tenant.space.id, &tenant.tenant.id, &visible).await?;
+        let timer = Timer {
+            space,
+            tenant: tenant_id,
+            execution_id,
+            token: String::new(),
+            due: at_ms,
+            start: Some(message.body),
+        };
+        resume_at(engine, timer).await?;
+    }
+    Ok(())
+}
+
+/// The start of one run deferred to `at_ms` (see `defer_starts`).
+#[allow(clippy::too_many_arguments)]
+pub async fn start_deferred(
+    engine: &Engine,
+    tenant: &ResolvedTenant,
+    flow: FlowRef,
+    trigger: TriggerInfo,
+    input: Value,
+    key: Option<&str>,
+    execution_id: ExecutionId,
+    at_ms: i64,
+) -> Result<ExecutionId, PortError> {
+    let message = start_message(engine, tenant, flow, trigger, input, key, execution_id.clone()).await?;
+    defer_starts(engine, tenant, vec![message], at_ms).await?;
+    Ok(execution_id)
 }
 
 #[cfg(test)]

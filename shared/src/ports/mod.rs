@@ -154,13 +154,21 @@ pub enum WriteOp {
         key: Key,
         condition: Condition,
     },
+    /// Add `delta` to a counter that never expires (created at 0), cancelling the transaction
+    /// when the result would exceed `ceiling`: how a gauge quota (flows, connections) is taken
+    /// in the same transaction as the write it counts.
+    Add {
+        key: Key,
+        delta: i64,
+        ceiling: Option<i64>,
+    },
 }
 
 impl WriteOp {
     pub fn key(&self) -> &Key {
         match self {
             WriteOp::Put { item, .. } => &item.key,
-            WriteOp::Delete { key, .. } | WriteOp::Check { key, .. } => key,
+            WriteOp::Delete { key, .. } | WriteOp::Check { key, .. } | WriteOp::Add { key, .. } => key,
         }
     }
 }

@@ -30,6 +30,9 @@ pub enum AppError {
     UnsupportedMediaType(String),
     #[error("{message}")]
     TooManyRequests { message: String, retry_after_secs: u64 },
+    /// A quota without a window is used up (403 `quota_exceeded`).
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// A dependency failed; the caller should retry. The detail is logged, not returned.
     #[error("service temporarily unavailable")]
     Unavailable { detail: String },
@@ -54,7 +57,7 @@ impl AppError {
         match self {
             AppError::BadRequest { .. } => 400,
             AppError::Unauthorized(_) => 401,
-            AppError::Forbidden(_) => 403,
+            AppError::Forbidden(_) | AppError::QuotaExceeded(_) => 403,
             AppError::NotFound(_) => 404,
             AppError::MethodNotAllowed(_) => 405,
             AppError::Conflict(_) => 409,
@@ -70,6 +73,7 @@ impl AppError {
             AppError::BadRequest { code, .. } => code,
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
+            AppError::QuotaExceeded(_) => "quota_exceeded",
             AppError::NotFound(_) => "not_found",
             AppError::MethodNotAllowed(_) => "method_not_allowed",
             AppError::Conflict(_) => "conflict",
@@ -101,6 +105,7 @@ impl From<usecases::Error> for AppError {
             E::Conflict(m) => AppError::Conflict(m),
             E::TooLarge(m) => AppError::PayloadTooLarge(m),
             E::Limited { message, retry_after_secs } => AppError::TooManyRequests { message, retry_after_secs },
+            E::QuotaExceeded(m) => AppError::QuotaExceeded(m),
             E::RetryLater { message, retry_after_secs } => AppError::RetryLater { message, retry_after_secs },
             E::Unavailable { detail } => AppError::Unavailable { detail },
         }

@@ -136,3 +136,16 @@ fn integral_floats_as_integers(value: &mut Value) {
         _ => {}
     }
 }
+
+/// The header that tells a caller a soft quota or an overage was passed.
+pub const QUOTA_WARNING_HEADER: &str = "switchyard-quota-warning";
+
+/// Add one `Switchyard-Quota-Warning` header per notice.
+pub fn with_quota_warnings(mut response: Response, notices: &[crate::store::quotas::Notice]) -> Response {
+    for notice in notices {
+        if let Ok(value) = http::HeaderValue::from_str(&notice.header()) {
+            response.headers_mut().append(QUOTA_WARNING_HEADER, value);
+        }
+    }
+    response
+}

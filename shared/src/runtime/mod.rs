@@ -24,7 +24,7 @@ use crate::adapters::outbound::OutboundClient;
 use crate::domain::connector::Catalog;
 use crate::engine::Engine;
 use crate::ports::{AdminKey, Clock, EventBus, FixedAdminKey, Http, Queue, Secrets, Store, SystemClock, TokenVerifier};
-use crate::store::{Caches, Db};
+use crate::store::{Caches, Db, Deployment};
 use crate::usecases::auth::AuthContext;
 
 /// Everything the functions need, built once per container: the engine's context (the
@@ -166,7 +166,11 @@ impl Platform {
         let tokens: Option<Arc<dyn TokenVerifier>> = settings.oidc.enabled().then(|| {
             Arc::new(OidcVerifier::new(settings.oidc.clone(), http.clone(), clock.clone())) as Arc<dyn TokenVerifier>
         });
-        let db = Db { store, secrets: cached.clone(), clock, caches: Arc::new(Caches::default()) };
+        let deployment = Arc::new(Deployment {
+            plans: settings.plan_quotas.clone(),
+            platform_config: crate::domain::config::platform_level(&settings.platform_config),
+        });
+        let db = Db { store, secrets: cached.clone(), clock, caches: Arc::new(Caches::default()), deployment };
         Ok(Platform {
             engine: Engine { db, queue, bus, http, catalog },
             admin_key,

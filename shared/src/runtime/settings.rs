@@ -74,6 +74,12 @@ pub struct Settings {
     pub oidc: OidcSettings,
     /// How long audit records are kept (`SWITCHYARD_AUDIT_RETENTION_DAYS`, default 365).
     pub audit_retention_secs: i64,
+    /// The plan table's limits and modes as this deployment sets them
+    /// (`SWITCHYARD_PLAN_QUOTAS`, JSON; the seed's table where it is silent).
+    pub plan_quotas: crate::domain::quota::PlanTable,
+    /// The platform level of the configuration cascade (`SWITCHYARD_PLATFORM_CONFIG`, a JSON
+    /// object validated like every level; the built-in defaults where it is silent).
+    pub platform_config: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A configuration problem found at start-up.
@@ -119,6 +125,15 @@ fn oidc_settings() -> Result<OidcSettings, ConfigError> {
         ));
     }
     Ok(settings)
+}
+
+/// `SWITCHYARD_PLATFORM_CONFIG`: a JSON object of settable keys (`domain::config`).
+fn platform_config(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, ConfigError> {
+    let invalid = |e: String| ConfigError(format!("SWITCHYARD_PLATFORM_CONFIG: {e}"));
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    let serde_json::Value::Object(map) = value else { return Err(invalid("must be a JSON object".into())) };
+    crate::domain::config::validate(&map).map_err(invalid)?;
+    Ok(map)
 }
 
 fn env_number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError> {
@@ -195,6 +210,15 @@ impl Settings {
             oauth_return_origins: origins(env("SWITCHYARD_OAUTH_RETURN_ORIGINS")),
             oidc: oidc_settings()?,
             audit_retention_secs: env_number::<i64>("SWITCHYARD_AUDIT_RETENTION_DAYS", 365)?.clamp(1, 3650) * 86_400,
+            plan_quotas: match env("SWITCHYARD_PLAN_QUOTAS") {
+                Some(text) => crate::domain::quota::PlanTable::parse(&text)
+                    .map_err(|e| ConfigError(format!("SWITCHYARD_PLAN_QUOTAS: {e}")))?,
+                None => Default::default(),
+            },
+            platform_config: match env("SWITCHYARD_PLATFORM_CONFIG") {
+                Some(text) => platform_config(&text)?,
+                None => Default::default(),
+            },
         };
         let provisioning = env("SWITCHYARD_AWS_CREATE_RESOURCES").as_deref() == Some("1");
         if settings.backend == Backend::Aws && !provisioning {
@@ -226,6 +250,8 @@ impl Settings {
             oauth_return_origins: Vec::new(),
             oidc: OidcSettings::default(),
             audit_retention_secs: crate::store::audit::DEFAULT_RETENTION_SECS,
+            plan_quotas: Default::default(),
+            platform_config: Default::default(),
         }
     }
 }

@@ -72,6 +72,10 @@ pub async fn put_text(db: &Db, space: &SpaceId, tenant: &TenantId, text: &str) -
         })
         .collect();
     db.store.transact(ops).await?;
+    let owner = super::quotas::Owner::Tenant(space, tenant);
+    if let Err(e) = super::quotas::add_storage(db, owner, text.len() as u64, Some(expires)).await {
+        tracing::warn!(error = %e, bytes = text.len(), "blob storage not counted");
+    }
     Ok(BlobRef { id, size: text.len(), chunks: parts.len() })
 }
 

@@ -29,6 +29,9 @@ pub struct Caches {
     pub custom_roles: TtlCache<(String, String), Option<CustomRole>>,
     /// Keys whose last use this container wrote recently (`tenants::KEY_USE_INTERVAL`).
     pub key_uses: TtlCache<String, ()>,
+    /// Bytes a tenant stores, by tenant partition: the storage quota is checked against this
+    /// at every admission, so it is read from the store at most once per TTL.
+    pub storage: TtlCache<String, u64>,
 }
 
 impl Caches {
@@ -41,6 +44,7 @@ impl Caches {
             memberships: TtlCache::new(ttl, MAX_ENTRIES),
             custom_roles: TtlCache::new(ttl, MAX_ENTRIES),
             key_uses: TtlCache::new(super::tenants::KEY_USE_INTERVAL, MAX_ENTRIES),
+            storage: TtlCache::new(ttl, MAX_ENTRIES),
         }
     }
     pub fn clear(&self) {
@@ -51,6 +55,7 @@ impl Caches {
         self.memberships.clear();
         self.custom_roles.clear();
         self.key_uses.clear();
+        self.storage.clear();
     }
 }
 

@@ -15,9 +15,11 @@ use super::leases;
 use super::{Db, Error};
 use crate::domain::connector::{ConnectorSpec, HmacConfig};
 use crate::domain::ids::{ConnectorId, SpaceId, TenantId};
+use crate::domain::quota::{self, Dimension};
 use crate::domain::webhook::signature::SigningSecret;
-use crate::ports::{Condition, Item, PortError, Query, SecretDocument, SecretOwner, query_all};
+use crate::ports::{Condition, Item, PortError, Query, SecretDocument, SecretOwner, WriteOp, query_all};
 use crate::store::keys;
+use crate::store::quotas;
 
 /// How long a secrets lease may be held before it expires on its own.
 const LEASE_TTL: Duration = Duration::from_secs(30);
@@ -111,7 +113,20 @@ pub async fn list_settings(db: &Db, space: &SpaceId, tenant: &TenantId) -> Resul
     Ok(items.iter().map(|i| i.parse()).collect::<Result<Vec<_>, _>>()?)
 }
 
-/// Read-modify-write the settings item with optimistic concurrency (retried on conflict).
+/// Counted by the connectors-per-tenant quota: enabled for the tenant.
+fn counts_as_connector(s: &ConnectorSettings) -> bool {
+    s.enabled
+}
+
+/// Counted by the active-integrations quota: enabled and connected.
+fn counts_as_integration(s: &ConnectorSettings) -> bool {
+    s.enabled && s.credentials.connected
+}
+
+/// Read-modify-write the settings item with optimistic concurrency (retried on conflict). A
+/// change that enables a connector or connects one takes from the tenant's connectors or
+/// active-integrations quota in the same transaction (refused past a hard limit, nothing
+/// written); one that disables or disconnects gives it back.
 pub async fn update_settings(
     db: &Db,
     space: &SpaceId,
@@ -140,15 +155,52 @@ pub async fn update_settings(
                 1,
             ),
         };
+        let before = existing.as_ref().map(|_| (counts_as_connector(&settings), counts_as_integration(&settings)));
         change(&mut settings);
         settings.updated_at = db.now_ms();
+        let (was_connector, was_integration) = before.unwrap_or((false, false));
+        let deltas = [
+            (Dimension::ConnectorsPerTenant, i64::from(counts_as_connector(&settings)) - i64::from(was_connector)),
+            (Dimension::ActiveIntegrations, i64::from(counts_as_integration(&settings)) - i64::from(was_integration)),
+        ];
         let value = serde_json::to_value(&settings).unwrap_or(Value::Null);
-        match db.store.put(Item::new(key.clone(), value).with_version(version), condition).await {
+        let mut ops = vec![WriteOp::Put { item: Item::new(key.clone(), value).with_version(version), condition }];
+        let mut rules = Vec::new();
+        if deltas.iter().any(|(_, d)| *d != 0) {
+            let resolved = super::tenants::resolve_tenant(db, tenant).await?;
+            for (dimension, delta) in deltas.into_iter().filter(|(_, d)| *d != 0) {
+                let rule = match &resolved {
+                    Some(t) => quotas::effective(db, t, dimension),
+                    None => quota::effective(
+                        &db.deployment.plans,
+                        Default::default(),
+                        &Default::default(),
+                        &Default::default(),
+                        dimension,
+                    ),
+                };
+                ops.push(quotas::gauge_op(quotas::Owner::Tenant(space, tenant), &rule, delta, None));
+                rules.push((rule, delta));
+            }
+        }
+        match db.store.transact(ops).await {
             Ok(()) => {
                 db.caches.connector_settings.remove(&(keys::tenant_pk(space, tenant), connector.to_string()));
+                for (rule, delta) in &rules {
+                    if let Some(notice) =
+                        quotas::gauge_notice(db, quotas::Owner::Tenant(space, tenant), rule, *delta).await?
+                    {
+                        tracing::info!(tenant = %tenant, dimension = %notice.dimension, used = notice.used, limit = notice.limit, "connections past a soft quota");
+                    }
+                }
                 return Ok(settings);
             }
-            Err(PortError::ConditionFailed) => continue,
+            Err(PortError::TransactionCancelled { failed }) => {
+                if let Some((rule, _)) = failed.iter().find_map(|i| i.checked_sub(1).and_then(|i| rules.get(i))) {
+                    return Err(quotas::gauge_refused(rule));
+                }
+                continue;
+            }
             Err(e) => return Err(e.into()),
         }
     }

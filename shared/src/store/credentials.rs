@@ -128,7 +128,9 @@ pub fn status_of(credentials: &Credentials) -> CredentialStatus {
     }
 }
 
-/// Store credentials and mark the connection connected.
+/// Store credentials and mark the connection connected. Past a hard active-integrations
+/// quota the credentials are taken out again and the refusal returned, so nothing is left
+/// half connected.
 pub async fn store(
     db: &Db,
     space: &SpaceId,
@@ -143,7 +145,17 @@ pub async fn store(
     })
     .await?;
     let status = status_of(credentials);
-    connections::update_settings(db, space, tenant, connector, |s| s.credentials = status.clone()).await
+    match connections::update_settings(db, space, tenant, connector, |s| s.credentials = status.clone()).await {
+        Err(refused @ Error::QuotaExceeded(_)) => {
+            modify_secret_document(db, space, tenant, |document| {
+                connector_entry(document, connector).remove("credentials");
+                Ok(())
+            })
+            .await?;
+            Err(refused)
+        }
+        other => other,
+    }
 }
 
 /// Check that credentials fit the connector's auth kind (an API key for an API-key connector…).

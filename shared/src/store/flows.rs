@@ -7,8 +7,10 @@ use super::tenants::ResolvedTenant;
 use super::{Db, Error, require, to_value};
 use crate::domain::flow::{FlowDefinition, FlowOwner, Trigger};
 use crate::domain::ids::{ConnectorId, FlowId, TenantId};
+use crate::domain::quota::{Dimension, EffectiveQuota};
 use crate::ports::{Condition, Item, PortError, Query, WriteOp, query_all};
 use crate::store::keys;
+use crate::store::quotas::{self, Notice};
 
 pub use crate::domain::flow::{FlowRecord, FlowStatus, FlowVersion};
 
@@ -24,35 +26,42 @@ fn invalidate(db: &Db, owner: &FlowOwner) {
     db.caches.triggers.remove(&(crate::store::keys::owner_pk(&owner), String::new()));
 }
 
-/// Most flows a partition may hold when the plan sets no lower limit.
-const MAX_FLOWS_PER_OWNER: usize = 1000;
+/// Most flows a partition may hold whatever the plan says (trigger lookups read them all).
+pub const MAX_FLOWS_PER_OWNER: i64 = 1000;
 
-async fn count_flows(db: &Db, owner: &FlowOwner) -> Result<usize, Error> {
-    Ok(query_all(
-        db.store.as_ref(),
-        Query::prefix(crate::store::keys::owner_pk(&owner), keys::FLOW_PREFIX),
-        MAX_FLOWS_PER_OWNER + 1,
-    )
-    .await?
-    .len())
+/// The flows quota of an owner: the tenant's `flows_per_tenant`, or for space-wide flows the
+/// space plan's (see `domain::quota`), and the partition its gauge lives in.
+async fn flows_quota(db: &Db, owner: &FlowOwner) -> Result<EffectiveQuota, Error> {
+    Ok(match owner {
+        FlowOwner::Tenant { space, tenant } => {
+            let space = super::tenants::require_space(db, space).await?;
+            let tenant = super::tenants::require_tenant(db, &space.id, tenant).await?;
+            quotas::effective(db, &ResolvedTenant { space, tenant }, Dimension::FlowsPerTenant)
+        }
+        FlowOwner::Space { space } => {
+            let space = super::tenants::require_space(db, space).await?;
+            quotas::effective_for_space(db, &space, Dimension::FlowsPerTenant)
+        }
+    })
 }
 
-/// Create a flow from a validated definition. `limit` is the plan's flows-per-tenant quota.
+fn quota_owner(owner: &FlowOwner) -> quotas::Owner<'_> {
+    match owner {
+        FlowOwner::Tenant { space, tenant } => quotas::Owner::Tenant(space, tenant),
+        FlowOwner::Space { space } => quotas::Owner::Space(space),
+    }
+}
+
+/// Create a flow from a validated definition, taking one of the owner's flows quota in the
+/// same transaction (refused past a hard limit with nothing written; past a soft one the
+/// notice is returned).
 pub async fn create_flow(
     db: &Db,
     owner: FlowOwner,
     id: Option<FlowId>,
     definition: &FlowDefinition,
-    limit: Option<u64>,
-) -> Result<FlowRecord, Error> {
-    let count = count_flows(db, &owner).await?;
-    let max = limit.map(|l| l as usize).unwrap_or(MAX_FLOWS_PER_OWNER).min(MAX_FLOWS_PER_OWNER);
-    if count >= max {
-        return Err(Error::LimitReached {
-            message: format!("flow limit of {max} reached for this plan"),
-            retry_after_secs: 0,
-        });
-    }
+) -> Result<(FlowRecord, Option<Notice>), Error> {
+    let rule = flows_quota(db, &owner).await?;
     let now = db.now_ms();
     let id = id.unwrap_or_else(|| FlowId::generate(now));
     let definition_value = definition.to_value();
@@ -80,14 +89,17 @@ pub async fn create_flow(
                 item: Item::new(keys::flow_version(&owner, &id, 1), to_value(&version)),
                 condition: Condition::IfAbsent,
             },
+            quotas::gauge_op(quota_owner(&owner), &rule, 1, Some(MAX_FLOWS_PER_OWNER)),
         ])
         .await;
     match result {
         Ok(()) => {
             invalidate(db, &owner);
             sync_indexes(db, &record, None).await?;
-            Ok(record)
+            let notice = quotas::gauge_notice(db, quota_owner(&owner), &rule, 1).await?;
+            Ok((record, notice))
         }
+        Err(PortError::TransactionCancelled { failed }) if failed == [2] => Err(quotas::gauge_refused(&rule)),
         Err(PortError::TransactionCancelled { .. }) => Err(Error::Conflict(format!("flow {id} already exists"))),
         Err(e) => Err(e.into()),
     }
@@ -173,13 +185,21 @@ pub async fn set_flow_status(db: &Db, owner: &FlowOwner, id: &FlowId, status: Fl
 
 /// Delete a flow's head. Its versions stay, so executions in flight can finish.
 pub async fn delete_flow(db: &Db, owner: &FlowOwner, id: &FlowId) -> Result<(), Error> {
-    match db.store.delete(&keys::flow(owner, id), Condition::IfExists).await {
+    let ops = vec![
+        WriteOp::Delete { key: keys::flow(owner, id), condition: Condition::IfExists },
+        WriteOp::Add {
+            key: quotas::gauge_key(quota_owner(owner), Dimension::FlowsPerTenant),
+            delta: -1,
+            ceiling: None,
+        },
+    ];
+    match db.store.transact(ops).await {
         Ok(()) => {
             invalidate(db, owner);
             super::schedules::remove(db, owner, id).await?;
             super::polls::remove(db, owner, id).await
         }
-        Err(PortError::ConditionFailed) => Err(Error::NotFound(format!("flow {id} not found"))),
+        Err(PortError::TransactionCancelled { .. }) => Err(Error::NotFound(format!("flow {id} not found"))),
         Err(e) => Err(e.into()),
     }
 }
@@ -235,7 +255,7 @@ async fn active_flows(db: &Db, owner: &FlowOwner) -> Result<Arc<Vec<Arc<FlowReco
     let items = query_all(
         db.store.as_ref(),
         Query::prefix(crate::store::keys::owner_pk(&owner), keys::FLOW_PREFIX),
-        MAX_FLOWS_PER_OWNER,
+        MAX_FLOWS_PER_OWNER as usize,
     )
     .await?;
     let flows: Vec<Arc<FlowRecord>> = items

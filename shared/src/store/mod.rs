@@ -35,6 +35,18 @@ pub struct Db {
     pub secrets: Arc<dyn Secrets>,
     pub clock: Arc<dyn Clock>,
     pub caches: Arc<Caches>,
+    /// What the deployment sets: the plan table and the platform configuration level.
+    pub deployment: Arc<Deployment>,
+}
+
+/// What the deployment's configuration sets for every space (environment / SAM parameters).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Deployment {
+    /// The plan table (`SWITCHYARD_PLAN_QUOTAS` over the seed's limits).
+    pub plans: crate::domain::quota::PlanTable,
+    /// The platform level of the configuration cascade (`SWITCHYARD_PLATFORM_CONFIG` over the
+    /// built-in defaults).
+    pub platform_config: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Db {
@@ -60,6 +72,9 @@ pub enum Error {
     /// waiting does not help.
     #[error("{message}")]
     LimitReached { message: String, retry_after_secs: u64 },
+    /// A quota without a window is used up (flows, connections, storage): waiting does not help.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// The caller asked for something a repository refuses, with a machine-readable code.
     #[error("{message}")]
     Invalid { code: &'static str, message: String },

@@ -4,7 +4,9 @@
 //! - `SCHEDULES` partition, one item per active scheduled flow (`{owner pk}#{flow}`), kept in
 //!   step with the flow by the flow repository; it carries the next due time.
 //! - `TIMERS#{shard}` partitions, one item per parked execution (`T#{due ms}#{execution}`),
-//!   sorted by due time so a tick reads only what is due.
+//!   sorted by due time so a tick reads only what is due. A run deferred by a
+//!   `queue_for_later` quota is a timer too, carrying its start message.
+//! - `DEFER#{execution}` in the tenant's partition: what a deferred run shows until it starts.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -68,7 +70,7 @@ pub async fn remove(db: &Db, owner: &FlowOwner, flow: &FlowId) -> Result<(), Err
     Ok(db.store.delete(&schedule_key(owner, flow), Condition::None).await?)
 }
 
-/// A parked execution's wake-up call.
+/// A parked execution's wake-up call, or a deferred start (`start` holds its message).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Timer {
     pub space: SpaceId,
@@ -76,6 +78,46 @@ pub struct Timer {
     pub execution_id: ExecutionId,
     pub token: String,
     pub due: i64,
+    /// The start message of a run deferred by a `queue_for_later` quota, sent as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+}
+
+/// A run deferred to a later quota window: the execution as `GET …/executions/{id}` shows it
+/// until it starts (status `queued`, no input), and when it will be queued.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeferredStart {
+    pub execution: crate::domain::execution::Execution,
+    /// When it will be queued (epoch ms).
+    pub runs_at: i64,
+}
+
+fn deferred_key(space: &SpaceId, tenant: &TenantId, execution: &ExecutionId) -> Key {
+    Key::new(crate::store::keys::tenant_pk(space, tenant), format!("DEFER#{execution}"))
+}
+
+/// Record a deferred start where its tenant can see it (kept a day past its start).
+pub async fn add_deferred(db: &Db, space: &SpaceId, tenant: &TenantId, start: &DeferredStart) -> PortResult<()> {
+    let item =
+        Item::new(deferred_key(space, tenant, &start.execution.id), serde_json::to_value(start).unwrap_or(Value::Null))
+            .expiring_at(start.runs_at / 1000 + 86_400);
+    db.store.put(item, Condition::None).await
+}
+
+pub async fn get_deferred(
+    db: &Db,
+    space: &SpaceId,
+    tenant: &TenantId,
+    execution: &ExecutionId,
+) -> PortResult<Option<DeferredStart>> {
+    db.store.get(&deferred_key(space, tenant, execution)).await?.map(|i| i.parse()).transpose()
+}
+
+/// A tenant's deferred starts, by execution id (at most `limit`).
+pub async fn list_deferred(db: &Db, space: &SpaceId, tenant: &TenantId, limit: u32) -> PortResult<Vec<DeferredStart>> {
+    let page =
+        db.store.query(&Query::prefix(crate::store::keys::tenant_pk(space, tenant), "DEFER#").limit(limit)).await?;
+    page.items.iter().map(|i| i.parse()).collect()
 }
 
 fn timer_shard(execution: &ExecutionId) -> u32 {

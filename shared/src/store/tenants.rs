@@ -6,6 +6,7 @@ use super::{Db, Error, require, to_value};
 use crate::domain::access::{ApiKeyRecord, Role, generate_api_key, hash_api_key};
 use crate::domain::flow::FlowOwner;
 use crate::domain::ids::{ApiKeyId, SpaceId, TenantId};
+use crate::domain::quota::QuotaOverrides;
 use crate::domain::tenancy::{Plan, Space, Tenant, TenantRef, TenantStatus};
 use crate::ports::{Condition, Item, PortError, Query, WriteOp};
 use crate::store::keys;
@@ -24,7 +25,14 @@ impl ResolvedTenant {
 }
 
 pub async fn create_space(db: &Db, id: SpaceId, name: String, plan: Plan) -> Result<Space, Error> {
-    let space = Space { id: id.clone(), name, plan, config: Default::default(), created_at: db.now_ms() };
+    let space = Space {
+        id: id.clone(),
+        name,
+        plan,
+        config: Default::default(),
+        quotas: Default::default(),
+        created_at: db.now_ms(),
+    };
     match db.store.put(Item::new(keys::space(&id), to_value(&space)), Condition::IfAbsent).await {
         Ok(()) => Ok(space),
         Err(PortError::ConditionFailed) => Err(Error::Conflict(format!("space {id} already exists"))),
@@ -48,6 +56,12 @@ pub async fn update_space_plan(db: &Db, id: &SpaceId, plan: Plan) -> Result<Spac
 pub async fn set_space_config(db: &Db, id: &SpaceId, config: serde_json::Map<String, Value>) -> Result<Space, Error> {
     crate::domain::config::validate(&config).map_err(|m| Error::invalid("invalid_config", m))?;
     update_space(db, id, |s| s.config = config.clone()).await
+}
+
+/// Set the space's quota overrides (for every tenant of the space).
+pub async fn set_space_quotas(db: &Db, id: &SpaceId, quotas: QuotaOverrides) -> Result<Space, Error> {
+    crate::domain::quota::validate(&quotas).map_err(|m| Error::invalid("invalid_quotas", m))?;
+    update_space(db, id, |s| s.quotas = quotas.clone()).await
 }
 
 async fn update_space(db: &Db, id: &SpaceId, change: impl Fn(&mut Space)) -> Result<Space, Error> {
@@ -80,6 +94,7 @@ pub async fn create_tenant(
         status: TenantStatus::Active,
         plan,
         config: Default::default(),
+        quotas: Default::default(),
         created_at: db.now_ms(),
     };
     let ops = vec![
@@ -150,6 +165,17 @@ pub async fn set_tenant_config(
 ) -> Result<Tenant, Error> {
     crate::domain::config::validate(&config).map_err(|m| Error::invalid("invalid_config", m))?;
     update_tenant(db, space, id, |t| t.config = config.clone()).await
+}
+
+/// Set the tenant's own quota overrides.
+pub async fn set_tenant_quotas(
+    db: &Db,
+    space: &SpaceId,
+    id: &TenantId,
+    quotas: QuotaOverrides,
+) -> Result<Tenant, Error> {
+    crate::domain::quota::validate(&quotas).map_err(|m| Error::invalid("invalid_quotas", m))?;
+    update_tenant(db, space, id, |t| t.quotas = quotas.clone()).await
 }
 
 async fn update_tenant(db: &Db, space: &SpaceId, id: &TenantId, change: impl Fn(&mut Tenant)) -> Result<Tenant, Error> {

@@ -6,10 +6,11 @@ use serde_json::Value;
 use super::{Error, Result};
 use crate::domain::execution::{Execution, ExecutionStatus, TriggerKind};
 use crate::domain::ids::{ExecutionId, FlowId, SpaceId, TenantId};
-use crate::engine::{Engine, runs};
+use crate::engine::Engine;
 use crate::ports::Item;
 use crate::store::tenants::ResolvedTenant;
 use crate::store::{executions, flows, keys};
+use crate::usecases::quotas::{self, Started};
 
 /// Cancel an execution. A parked one (waiting on a delay or a retry) is cancelled at once and
 /// its pending resume is void; a running one stops at its next step boundary.
@@ -61,7 +62,7 @@ pub enum RerunFrom {
 }
 
 /// Start a new execution from an old one's input.
-pub async fn rerun(engine: &Engine, tenant: &ResolvedTenant, id: &ExecutionId, from: RerunFrom) -> Result<ExecutionId> {
+pub async fn rerun(engine: &Engine, tenant: &ResolvedTenant, id: &ExecutionId, from: RerunFrom) -> Result<Started> {
     let (space, tenant_id) = (&tenant.space.id, &tenant.tenant.id);
     let original = executions::get_execution(&engine.db, space, tenant_id, id)
         .await?
@@ -83,7 +84,9 @@ pub async fn rerun(engine: &Engine, tenant: &ResolvedTenant, id: &ExecutionId, f
             let flow = flows::get_flow(&engine.db, &original.flow.owner, &original.flow.id)
                 .await?
                 .ok_or_else(|| Error::Conflict(format!("flow {} no longer exists", original.flow.id)))?;
-            Ok(runs::start_run(engine, tenant, &flow, trigger, original.input.clone(), None).await?)
+            let new_id = ExecutionId::generate(engine.now_ms());
+            let input = original.input.clone();
+            quotas::start_counted(engine, tenant, flow.pinned(), trigger, input, None, new_id).await
         }
         RerunFrom::Failed => {
             if !matches!(original.status, ExecutionStatus::Failed | ExecutionStatus::Cancelled) {
@@ -92,7 +95,8 @@ pub async fn rerun(engine: &Engine, tenant: &ResolvedTenant, id: &ExecutionId, f
             let new_id = ExecutionId::generate(engine.now_ms());
             executions::copy_finished_steps(&engine.db, space, tenant_id, id, &new_id).await?;
             let input = original.input.clone();
-            Ok(runs::start_pinned(engine, tenant, original.flow.clone(), trigger, input, None, new_id).await?)
+            let flow = original.flow.clone();
+            quotas::start_counted(engine, tenant, flow, trigger, input, None, new_id).await
         }
     }
 }

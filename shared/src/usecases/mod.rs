@@ -10,6 +10,7 @@ pub mod dead_letters;
 pub mod executions;
 pub mod mcp;
 pub mod polls;
+pub mod quotas;
 pub mod runs;
 pub mod schedules;
 pub mod webhooks;
@@ -54,6 +55,9 @@ pub enum Error {
     /// A quota or rate limit: retry after the window.
     #[error("{message}")]
     Limited { message: String, retry_after_secs: u64 },
+    /// A quota without a window is used up.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// Not now, but the same request will work later: the message says what to do.
     #[error("{message}")]
     RetryLater { message: String, retry_after_secs: u64 },
@@ -109,6 +113,7 @@ impl From<crate::store::Error> for Error {
             Store::NotFound(what) => Error::NotFound(what),
             Store::Conflict(why) => Error::Conflict(why),
             Store::LimitReached { message, retry_after_secs } => Error::Limited { message, retry_after_secs },
+            Store::QuotaExceeded(message) => Error::QuotaExceeded(message),
             Store::Invalid { code, message } => Error::Invalid { code, message, details: None },
         }
     }

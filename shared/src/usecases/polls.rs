@@ -22,9 +22,11 @@
 //!   resource, record id, change, hash, snapshot generation) start each run once. The
 //!   generation moves on with every saved snapshot, so a record changing back and forth starts
 //!   a run every time.
-//! - Each change is one event of the tenant's daily quota. A poll whose changes do not fit
-//!   emits none and keeps the old snapshot, so they are found again once the quota allows
-//!   (its interval backs off meanwhile, as for a poll that found nothing).
+//! - Each change is one event of the tenant's daily quota. A poll whose changes do not all fit
+//!   emits as many as today has room for, in listing order, and saves the old snapshot with
+//!   only those applied, so the rest are found again by a later poll once the quota allows
+//!   (under `queue_for_later` too: the provider keeps them for us). A poll with no room at
+//!   all keeps the old snapshot and backs off, as for a poll that found nothing.
 //! - A walk stops at a time budget (`WALK_BUDGET`), or at a rate limit after its first page,
 //!   and counts as truncated; a cursor or next-page URL the provider repeats fails the poll
 //!   (it would loop).
@@ -62,7 +64,8 @@ use crate::engine::runs::{self, RunRequest};
 use crate::ports::{OutgoingMessage, PortError, QueueId, sqs_limits};
 use crate::store::polls::{self, MAX_INTERVAL_SECS, MIN_INTERVAL_SECS, PollJob};
 use crate::store::tenants::{self, ResolvedTenant};
-use crate::store::{blobs, connections, flows, quotas};
+use crate::store::{blobs, connections, flows};
+use crate::usecases::quotas;
 
 /// Pages read per poll, at most.
 pub const MAX_PAGES: u32 = 100;
@@ -277,32 +280,47 @@ pub async fn poll(engine: &Engine, request: &PollRequest) -> Result<PollSummary>
             Change::Deleted => summary.deleted += 1,
         }
     }
-    let mut emitted = true;
+    // How many changes (in order) were emitted: the snapshot moves on by those only.
+    let mut applied = changes.len();
+    let mut quota_note = None;
     if !changes.is_empty() {
         match emit(engine, &tenant, job, state.generation, &changes, now).await {
-            Ok(n) => summary.runs = n,
-            Err(Error::Limited { message, .. }) => {
+            Ok((runs, emitted)) => {
+                summary.runs = runs;
+                applied = emitted;
+                if emitted < changes.len() {
+                    quota_note = Some(format!(
+                        "daily events quota: {emitted} of {} changes emitted; the rest are found again when the quota allows",
+                        changes.len()
+                    ));
+                }
+            }
+            Err(Error::Limited { message, .. } | Error::QuotaExceeded(message)) => {
                 // Keep the old snapshot: the same changes are found again when quota allows.
-                emitted = false;
-                state.last_error = Some(message.clone());
-                summary.error = Some(message);
+                applied = 0;
+                quota_note = Some(message);
             }
             Err(e) => return Err(e),
         }
     }
+    let emitted = applied > 0 || changes.is_empty();
     let blob_aging = state.snapshot.as_ref().and_then(blobs::as_ref).is_some()
         && state.snapshot_saved_at.is_none_or(|at| now - at > SNAPSHOT_REFRESH_MS);
     let mut replaced = None;
     if emitted && (old.is_none() || !changes.is_empty() || blob_aging) {
-        let merged = next_snapshot(old.as_ref(), &listing);
+        let merged = match applied < changes.len() {
+            true => partial_snapshot(old.as_ref(), &changes[..applied]),
+            false => next_snapshot(old.as_ref(), &listing),
+        };
         replaced = state.snapshot.as_ref().and_then(blobs::as_ref);
         state.snapshot = Some(store_snapshot(engine, job, &merged).await?);
         state.snapshot_saved_at = Some(now);
         state.generation += 1;
         state.records = merged.len() as u64;
     }
-    if emitted {
-        state.last_error = None;
+    state.last_error = quota_note.clone();
+    if quota_note.is_some() {
+        summary.error = quota_note;
     }
     let found_changes = emitted && !changes.is_empty();
     state.failures = 0;
@@ -476,6 +494,21 @@ fn next_snapshot(old: Option<&HashMap<String, String>>, listing: &Listing) -> Ha
     next
 }
 
+/// The old snapshot with only `applied` changes applied (the rest were not emitted).
+fn partial_snapshot(
+    old: Option<&HashMap<String, String>>,
+    applied: &[(Change, String, String, Option<&Value>)],
+) -> HashMap<String, String> {
+    let mut next = old.cloned().unwrap_or_default();
+    for (change, id, hash, _) in applied {
+        match change {
+            Change::Created | Change::Updated => next.insert(id.clone(), hash.clone()),
+            Change::Deleted => next.remove(id),
+        };
+    }
+    next
+}
+
 /// The stored snapshot; `None` when it is gone or unreadable (an expired or damaged blob), so
 /// that this poll takes a new baseline instead of failing for ever or reporting every record as
 /// created.
@@ -514,7 +547,8 @@ async fn store_snapshot(
     Ok(json!({ "$blob": blob }))
 }
 
-/// Start one run per change per flow of the tenant polling this resource. Returns how many.
+/// Start one run per change per flow of the tenant polling this resource, for as many changes
+/// (in order) as the quota admits. Returns the runs started and the changes emitted.
 async fn emit(
     engine: &Engine,
     tenant: &ResolvedTenant,
@@ -522,7 +556,7 @@ async fn emit(
     generation: u64,
     changes: &[(Change, String, String, Option<&Value>)],
     now: i64,
-) -> Result<usize> {
+) -> Result<(usize, usize)> {
     let db = &engine.db;
     let wanted = |t: &Trigger| {
         matches!(t, Trigger::Poll { connector, resource, input, .. }
@@ -536,9 +570,10 @@ async fn emit(
     )?;
     let targets: Vec<_> = shared.iter().chain(own.iter()).collect();
     if targets.is_empty() {
-        return Ok(0);
+        return Ok((0, changes.len()));
     }
-    let reservation = quotas::reserve_events(db, tenant, changes.len() as u64).await?;
+    let (admitted, admission) = quotas::admit_events_up_to(engine, tenant, changes.len() as u64).await?;
+    let changes = &changes[..(admitted as usize).min(changes.len())];
     let mut requests = Vec::with_capacity(changes.len() * targets.len());
     for (change, id, hash, record) in changes {
         let event_id = format!("{}:{}:{id}:{}:{hash}:{generation}", job.connector, job.resource, change.as_str());
@@ -572,12 +607,10 @@ async fn emit(
     }
     let n = requests.len();
     if let Err(e) = runs::start_many(engine, tenant, requests).await {
-        if let Some(r) = reservation {
-            r.refund(db).await;
-        }
+        admission.refund(db).await;
         return Err(e.into());
     }
-    Ok(n)
+    Ok((n, changes.len()))
 }
 
 #[cfg(test)]

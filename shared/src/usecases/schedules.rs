@@ -2,7 +2,9 @@
 //!
 //! 1. Cron flows: for each scheduled flow whose next occurrence has come, start one run per
 //!    tenant (a space-wide flow runs for every active tenant of its space). The run key is the
-//!    occurrence, so two overlapping ticks (or a retried one) start each run once. After an
+//!    occurrence, so two overlapping ticks (or a retried one) start each run once. Each run is
+//!    one event of its tenant's quota; a tenant over a hard limit misses the occurrence
+//!    (logged), one under `queue_for_later` has it deferred to its next window with room. After an
 //!    outage at most `MAX_CATCH_UP` missed occurrences run; older ones are skipped and logged.
 //! 2. Timers: executions parked for longer than an SQS delay allows get their resume message
 //!    when they are due within the next minute (with the remaining seconds as the delay).
@@ -13,11 +15,13 @@ use serde_json::json;
 use super::Result;
 use crate::domain::execution::{TriggerInfo, TriggerKind};
 use crate::domain::flow::FlowStatus;
+use crate::domain::ids::ExecutionId;
 use crate::domain::schedule::CronSchedule;
 use crate::engine::{Engine, runs};
 use crate::ports::{Item, PortError};
 use crate::store::schedules::{self, ScheduleEntry};
 use crate::store::{flows, tenants};
+use crate::usecases::quotas;
 
 /// Missed occurrences run after an outage, at most.
 pub const MAX_CATCH_UP: usize = 3;
@@ -84,9 +88,17 @@ async fn run_schedule(engine: &Engine, item: &Item, entry: &ScheduleEntry, now: 
         let at = chrono::DateTime::from_timestamp_millis(*occurrence).map(|t| t.to_rfc3339()).unwrap_or_default();
         for tenant in &tenants {
             let trigger = TriggerInfo { event_id: Some(at.clone()), ..TriggerInfo::of(TriggerKind::Schedule) };
-            runs::start_run(engine, tenant, &flow, trigger, json!({"scheduled_at": at}), Some(&occurrence.to_string()))
-                .await?;
-            enqueued += 1;
+            let input = json!({"scheduled_at": at});
+            let id = ExecutionId::generate(now);
+            let key = occurrence.to_string();
+            match quotas::start_counted(engine, tenant, flow.pinned(), trigger, input, Some(&key), id).await {
+                Ok(_) => enqueued += 1,
+                // A tenant over its quota misses this occurrence; the others still run.
+                Err(super::Error::Limited { message, .. } | super::Error::QuotaExceeded(message)) => {
+                    tracing::info!(flow = %entry.flow_id, tenant = %tenant.tenant.id, %message, "scheduled run refused by quota");
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     let mut next = entry.clone();

@@ -7,14 +7,17 @@
 //! 1. Look up the delivery record. Present: a duplicate, answer 200, queue nothing.
 //! 2. Queue the runs. Each carries a run key derived from (tenant, connector, delivery, flow).
 //!    If this fails nothing was recorded: answer 503 and the provider's retry goes through.
+//!    Before this the event is taken from the tenant's daily quota (given back if queueing
+//!    fails). Under `queue_for_later` with today full, the runs are deferred to the next day
+//!    with room instead (`runs::defer_starts`), still before the answer.
 //! 3. Record the delivery (one conditional write). If this fails the runs are already queued,
 //!    so the event is accepted (202); should the provider deliver it again anyway, step 1 lets
 //!    it through and the runs are queued again, but the executor starts a run only once per
 //!    run key, so nothing runs twice.
 //!
 //! Per accepted event: one delivery lookup, one quota counter update (plans with a daily
-//! limit), one queue call, one conditional write. Tenant, connector settings, flows and
-//! secrets come from per-container caches.
+//! limit), one queue call, one conditional write. Tenant, connector settings, flows, secrets
+//! and the tenant's stored bytes (the storage quota) come from per-container caches.
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -31,8 +34,10 @@ use crate::domain::webhook::signature::{SigningSecret, UnverifiedWebhook, Verify
 use crate::engine::{Engine, runs};
 use crate::ports::{Key, PortError, QueueId};
 use crate::store::events::{self, ReceivedEvent, Recorded};
+use crate::store::quotas::{Admission, Notice};
 use crate::store::tenants::{self, ResolvedTenant};
-use crate::store::{blobs, connections, flows, quotas};
+use crate::store::{blobs, connections, flows};
+use crate::usecases::quotas;
 
 /// Webhook receiver settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +81,10 @@ pub enum Received {
         delivery_id: String,
         event_type: String,
         runs: Vec<(FlowId, ExecutionId)>,
+        /// A `queue_for_later` quota deferred the runs to this time (epoch ms).
+        queued_until: Option<i64>,
+        /// Soft limits or overage this delivery passed (`Switchyard-Quota-Warning`).
+        notices: Vec<Notice>,
     },
     Duplicate {
         delivery_id: String,
@@ -215,13 +224,15 @@ pub async fn receive(
     if events::seen(db, &delivery_key).await? {
         return Ok(Received::Duplicate { delivery_id: prepared.event.id.clone() });
     }
-    let reservation = quotas::reserve_event(db, &resolved).await?;
-    let runs = match route(engine, &resolved, spec, &prepared.event).await {
+    let (admission, notices) = quotas::admit_events(engine, &resolved, 1).await?;
+    let queued_until = match &admission {
+        Admission::Later { at_ms, .. } => Some(*at_ms),
+        Admission::Now { .. } => None,
+    };
+    let runs = match route(engine, &resolved, spec, &prepared.event, queued_until).await {
         Ok(runs) => runs,
         Err(e) => {
-            if let Some(r) = reservation {
-                r.refund(db).await;
-            }
+            admission.refund(db).await;
             return Err(e);
         }
     };
@@ -232,6 +243,8 @@ pub async fn receive(
         delivery_id: prepared.event.id.clone(),
         event_type: prepared.event.event_type.clone(),
         runs,
+        queued_until,
+        notices,
     })
 }
 
@@ -249,13 +262,15 @@ fn setup_token(delivery: &Delivery, hmac: Option<&HmacConfig>, field: &str) -> O
     }
 }
 
-/// Find the flows the event triggers and queue one run for each. An event too large to travel
-/// in a message goes to a blob first; the runs carry its reference.
+/// Find the flows the event triggers and queue one run for each (or defer them to
+/// `queued_until`). An event too large to travel in a message goes to a blob first; the runs
+/// carry its reference.
 async fn route(
     engine: &Engine,
     tenant: &ResolvedTenant,
     spec: &ConnectorSpec,
     event: &EventEnvelope,
+    queued_until: Option<i64>,
 ) -> Result<Vec<(FlowId, ExecutionId)>> {
     let matched = flows::flows_for_webhook(&engine.db, tenant, &spec.id, &event.event_type).await?;
     if matched.is_empty() {
@@ -264,6 +279,10 @@ async fn route(
     let input = serde_json::value::to_raw_value(event).map_err(Error::unavailable)?;
     let input = blobs::inline_or_blob(&engine.db, &tenant.space.id, &tenant.tenant.id, input).await?;
     let (messages, runs) = runs::webhook_starts(tenant, spec, event, &input, &matched, engine.now_ms());
+    if let Some(at_ms) = queued_until {
+        runs::defer_starts(engine, tenant, messages, at_ms).await?;
+        return Ok(runs);
+    }
     engine.queue.send(QueueId::Runs, &messages).await.map_err(|e| match e {
         PortError::Rejected(_) => Error::TooLarge("event too large to queue".into()),
         other => other.into(),

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update};
 
 use super::{classify, error_code};
 use crate::ports::{
@@ -331,6 +331,26 @@ impl Store for DynamoStore {
                         .set_expression_attribute_names(Some(expr.names))
                         .set_expression_attribute_values(Some(expr.values));
                     TransactWriteItem::builder().condition_check(check.build().map_err(build_error)?).build()
+                }
+                WriteOp::Add { key, delta, ceiling } => {
+                    let mut update = Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key_attrs(key)))
+                        .update_expression("SET #n = if_not_exists(#n, :zero) + :delta, #v = if_not_exists(#v, :one)")
+                        .expression_attribute_names("#n", COUNTER)
+                        .expression_attribute_names("#v", VERSION)
+                        .expression_attribute_values(":delta", AttributeValue::N(delta.to_string()))
+                        .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                        .expression_attribute_values(":one", AttributeValue::N("1".into()));
+                    if let Some(c) = ceiling {
+                        // `#n + delta <= c`, written as `#n <= c - delta` (no arithmetic in conditions).
+                        let max = c.saturating_sub(*delta);
+                        let fresh = if *delta <= *c { "attribute_not_exists(#n) OR " } else { "" };
+                        update = update
+                            .condition_expression(format!("{fresh}#n <= :max"))
+                            .expression_attribute_values(":max", AttributeValue::N(max.to_string()));
+                    }
+                    TransactWriteItem::builder().update(update.build().map_err(build_error)?).build()
                 }
             };
             items.push(entry);

@@ -37,6 +37,15 @@ fn live_version(tx: &Transaction<'_>, key: &Key, now: i64) -> rusqlite::Result<O
     .optional()
 }
 
+/// The live value of a counter item (0 when there is none).
+fn counter_value(tx: &Transaction<'_>, key: &Key, now: i64) -> rusqlite::Result<i64> {
+    let n = tx
+        .prepare_cached("SELECT n FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)")?
+        .query_row(params![key.pk, key.sk, now], |row| row.get::<_, Option<i64>>(0))
+        .optional()?;
+    Ok(n.flatten().unwrap_or(0))
+}
+
 fn condition_holds(stored: &Option<Stored>, condition: Condition) -> bool {
     match (condition, stored) {
         (Condition::None, _) => true,
@@ -188,12 +197,18 @@ impl Store for EmbeddedStore {
         self.db.transaction(|tx| {
             let mut failed = Vec::new();
             for (index, op) in ops.iter().enumerate() {
-                let condition = match op {
+                let holds = match op {
                     WriteOp::Put { condition, .. }
                     | WriteOp::Delete { condition, .. }
-                    | WriteOp::Check { condition, .. } => *condition,
+                    | WriteOp::Check { condition, .. } => {
+                        *condition == Condition::None || condition_holds(&live_version(tx, op.key(), now)?, *condition)
+                    }
+                    WriteOp::Add { key, delta, ceiling } => match ceiling {
+                        Some(c) => counter_value(tx, key, now)?.saturating_add(*delta) <= *c,
+                        None => true,
+                    },
                 };
-                if condition != Condition::None && !condition_holds(&live_version(tx, op.key(), now)?, condition) {
+                if !holds {
                     failed.push(index);
                 }
             }
@@ -208,6 +223,14 @@ impl Store for EmbeddedStore {
                             .execute(params![key.pk, key.sk])?;
                     }
                     WriteOp::Check { .. } => {}
+                    WriteOp::Add { key, delta, .. } => {
+                        let next = counter_value(tx, key, now)?.saturating_add(*delta);
+                        tx.prepare_cached(
+                            "INSERT INTO items (pk, sk, data, n, version, expires_at) VALUES (?1, ?2, NULL, ?3, 1, NULL)
+                             ON CONFLICT (pk, sk) DO UPDATE SET data = NULL, n = excluded.n, expires_at = NULL",
+                        )?
+                        .execute(params![key.pk, key.sk, next])?;
+                    }
                 }
             }
             Ok(())

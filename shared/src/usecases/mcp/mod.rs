@@ -25,10 +25,11 @@ use serde_json::{Value, json};
 use super::auth::{self, Principal};
 use super::{Error, Result};
 use crate::domain::access::Permission;
+use crate::domain::quota::Dimension;
 use crate::domain::tenancy::TenantStatus;
 use crate::engine::Engine;
-use crate::store::quotas;
 use crate::store::tenants::{self, ResolvedTenant};
+use crate::usecases::quotas;
 
 pub use tools::PAGE_SIZE;
 
@@ -152,8 +153,10 @@ pub async fn answer(engine: &Engine, caller: &Caller, message: Value) -> Result<
             // which later requests belong to a session.
             let handshake =
                 single.get("method").and_then(Value::as_str) == Some("initialize") && single.get("id").is_some();
-            let session =
-                if handshake { quotas::reserve_agent_session(&engine.db, &caller.tenant).await? } else { None };
+            let session = match handshake {
+                true => Some(quotas::admit(engine, &caller.tenant, Dimension::AgentSessionsPerDay, 1).await?),
+                false => None,
+            };
             let answer = answer_single(engine, caller, single).await;
             if let Some(session) = session.filter(|_| !matches!(answer, Answer::Json(200, _))) {
                 session.refund(&engine.db).await;

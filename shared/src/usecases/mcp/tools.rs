@@ -12,9 +12,11 @@ use crate::domain::connector::{ActionSpec, ConnectorSpec};
 use crate::domain::execution::{StepError, TriggerInfo, TriggerKind};
 use crate::domain::flow::{FlowOwner, FlowStatus};
 use crate::domain::ids::{ExecutionId, FlowId};
+use crate::domain::quota::Dimension;
+use crate::engine::Engine;
 use crate::engine::actions::{self, ActionCall, ActionError};
-use crate::engine::{Engine, runs};
-use crate::store::{self, connections, executions, flows, quotas};
+use crate::store::{connections, executions, flows};
+use crate::usecases::Error;
 use crate::usecases::audit;
 use crate::usecases::executions::record_call;
 
@@ -151,11 +153,12 @@ fn platform_tools() -> Vec<Tool<'static>> {
         tool(
             "switchyard_usage",
             "Usage summary",
-            "The tenant's plan, its quotas, and today's usage.",
+            "The tenant's plan, and for each quota dimension its limit, use, enforcement mode and daily history.",
             object_schema(json!({}), &[]),
             output_schema(
-                json!({"plan": {"type": "string"}, "quotas": {"type": "object"}, "usage": {"type": "object"}}),
-                &["plan", "quotas", "usage"],
+                json!({"tenant": {"type": "string"}, "plan": {"type": "string"}, "dimensions": {"type": "array"},
+                       "deferred": {"type": "array"}}),
+                &["tenant", "plan", "dimensions", "deferred"],
             ),
             true,
             PlatformTool::Usage,
@@ -298,9 +301,9 @@ pub async fn call(engine: &Engine, caller: &Caller, params: &Value) -> Result<Va
         return Err(e);
     }
     // Every call counts against the plan's API calls per minute; one over it does not run.
-    match quotas::reserve_api_call(&engine.db, &caller.tenant).await {
+    match crate::usecases::quotas::admit(engine, &caller.tenant, Dimension::ApiCallsPerMinute, 1).await {
         Ok(_) => {}
-        Err(store::Error::LimitReached { message, retry_after_secs }) => {
+        Err(Error::Limited { message, retry_after_secs }) => {
             let text = format!("{message}; retry in {retry_after_secs} s");
             return Ok(json!({"content": [{"type": "text", "text": text}], "isError": true}));
         }
@@ -416,7 +419,8 @@ async fn call_platform(
     arguments: &Value,
 ) -> Result<Value, StepError> {
     let (t, db) = (&caller.tenant, &engine.db);
-    let unavailable = |e: store::Error| StepError { message: e.to_string(), retryable: true, status: None };
+    let unavailable = |e: crate::store::Error| StepError { message: e.to_string(), retryable: true, status: None };
+    let failed = |e: Error| StepError { message: e.to_string(), retryable: true, status: None };
     match tool {
         PlatformTool::ListConnectors => {
             let settings = connections::list_settings(db, &t.space.id, &t.tenant.id).await.map_err(unavailable)?;
@@ -457,8 +461,23 @@ async fn call_platform(
             }
             let input = json!({"input": arguments.get("input").cloned().unwrap_or_else(|| json!({}))});
             let trigger = TriggerInfo::of(TriggerKind::Mcp);
-            let execution =
-                runs::start_run(engine, t, &flow, trigger, input, None).await.map_err(|e| unavailable(e.into()))?;
+            let id = crate::domain::ids::ExecutionId::generate(engine.now_ms());
+            let started = match crate::usecases::quotas::start_counted(
+                engine,
+                t,
+                flow.pinned(),
+                trigger,
+                input,
+                None,
+                id,
+            )
+            .await
+            {
+                Ok(started) => started,
+                Err(Error::Limited { message, .. } | Error::QuotaExceeded(message)) => return Err(fail(message)),
+                Err(e) => return Err(failed(e)),
+            };
+            let execution = started.execution_id;
             let resource = format!("tenants/{}/workflows/{}", t.tenant.id, flow.id);
             let request_id = crate::domain::ids::ulid_at(engine.now_ms()).to_string();
             let entry = audit::Entry { action: "flow.run", resource: &resource, status: 200, request_id: &request_id };
@@ -478,17 +497,6 @@ async fn call_platform(
                 "error": e.error, "steps": e.steps,
             }))
         }
-        PlatformTool::Usage => {
-            let plan = t.plan();
-            let (events, sessions, calls) = tokio::try_join!(
-                quotas::usage_today(db, t, quotas::EVENTS),
-                quotas::usage_today(db, t, quotas::AGENT_SESSIONS),
-                quotas::usage(db, t, quotas::API_CALLS, quotas::Window::Minute),
-            )
-            .map_err(unavailable)?;
-            Ok(json!({"plan": plan, "quotas": plan.quotas(), "usage": {
-                "events_today": events, "agent_sessions_today": sessions, "api_calls_this_minute": calls,
-            }}))
-        }
+        PlatformTool::Usage => crate::usecases::quotas::tenant_usage(engine, t).await.map_err(failed),
     }
 }
