@@ -14,6 +14,7 @@ mod hardening;
 mod identity;
 mod isolation;
 mod mcp;
+mod metrics;
 mod permissions;
 mod pipeline;
 mod poller;

@@ -458,3 +458,53 @@ async fn a_poll_past_the_daily_quota_emits_what_fits_and_the_rest_the_next_day()
     let (state, _) = polls::get_state(ctx.p.db(), &job(&t, "items")).await.unwrap();
     assert_eq!((state.last_error, state.records), (None, 6));
 }
+
+#[tokio::test]
+async fn a_failing_poll_turns_unhealthy_once_then_recovers_and_says_so() {
+    let ctx = setup().await;
+    let t = tenant(&ctx.p, Plan::Growth).await;
+    ctx.wire(&t, "items", true).await;
+    ctx.records.set(vec![item("1", "Ada")]);
+    ctx.tick().await;
+    ctx.work().await;
+    let connector = ConnectorId::parse("mock_crm").unwrap();
+    let wrong = Credentials::Bearer { token: "revoked".into() };
+    credentials::store(ctx.p.db(), &t.space.id, &t.tenant.id, &connector, &wrong).await.unwrap();
+    for _ in 0..4 {
+        ctx.clock.advance(Duration::from_secs(86_400));
+        assert_eq!(ctx.tick().await.enqueued, 1);
+        ctx.work().await;
+    }
+    let events = |kind: &str| {
+        let bus = switchyard::adapters::embedded::EmbeddedEventBus::new(
+            ctx.p.database.clone().unwrap(),
+            Arc::new(ctx.clock.clone()),
+        );
+        bus.published_since(0, 10_000)
+            .unwrap()
+            .into_iter()
+            .filter(|(_, e)| e.detail_type == kind)
+            .map(|(_, e)| e.detail)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(events("poll.unhealthy").len(), 1, "once, at the third failure");
+    assert_eq!(events("connection.failing")[0]["connector"], "mock_crm");
+    let health = switchyard::usecases::observability::tenant_health(&ctx.p.engine, &t).await.unwrap();
+    let poll = &health["polls"][0];
+    assert_eq!(
+        (&poll["healthy"], &poll["failures"], &poll["resource"]),
+        (&json!(false), &json!(4), &json!("items")),
+        "{health}"
+    );
+    assert!(poll["last_error"].is_string() && poll["last_success_at"].is_i64(), "{health}");
+    assert_eq!((&health["healthy"], &health["connections"][0]["state"]), (&json!(false), &json!("failing")));
+
+    let right = Credentials::Bearer { token: "poll-token".into() };
+    credentials::store(ctx.p.db(), &t.space.id, &t.tenant.id, &connector, &right).await.unwrap();
+    ctx.clock.advance(Duration::from_secs(86_400));
+    ctx.tick().await;
+    ctx.work().await;
+    assert_eq!(events("poll.recovered").len(), 1);
+    let health = switchyard::usecases::observability::tenant_health(&ctx.p.engine, &t).await.unwrap();
+    assert_eq!((&health["healthy"], &health["polls"][0]["failures"]), (&json!(true), &json!(0)), "{health}");
+}

@@ -19,6 +19,8 @@ pub enum Op {
     Delete,
     Query,
     AddCounter,
+    /// Metrics rollups (`Store::add_fields`).
+    AddFields,
     Transact,
     Send,
     Receive,
@@ -150,6 +152,9 @@ impl Store for InstrumentedStore {
         expires_at: Option<i64>,
     ) -> PortResult<Option<i64>> {
         self.1.around(Op::AddCounter, &key.sk, self.0.add_counter(key, delta, ceiling, expires_at)).await
+    }
+    async fn add_fields(&self, key: &Key, deltas: &[(String, i64)], expires_at: Option<i64>) -> PortResult<()> {
+        self.1.around(Op::AddFields, &key.sk, self.0.add_fields(key, deltas, expires_at)).await
     }
     async fn transact(&self, ops: Vec<WriteOp>) -> PortResult<()> {
         let first = ops.first().map(|o| o.key().sk.clone()).unwrap_or_default();

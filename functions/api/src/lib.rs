@@ -13,6 +13,7 @@ mod connectors;
 mod executions;
 mod flows;
 mod oauth;
+mod observability;
 mod openapi;
 mod routes;
 mod schemas;

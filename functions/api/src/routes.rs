@@ -18,7 +18,7 @@ use switchyard::runtime::http::{Request, Response, error_allowing, json as json_
 use switchyard::usecases::{audit, auth, quotas};
 
 use crate::call::Call;
-use crate::{access, connectors, executions, flows, oauth, openapi, schemas, tenancy, usage};
+use crate::{access, connectors, executions, flows, oauth, observability, openapi, schemas, tenancy, usage};
 
 /// Every authenticated operation, named as its `operationId` in `openapi.yaml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +91,8 @@ pub enum Operation {
     GetTenantQuotas,
     PutTenantQuotas,
     GetEffectiveConfig,
+    GetTenantMetrics,
+    GetTenantHealth,
 }
 
 use Operation as Op;
@@ -184,6 +186,8 @@ impl Operation {
             ["tenants", t, "quotas"] if m == Method::GET => (Op::GetTenantQuotas, vec![t]),
             ["tenants", t, "quotas"] if m == Method::PUT => (Op::PutTenantQuotas, vec![t]),
             ["tenants", t, "config", "effective"] if m == Method::GET => (Op::GetEffectiveConfig, vec![t]),
+            ["tenants", t, "metrics"] if m == Method::GET => (Op::GetTenantMetrics, vec![t]),
+            ["tenants", t, "health"] if m == Method::GET => (Op::GetTenantHealth, vec![t]),
             _ => return None,
         };
         Some((op, params.into_iter().copied().collect()))
@@ -244,6 +248,8 @@ impl Operation {
             }
             Op::PutSpaceQuotas | Op::PutTenantQuotas => P::QuotasUpdate,
             Op::GetEffectiveConfig => P::ConfigRead,
+            Op::GetTenantMetrics => P::ExecutionsRead,
+            Op::GetTenantHealth => P::ConnectionsRead,
         })
     }
 
@@ -312,7 +318,9 @@ impl Operation {
             | Op::ListOverage
             | Op::GetSpaceQuotas
             | Op::GetTenantQuotas
-            | Op::GetEffectiveConfig => return None,
+            | Op::GetEffectiveConfig
+            | Op::GetTenantMetrics
+            | Op::GetTenantHealth => return None,
         })
     }
 }
@@ -421,6 +429,8 @@ async fn dispatch(call: &Call<'_>, op: Operation, params: &[&str]) -> Result<Res
         Op::GetTenantQuotas => usage::get_tenant_quotas(call, a).await,
         Op::PutTenantQuotas => usage::put_tenant_quotas(call, a).await,
         Op::GetEffectiveConfig => usage::effective_config(call, a).await,
+        Op::GetTenantMetrics => observability::metrics(call, a).await,
+        Op::GetTenantHealth => observability::health(call, a).await,
         Op::GetSpace => tenancy::get_space(call, a).await,
         Op::UpdateSpace => tenancy::update_space(call, a).await,
         Op::GetMe => access::me(call).await,
@@ -505,7 +515,7 @@ mod tests {
                 routed.push(found);
             }
         }
-        assert_eq!(routed.len(), 68, "operations in the document");
+        assert_eq!(routed.len(), 70, "operations in the document");
         // The document's permission list is the domain's.
         let documented: Vec<&str> = openapi::document()["components"]["schemas"]["Permission"]["enum"]
             .as_array()

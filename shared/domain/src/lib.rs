@@ -4,6 +4,7 @@
 //!
 //! - [`ids`], [`tenancy`], [`access`]: who and what (spaces, tenants, plans, roles, API keys);
 //! - [`quota`]: the plan table's dimensions, enforcement modes and their overrides;
+//! - [`metrics`]: execution rollups (counts, duration histogram, step failures);
 //! - [`flow`], [`execution`], [`config`], [`schedule`]: the flow format, executions and their
 //!   step records, run messages, the configuration cascade, cron schedules;
 //! - [`connector`], [`cdm`]: the connector catalog and the canonical data model;
@@ -20,6 +21,7 @@ pub mod expr;
 pub mod flow;
 pub mod ids;
 pub mod json;
+pub mod metrics;
 pub mod quota;
 pub mod schedule;
 pub mod template;

@@ -379,11 +379,12 @@ async fn mark_needs_reauthorization(
     {
         tracing::warn!(error = %e, "could not mark the connection");
     }
-    let event = PlatformEvent {
-        detail_type: "connection.reauthorization_required".into(),
-        detail: json!({"space": space, "tenant": tenant, "connector": connector, "reason": detail}),
-    };
-    if let Err(e) = engine.bus.publish(&[event]).await {
+    let detail = json!({"space": space, "tenant": tenant, "connector": connector, "reason": detail});
+    let events = [
+        PlatformEvent { detail_type: "connection.reauthorization_required".into(), detail: detail.clone() },
+        PlatformEvent { detail_type: "connection.failing".into(), detail },
+    ];
+    if let Err(e) = engine.bus.publish(&events).await {
         tracing::warn!(error = %e, "could not publish connection.reauthorization_required");
     }
 }

@@ -17,7 +17,7 @@ pub mod steps;
 use std::sync::Arc;
 
 use crate::domain::connector::Catalog;
-use crate::ports::{EventBus, Http, Queue};
+use crate::ports::{EventBus, Http, MetricsSink, Queue};
 use crate::store::Db;
 
 /// What running flows needs.
@@ -28,6 +28,8 @@ pub struct Engine {
     pub bus: Arc<dyn EventBus>,
     pub http: Arc<dyn Http>,
     pub catalog: &'static Catalog,
+    /// Where metrics records go (EMF in Lambda).
+    pub metrics: Arc<dyn MetricsSink>,
 }
 
 impl Engine {

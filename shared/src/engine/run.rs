@@ -37,7 +37,7 @@ use crate::domain::execution::{
 use crate::domain::flow::{FlowDefinition, StepDef};
 use crate::domain::ids::StepId;
 use crate::domain::tenancy::TenantStatus;
-use crate::ports::{Condition, Item, PlatformEvent, PortError, WriteOp};
+use crate::ports::{Condition, Item, MetricRecord, MetricUnit, PlatformEvent, PortError, WriteOp};
 use crate::store::executions::{StoredExecution, get_execution, load_records, write_step_record};
 use crate::store::flows::{definition_of, get_flow_version};
 use crate::store::schedules::Timer;
@@ -328,7 +328,7 @@ async fn drive(engine: &Engine, message: RunMessage, budget: Budget) -> Result<D
     let mut last_cancel_check = tokio::time::Instant::now();
     loop {
         if exec.cancel_requested {
-            return finish(engine, exec, version, &records, &order, ExecutionStatus::Cancelled).await;
+            return finish(engine, exec, version, &def, &records, &order, ExecutionStatus::Cancelled).await;
         }
         let now = engine.now_ms();
         let Plan { run, skip, wake_at, blocked: _ } = plan::plan(&def.steps, &records, now);
@@ -348,7 +348,7 @@ async fn drive(engine: &Engine, message: RunMessage, budget: Budget) -> Result<D
             }
             let failed = records.values().any(|r| r.status == StepStatus::Failed);
             let status = if failed { ExecutionStatus::Failed } else { ExecutionStatus::Succeeded };
-            return finish(engine, exec, version, &records, &order, status).await;
+            return finish(engine, exec, version, &def, &records, &order, status).await;
         }
         if rounds > 0 && !budget.allows(longest) {
             return park(engine, exec, version, &records, &order, now).await;
@@ -486,6 +486,7 @@ async fn finish(
     engine: &Engine,
     mut exec: Execution,
     version: u64,
+    def: &FlowDefinition,
     records: &HashMap<StepId, StepRecord>,
     order: &HashMap<StepId, usize>,
     status: ExecutionStatus,
@@ -522,6 +523,7 @@ async fn finish(
         Ok(()) => {
             tracing::info!(status = status.as_str(), steps = exec.steps.len(), "execution finished");
             count_storage(engine, &exec, records).await;
+            observe(engine, &exec, def, records).await;
             Ok(Disposition::Done)
         }
         // The item changed meanwhile: a cancel request landed after the last step. It came too
@@ -559,6 +561,54 @@ async fn count_storage(engine: &Engine, exec: &Execution, records: &HashMap<Step
     if let Err(e) = crate::store::quotas::add_storage(&engine.db, owner, bytes as u64, None).await {
         tracing::warn!(error = %e, bytes, "storage not counted");
     }
+}
+
+/// Report a finished execution to the metrics: its hour's rollup in the store (one write; a
+/// failure is logged, the execution stands) and a record for CloudWatch (EMF), with space and
+/// tenant as dimensions and the flow as a property, and [space, flow] for per-flow views.
+async fn observe(engine: &Engine, exec: &Execution, def: &FlowDefinition, records: &HashMap<StepId, StepRecord>) {
+    let failed: Vec<(String, String)> = def
+        .steps
+        .iter()
+        .filter(|s| records.get(&s.id).is_some_and(|r| r.status == StepStatus::Failed))
+        .filter_map(|s| match &s.kind {
+            crate::domain::flow::StepKind::Action(a) => Some((a.connector.to_string(), a.action.clone())),
+            crate::domain::flow::StepKind::Cdm(c) => Some((c.connector.to_string(), format!("cdm.{}", c.entity))),
+            crate::domain::flow::StepKind::Http(h) => h.auth.as_ref().map(|c| (c.to_string(), "http".to_string())),
+            _ => None,
+        })
+        .collect();
+    if let Err(e) = crate::store::metrics::record_execution(&engine.db, exec, &failed).await {
+        tracing::warn!(error = %e, "execution metrics not recorded");
+    }
+    let duration = exec.finished_at.unwrap_or(exec.updated_at) - exec.created_at;
+    let outcome = match exec.status {
+        ExecutionStatus::Succeeded => "ExecutionsSucceeded",
+        ExecutionStatus::Failed => "ExecutionsFailed",
+        _ => "ExecutionsCancelled",
+    };
+    let mut values = vec![
+        ("ExecutionsFinished", MetricUnit::Count, 1.0),
+        (outcome, MetricUnit::Count, 1.0),
+        ("ExecutionDuration", MetricUnit::Milliseconds, duration.max(0) as f64),
+    ];
+    if !failed.is_empty() {
+        values.push(("StepFailures", MetricUnit::Count, failed.len() as f64));
+    }
+    engine.metrics.emit(MetricRecord {
+        dimension_sets: vec![vec!["space", "tenant"], vec!["space", "flow"]],
+        dimensions: vec![
+            ("space", exec.space.to_string()),
+            ("tenant", exec.tenant.to_string()),
+            ("flow", exec.flow.id.to_string()),
+        ],
+        properties: vec![
+            ("execution_id", json!(exec.id)),
+            ("status", json!(exec.status)),
+            ("failed_steps", json!(failed.iter().map(|(c, a)| format!("{c}.{a}")).collect::<Vec<_>>())),
+        ],
+        values,
+    });
 }
 
 /// Stop here and come back at `wake_at` (now, for a continuation).

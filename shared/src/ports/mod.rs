@@ -173,6 +173,9 @@ impl WriteOp {
     }
 }
 
+/// Most fields one `Store::add_fields` call may change.
+pub const MAX_FIELD_DELTAS: usize = 50;
+
 /// Largest number of operations in one transaction (DynamoDB's TransactWriteItems limit).
 pub const MAX_TRANSACTION_OPS: usize = 100;
 /// Largest page a query returns, whatever the caller asks for.
@@ -262,6 +265,11 @@ pub trait Store: Send + Sync {
     ) -> PortResult<Option<i64>>;
     /// Apply all operations or none (at most `MAX_TRANSACTION_OPS`, each key at most once).
     async fn transact(&self, ops: Vec<WriteOp>) -> PortResult<()>;
+    /// Atomically add each delta to its named number field of the item at `key` (fields start
+    /// at 0; at most `MAX_FIELD_DELTAS`), in one write: a metrics rollup. The item reads back
+    /// as an object of its fields. `expires_at` is set by the first add (keys carry their
+    /// window, so an item is not added to after it expires).
+    async fn add_fields(&self, key: &Key, deltas: &[(String, i64)], expires_at: Option<i64>) -> PortResult<()>;
 
     /// `get` with an owned key, for futures that outlive the caller's borrow.
     async fn get_owned(&self, key: Key) -> PortResult<Option<Item>> {
@@ -534,6 +542,52 @@ pub const MAX_EVENTS_PER_PUT: usize = 10;
 pub trait EventBus: Send + Sync {
     /// Publish events (split into batches of ten; failed entries are retried).
     async fn publish(&self, events: &[PlatformEvent]) -> PortResult<()>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metrics
+// ---------------------------------------------------------------------------------------------
+
+/// One measurement for the metrics backend (CloudWatch, through Embedded Metric Format log
+/// lines): values with their units, the dimension sets to aggregate them by, and properties
+/// that travel along without being dimensions (ids too many to aggregate by).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricRecord {
+    /// Each inner list is one set of dimension names, all of which are in `dimensions`.
+    pub dimension_sets: Vec<Vec<&'static str>>,
+    pub dimensions: Vec<(&'static str, String)>,
+    pub properties: Vec<(&'static str, Value)>,
+    pub values: Vec<(&'static str, MetricUnit, f64)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricUnit {
+    Count,
+    Milliseconds,
+    Seconds,
+}
+
+impl MetricUnit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricUnit::Count => "Count",
+            MetricUnit::Milliseconds => "Milliseconds",
+            MetricUnit::Seconds => "Seconds",
+        }
+    }
+}
+
+/// Where metrics go: EMF lines on stdout in Lambda; nowhere on the dev server (its rollups in
+/// the store answer `GET …/metrics`).
+pub trait MetricsSink: Send + Sync {
+    fn emit(&self, record: MetricRecord);
+}
+
+/// The sink that drops every record.
+pub struct NoMetrics;
+
+impl MetricsSink for NoMetrics {
+    fn emit(&self, _: MetricRecord) {}
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,6 +23,17 @@ pub fn check_size(key: &Key, document_bytes: usize) -> PortResult<()> {
 }
 
 /// Refuse transactions DynamoDB would refuse: empty, too many operations, a key twice.
+/// Refuse an `add_fields` that changes too many fields, or none.
+pub fn check_field_deltas(deltas: &[(String, i64)]) -> PortResult<()> {
+    if deltas.is_empty() || deltas.len() > super::MAX_FIELD_DELTAS {
+        return Err(PortError::invalid(format!("add_fields takes 1 to {} fields", super::MAX_FIELD_DELTAS)));
+    }
+    if deltas.iter().any(|(name, _)| name.is_empty() || name.len() > 200) {
+        return Err(PortError::invalid("field names are 1 to 200 bytes"));
+    }
+    Ok(())
+}
+
 pub fn check_transaction(ops: &[WriteOp]) -> PortResult<()> {
     if ops.is_empty() {
         return Err(PortError::invalid("empty transaction"));

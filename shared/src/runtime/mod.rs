@@ -19,11 +19,15 @@ use crate::adapters::aws::{AdminKeySecret, DynamoStore, EventBridgeBus, SecretsM
 use crate::adapters::cached_secrets::CachedSecrets;
 #[cfg(feature = "embedded")]
 use crate::adapters::embedded::{Database, EmbeddedEventBus, EmbeddedQueue, EmbeddedSecrets, EmbeddedStore};
+use crate::adapters::emf::EmfStdout;
 use crate::adapters::oidc::OidcVerifier;
 use crate::adapters::outbound::OutboundClient;
 use crate::domain::connector::Catalog;
 use crate::engine::Engine;
-use crate::ports::{AdminKey, Clock, EventBus, FixedAdminKey, Http, Queue, Secrets, Store, SystemClock, TokenVerifier};
+use crate::ports::{
+    AdminKey, Clock, EventBus, FixedAdminKey, Http, MetricsSink, NoMetrics, Queue, Secrets, Store, SystemClock,
+    TokenVerifier,
+};
 use crate::store::{Caches, Db, Deployment};
 use crate::usecases::auth::AuthContext;
 
@@ -166,13 +170,17 @@ impl Platform {
         let tokens: Option<Arc<dyn TokenVerifier>> = settings.oidc.enabled().then(|| {
             Arc::new(OidcVerifier::new(settings.oidc.clone(), http.clone(), clock.clone())) as Arc<dyn TokenVerifier>
         });
+        let metrics: Arc<dyn MetricsSink> = match settings.emf {
+            true => Arc::new(EmfStdout::new(clock.clone())),
+            false => Arc::new(NoMetrics),
+        };
         let deployment = Arc::new(Deployment {
             plans: settings.plan_quotas.clone(),
             platform_config: crate::domain::config::platform_level(&settings.platform_config),
         });
         let db = Db { store, secrets: cached.clone(), clock, caches: Arc::new(Caches::default()), deployment };
         Ok(Platform {
-            engine: Engine { db, queue, bus, http, catalog },
+            engine: Engine { db, queue, bus, http, catalog, metrics },
             admin_key,
             tokens,
             settings: Arc::new(settings),

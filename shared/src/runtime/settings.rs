@@ -80,6 +80,9 @@ pub struct Settings {
     /// The platform level of the configuration cascade (`SWITCHYARD_PLATFORM_CONFIG`, a JSON
     /// object validated like every level; the built-in defaults where it is silent).
     pub platform_config: serde_json::Map<String, serde_json::Value>,
+    /// Metrics as CloudWatch EMF lines on stdout (`SWITCHYARD_EMF`: on in Lambda, off
+    /// elsewhere; `1` or `0` to choose).
+    pub emf: bool,
 }
 
 /// A configuration problem found at start-up.
@@ -215,6 +218,12 @@ impl Settings {
                     .map_err(|e| ConfigError(format!("SWITCHYARD_PLAN_QUOTAS: {e}")))?,
                 None => Default::default(),
             },
+            emf: match env("SWITCHYARD_EMF").as_deref() {
+                Some("1") => true,
+                Some("0") => false,
+                Some(other) => return Err(ConfigError(format!("SWITCHYARD_EMF={other:?}: expected 1 or 0"))),
+                None => in_lambda,
+            },
             platform_config: match env("SWITCHYARD_PLATFORM_CONFIG") {
                 Some(text) => platform_config(&text)?,
                 None => Default::default(),
@@ -252,6 +261,7 @@ impl Settings {
             audit_retention_secs: crate::store::audit::DEFAULT_RETENTION_SECS,
             plan_quotas: Default::default(),
             platform_config: Default::default(),
+            emf: false,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod flows;
 pub mod keys;
 pub mod leases;
 pub mod members;
+pub mod metrics;
 pub mod polls;
 pub mod quotas;
 pub mod ratelimit;

@@ -158,6 +158,33 @@ pub struct PollState {
     pub failures: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// When a poll last completed (epoch ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_at: Option<i64>,
+}
+
+/// Consecutive failures from which a poll counts as unhealthy (`poll.unhealthy`).
+pub const UNHEALTHY_AFTER: u32 = 3;
+
+/// A tenant's poll states: (connector, resource, state), at most `limit`.
+pub async fn list_states(
+    db: &Db,
+    space: &crate::domain::ids::SpaceId,
+    tenant: &crate::domain::ids::TenantId,
+    limit: usize,
+) -> PortResult<Vec<(String, String, PollState)>> {
+    let items =
+        crate::ports::query_all(db.store.as_ref(), Query::prefix(keys::tenant_pk(space, tenant), "POLL#"), limit)
+            .await?;
+    items
+        .iter()
+        .map(|item| {
+            let mut parts = item.key.sk.trim_start_matches("POLL#").splitn(3, '#');
+            let connector = parts.next().unwrap_or_default().to_string();
+            let resource = parts.next().unwrap_or_default().to_string();
+            Ok((connector, resource, item.parse()?))
+        })
+        .collect()
 }
 
 pub fn state_key(job: &PollJob) -> Key {

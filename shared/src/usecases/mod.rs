@@ -9,6 +9,7 @@ pub mod connect;
 pub mod dead_letters;
 pub mod executions;
 pub mod mcp;
+pub mod observability;
 pub mod polls;
 pub mod quotas;
 pub mod runs;

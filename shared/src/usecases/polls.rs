@@ -61,7 +61,7 @@ use crate::engine::Engine;
 use crate::engine::actions::{self, ActionCall, ActionError};
 use crate::engine::paging::{self, Cursor, PageRequest};
 use crate::engine::runs::{self, RunRequest};
-use crate::ports::{OutgoingMessage, PortError, QueueId, sqs_limits};
+use crate::ports::{OutgoingMessage, PlatformEvent, PortError, QueueId, sqs_limits};
 use crate::store::polls::{self, MAX_INTERVAL_SECS, MIN_INTERVAL_SECS, PollJob};
 use crate::store::tenants::{self, ResolvedTenant};
 use crate::store::{blobs, connections, flows};
@@ -247,6 +247,8 @@ pub async fn poll(engine: &Engine, request: &PollRequest) -> Result<PollSummary>
     let now = engine.now_ms();
     let (floor, ceiling) = interval_bounds(request.base_interval_secs);
     let interval = if state.interval_secs == 0 { request.base_interval_secs } else { state.interval_secs };
+    let lag_ms = lag(&state, interval, now);
+    let was_unhealthy = state.failures >= polls::UNHEALTHY_AFTER;
     let old = match &state.snapshot {
         Some(stored) => load_snapshot(engine, job, stored).await?,
         None => None,
@@ -261,7 +263,10 @@ pub async fn poll(engine: &Engine, request: &PollRequest) -> Result<PollSummary>
             state.last_polled_at = Some(now);
             state.interval_secs = interval.saturating_mul(2).clamp(floor, ceiling);
             state.next_due = now + i64::from(state.interval_secs) * 1000;
-            polls::put_state(db, job, &state, version).await?;
+            if polls::put_state(db, job, &state, version).await? && state.failures == polls::UNHEALTHY_AFTER {
+                announce_health(engine, job, "poll.unhealthy", &state).await;
+            }
+            observe(engine, job, lag_ms, false);
             return Ok(PollSummary { error: Some(message), ..PollSummary::default() });
         }
     };
@@ -325,10 +330,16 @@ pub async fn poll(engine: &Engine, request: &PollRequest) -> Result<PollSummary>
     let found_changes = emitted && !changes.is_empty();
     state.failures = 0;
     state.last_polled_at = Some(now);
+    state.last_success_at = Some(now);
     state.last_changes = changes.len() as u64;
     state.interval_secs = if found_changes { interval / 2 } else { interval.saturating_mul(2) }.clamp(floor, ceiling);
     state.next_due = now + i64::from(state.interval_secs) * 1000;
-    if polls::put_state(db, job, &state, version).await? {
+    let saved = polls::put_state(db, job, &state, version).await?;
+    observe(engine, job, lag_ms, true);
+    if saved && was_unhealthy {
+        announce_health(engine, job, "poll.recovered", &state).await;
+    }
+    if saved {
         if let Some(blob) = replaced {
             if let Err(e) = blobs::delete(db, &job.space, &job.tenant, &blob).await {
                 tracing::warn!(error = %e, "old snapshot not deleted; it expires on its own");
@@ -492,6 +503,39 @@ fn next_snapshot(old: Option<&HashMap<String, String>>, listing: &Listing) -> Ha
         next.insert(id.clone(), hash.clone());
     }
     next
+}
+
+/// How long a poll ran behind its interval: from when it was due after the last poll.
+pub(crate) fn lag(state: &polls::PollState, interval_secs: u32, now: i64) -> i64 {
+    state.last_polled_at.map(|last| (now - last - i64::from(interval_secs) * 1000).max(0)).unwrap_or(0)
+}
+
+/// Poll metrics for CloudWatch: lag and outcome by space and tenant, the connector and
+/// resource as properties.
+fn observe(engine: &Engine, job: &PollJob, lag_ms: i64, succeeded: bool) {
+    use crate::ports::{MetricRecord, MetricUnit};
+    let outcome = if succeeded { "PollsSucceeded" } else { "PollsFailed" };
+    engine.metrics.emit(MetricRecord {
+        dimension_sets: vec![vec!["space", "tenant"]],
+        dimensions: vec![("space", job.space.to_string()), ("tenant", job.tenant.to_string())],
+        properties: vec![("connector", json!(job.connector)), ("resource", json!(job.resource))],
+        values: vec![(outcome, MetricUnit::Count, 1.0), ("PollLag", MetricUnit::Seconds, lag_ms as f64 / 1000.0)],
+    });
+}
+
+/// `poll.unhealthy` (with `connection.failing` for its connector) or `poll.recovered`.
+async fn announce_health(engine: &Engine, job: &PollJob, detail_type: &str, state: &polls::PollState) {
+    let detail = json!({
+        "space": job.space, "tenant": job.tenant, "connector": job.connector, "resource": job.resource,
+        "failures": state.failures, "last_error": state.last_error, "last_success_at": state.last_success_at,
+    });
+    let mut events = vec![PlatformEvent { detail_type: detail_type.into(), detail: detail.clone() }];
+    if detail_type == "poll.unhealthy" {
+        events.push(PlatformEvent { detail_type: "connection.failing".into(), detail });
+    }
+    if let Err(e) = engine.bus.publish(&events).await {
+        tracing::warn!(error = %e, "poll health event not published");
+    }
 }
 
 /// The old snapshot with only `applied` changes applied (the rest were not emitted).

@@ -18,6 +18,8 @@ const DATA: &str = "d";
 const COUNTER: &str = "n";
 const VERSION: &str = "v";
 const TTL: &str = "ttl";
+/// Prefix of the number attributes `add_fields` keeps (read back as the item's fields).
+const FIELD: &str = "f.";
 
 /// `Store` over one DynamoDB table.
 pub struct DynamoStore {
@@ -81,7 +83,16 @@ fn parse_item(attrs: &Attrs) -> PortResult<Item> {
         (Some(text), _) => serde_json::from_str(text)
             .map_err(|e| PortError::corrupt(format!("corrupt item {}/{}: {e}", key.pk, key.sk)))?,
         (None, Some(n)) => serde_json::Value::from(n),
-        (None, None) => serde_json::Value::Null,
+        (None, None) => {
+            let fields: serde_json::Map<String, serde_json::Value> = attrs
+                .iter()
+                .filter_map(|(name, value)| match (name.strip_prefix(FIELD), value) {
+                    (Some(field), AttributeValue::N(n)) => n.parse::<i64>().ok().map(|n| (field.to_string(), n.into())),
+                    _ => None,
+                })
+                .collect();
+            if fields.is_empty() { serde_json::Value::Null } else { serde_json::Value::Object(fields) }
+        }
     };
     Ok(Item { key, data, version: number(attrs, VERSION).unwrap_or(0) as u64, expires_at: number(attrs, TTL) })
 }
@@ -292,6 +303,37 @@ impl Store for DynamoStore {
             }
         }
         Err(PortError::Unavailable("counter contended, try again".into()))
+    }
+
+    async fn add_fields(&self, key: &Key, deltas: &[(String, i64)], expires_at: Option<i64>) -> PortResult<()> {
+        crate::ports::store_limits::check_field_deltas(deltas)?;
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_attrs(key)))
+            .expression_attribute_names("#v", VERSION)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()));
+        let mut adds = Vec::with_capacity(deltas.len());
+        for (i, (name, delta)) in deltas.iter().enumerate() {
+            adds.push(format!("#f{i} :d{i}"));
+            request = request
+                .expression_attribute_names(format!("#f{i}"), format!("{FIELD}{name}"))
+                .expression_attribute_values(format!(":d{i}"), AttributeValue::N(delta.to_string()));
+        }
+        let mut set = "#v = if_not_exists(#v, :one)".to_string();
+        if let Some(exp) = expires_at {
+            set.push_str(", #ttl = if_not_exists(#ttl, :exp)");
+            request = request
+                .expression_attribute_names("#ttl", TTL)
+                .expression_attribute_values(":exp", AttributeValue::N(exp.to_string()));
+        }
+        request
+            .update_expression(format!("ADD {} SET {set}", adds.join(", ")))
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem", e))?;
+        Ok(())
     }
 
     async fn transact(&self, ops: Vec<WriteOp>) -> PortResult<()> {

@@ -191,6 +191,42 @@ impl Store for EmbeddedStore {
         })
     }
 
+    async fn add_fields(&self, key: &Key, deltas: &[(String, i64)], expires_at: Option<i64>) -> PortResult<()> {
+        crate::ports::store_limits::check_field_deltas(deltas)?;
+        let now = self.clock.now_secs();
+        self.db.transaction(|tx| {
+            let current: Option<(Option<String>, Option<i64>)> = tx
+                .prepare_cached("SELECT data, expires_at FROM items WHERE pk = ?1 AND sk = ?2")?
+                .query_row(params![key.pk, key.sk], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?;
+            let (mut fields, expiry) = match current {
+                Some((text, exp)) if exp.is_none_or(|e| e > now) => {
+                    let fields = match text.as_deref().map(serde_json::from_str::<Value>) {
+                        Some(Ok(Value::Object(map))) => map,
+                        None => serde_json::Map::new(),
+                        Some(_) => {
+                            return Err(PortError::corrupt(format!("{}/{} holds no fields", key.pk, key.sk)).into());
+                        }
+                    };
+                    (fields, exp.or(expires_at))
+                }
+                _ => (serde_json::Map::new(), expires_at),
+            };
+            for (name, delta) in deltas {
+                let value = fields.get(name).and_then(Value::as_i64).unwrap_or(0).saturating_add(*delta);
+                fields.insert(name.clone(), Value::from(value));
+            }
+            let text = Value::Object(fields).to_string();
+            crate::ports::store_limits::check_size(key, text.len())?;
+            tx.prepare_cached(
+                "INSERT INTO items (pk, sk, data, n, version, expires_at) VALUES (?1, ?2, ?3, NULL, 1, ?4)
+                 ON CONFLICT (pk, sk) DO UPDATE SET data = excluded.data, n = NULL, expires_at = excluded.expires_at",
+            )?
+            .execute(params![key.pk, key.sk, text, expiry])?;
+            Ok(())
+        })
+    }
+
     async fn transact(&self, ops: Vec<WriteOp>) -> PortResult<()> {
         crate::ports::store_limits::check_transaction(&ops)?;
         let now = self.clock.now_secs();
