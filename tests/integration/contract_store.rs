@@ -97,6 +97,22 @@ async fn contract(store: Arc<dyn Store>, clock: ManualClock) {
     values.sort();
     assert_eq!(values, [1, 2, 3, 4, 5], "{granted:?}");
 
+    // rollups: named number fields added in one write, read back as an object
+    let rollup = Key::new("P#m", "M#2026-12-02T10#flow");
+    let fields = |pairs: &[(&str, i64)]| pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect::<Vec<_>>();
+    store.add_fields(&rollup, &fields(&[("started", 1), ("d_le_25", 1)]), Some(clock.now_secs() + 60)).await.unwrap();
+    store.add_fields(&rollup, &fields(&[("started", 1), ("step_failed:slack.post", 2)]), None).await.unwrap();
+    let stored = store.get(&rollup).await.unwrap().unwrap();
+    assert_eq!(stored.data, json!({"started": 2, "d_le_25": 1, "step_failed:slack.post": 2}));
+    assert_eq!(stored.expires_at, Some(clock.now_secs() + 60), "the first add sets the expiry");
+    let one = fields(&[("started", 1)]);
+    let parallel = (0..8).map(|_| store.add_fields(&rollup, &one, None));
+    assert!(futures::future::join_all(parallel).await.iter().all(Result::is_ok));
+    assert_eq!(store.get(&rollup).await.unwrap().unwrap().data["started"], 10, "no lost update");
+    assert!(matches!(store.add_fields(&rollup, &[], None).await, Err(PortError::Rejected(_))));
+    let listed = store.query(&Query::prefix("P#m", "M#2026-12-02")).await.unwrap();
+    assert_eq!(listed.items[0].data["d_le_25"], 1);
+
     // transactions: all or nothing, and which operation failed
     store.put(item("P#t", "A", 1), Condition::None).await.unwrap();
     let ops = vec![

@@ -1,6 +1,7 @@
 //! The integration test binary: port contracts on both adapter families, and cross-function
 //! scenarios through the dev server.
 
+mod alerts;
 mod contract_eventbus;
 mod contract_queue;
 mod contract_secrets;

@@ -8,6 +8,7 @@
 //! permission and writes leave an audit record (`routes`).
 
 mod access;
+mod alerts;
 mod call;
 mod connectors;
 mod executions;

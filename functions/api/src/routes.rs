@@ -18,7 +18,7 @@ use switchyard::runtime::http::{Request, Response, error_allowing, json as json_
 use switchyard::usecases::{audit, auth, quotas};
 
 use crate::call::Call;
-use crate::{access, connectors, executions, flows, oauth, observability, openapi, schemas, tenancy, usage};
+use crate::{access, alerts, connectors, executions, flows, oauth, observability, openapi, schemas, tenancy, usage};
 
 /// Every authenticated operation, named as its `operationId` in `openapi.yaml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +93,11 @@ pub enum Operation {
     GetEffectiveConfig,
     GetTenantMetrics,
     GetTenantHealth,
+    ListAlerts,
+    PutAlert,
+    DeleteAlert,
+    ListAlertEvents,
+    PutAlertSigningSecret,
 }
 
 use Operation as Op;
@@ -188,6 +193,11 @@ impl Operation {
             ["tenants", t, "config", "effective"] if m == Method::GET => (Op::GetEffectiveConfig, vec![t]),
             ["tenants", t, "metrics"] if m == Method::GET => (Op::GetTenantMetrics, vec![t]),
             ["tenants", t, "health"] if m == Method::GET => (Op::GetTenantHealth, vec![t]),
+            ["alerts"] if m == Method::GET => (Op::ListAlerts, vec![]),
+            ["alerts", "events"] if m == Method::GET => (Op::ListAlertEvents, vec![]),
+            ["alerts", "signing-secret"] if m == Method::PUT => (Op::PutAlertSigningSecret, vec![]),
+            ["alerts", a] if m == Method::PUT => (Op::PutAlert, vec![a]),
+            ["alerts", a] if m == Method::DELETE => (Op::DeleteAlert, vec![a]),
             _ => return None,
         };
         Some((op, params.into_iter().copied().collect()))
@@ -250,6 +260,8 @@ impl Operation {
             Op::GetEffectiveConfig => P::ConfigRead,
             Op::GetTenantMetrics => P::ExecutionsRead,
             Op::GetTenantHealth => P::ConnectionsRead,
+            Op::ListAlerts | Op::ListAlertEvents => P::AlertsRead,
+            Op::PutAlert | Op::DeleteAlert | Op::PutAlertSigningSecret => P::AlertsUpdate,
         })
     }
 
@@ -286,6 +298,9 @@ impl Operation {
             Op::RerunExecution => "execution.rerun",
             Op::PutSpaceQuotas => "space.quotas.set",
             Op::PutTenantQuotas => "tenant.quotas.set",
+            Op::PutAlert => "alert.put",
+            Op::DeleteAlert => "alert.delete",
+            Op::PutAlertSigningSecret => "alert.signing_secret.set",
             Op::ListCatalog
             | Op::GetCatalogEntry
             | Op::GetOAuthApp
@@ -320,7 +335,9 @@ impl Operation {
             | Op::GetTenantQuotas
             | Op::GetEffectiveConfig
             | Op::GetTenantMetrics
-            | Op::GetTenantHealth => return None,
+            | Op::GetTenantHealth
+            | Op::ListAlerts
+            | Op::ListAlertEvents => return None,
         })
     }
 }
@@ -431,6 +448,11 @@ async fn dispatch(call: &Call<'_>, op: Operation, params: &[&str]) -> Result<Res
         Op::GetEffectiveConfig => usage::effective_config(call, a).await,
         Op::GetTenantMetrics => observability::metrics(call, a).await,
         Op::GetTenantHealth => observability::health(call, a).await,
+        Op::ListAlerts => alerts::list(call).await,
+        Op::PutAlert => alerts::put(call, a).await,
+        Op::DeleteAlert => alerts::delete(call, a).await,
+        Op::ListAlertEvents => alerts::events(call).await,
+        Op::PutAlertSigningSecret => alerts::put_signing_secret(call).await,
         Op::GetSpace => tenancy::get_space(call, a).await,
         Op::UpdateSpace => tenancy::update_space(call, a).await,
         Op::GetMe => access::me(call).await,
@@ -515,7 +537,7 @@ mod tests {
                 routed.push(found);
             }
         }
-        assert_eq!(routed.len(), 70, "operations in the document");
+        assert_eq!(routed.len(), 75, "operations in the document");
         // The document's permission list is the domain's.
         let documented: Vec<&str> = openapi::document()["components"]["schemas"]["Permission"]["enum"]
             .as_array()

@@ -78,6 +78,8 @@ permissions! {
     DlqReplay => "dlq.replay",
     ToolsRead => "tools.read",
     ToolsExecute => "tools.execute",
+    AlertsRead => "alerts.read",
+    AlertsUpdate => "alerts.update",
 }
 
 impl Permission {
@@ -205,6 +207,8 @@ impl Role {
                 DlqReplay,
             ]),
             Role::Operator => Grants::of([
+                AlertsRead,
+                AlertsUpdate,
                 SpacesRead,
                 MembersRead,
                 RolesRead,
@@ -224,6 +228,7 @@ impl Role {
                 ToolsExecute,
             ]),
             Role::Viewer => Grants::of([
+                AlertsRead,
                 SpacesRead,
                 MembersRead,
                 RolesRead,

@@ -120,6 +120,10 @@ id_type!(
     FlowId, "flow id", 64, slug_char, "1-64 letters, digits, '-', '_' or '.', starting with a letter or digit"
 );
 id_type!(
+    /// An alert rule of a space, chosen by the space.
+    AlertId, "alert id", 64, slug_char, "1-64 letters, digits, '-', '_' or '.', starting with a letter or digit"
+);
+id_type!(
     /// An execution: `ex_` and a ULID, so executions sort by start time.
     ExecutionId, "execution id", 40, generated_char, "an id as returned by the API (ex_…)"
 );

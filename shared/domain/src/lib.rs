@@ -4,7 +4,8 @@
 //!
 //! - [`ids`], [`tenancy`], [`access`]: who and what (spaces, tenants, plans, roles, API keys);
 //! - [`quota`]: the plan table's dimensions, enforcement modes and their overrides;
-//! - [`metrics`]: execution rollups (counts, duration histogram, step failures);
+//! - [`metrics`], [`alerts`]: execution rollups (counts, duration histogram, step failures)
+//!   and the alert rules measured against them;
 //! - [`flow`], [`execution`], [`config`], [`schedule`]: the flow format, executions and their
 //!   step records, run messages, the configuration cascade, cron schedules;
 //! - [`connector`], [`cdm`]: the connector catalog and the canonical data model;
@@ -13,6 +14,7 @@
 //! - [`json`]: the rules every JSON document the platform accepts or stores follows.
 
 pub mod access;
+pub mod alerts;
 pub mod cdm;
 pub mod config;
 pub mod connector;

@@ -5,6 +5,7 @@
 //! per-container caches, nothing else. Repositories return [`Error`]; what it means for a
 //! caller (a 404, a retry) is the caller's to decide.
 
+pub mod alerts;
 pub mod audit;
 pub mod blobs;
 pub mod cache;

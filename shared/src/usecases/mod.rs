@@ -3,6 +3,7 @@
 //! operations. Each takes the context it needs and returns [`Error`], which says what went
 //! wrong in the caller's terms; the HTTP edge (`runtime::http`) turns it into a status.
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod connect;

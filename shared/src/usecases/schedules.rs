@@ -8,6 +8,7 @@
 //!    outage at most `MAX_CATCH_UP` missed occurrences run; older ones are skipped and logged.
 //! 2. Timers: executions parked for longer than an SQS delay allows get their resume message
 //!    when they are due within the next minute (with the remaining seconds as the delay).
+//! 3. Alerts: every alert rule is measured, and fires or resolves (`usecases::alerts`).
 
 use serde::Serialize;
 use serde_json::json;
@@ -37,6 +38,8 @@ pub struct TickSummary {
     pub enqueued: usize,
     /// Parked executions woken.
     pub timers: usize,
+    /// Alert rules measured.
+    pub alerts: usize,
 }
 
 /// One tick: start the runs of every schedule that is due, release the timers due within the
@@ -56,6 +59,14 @@ pub async fn tick(engine: &Engine) -> Result<TickSummary> {
         }
     }
     summary.timers = release_timers(engine, now).await?;
+    // Alerts are measured after the runs are out: a broken rule never delays a schedule.
+    summary.alerts = match super::alerts::evaluate_all(engine).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "alert rules not evaluated this tick");
+            0
+        }
+    };
     tracing::info!(
         schedules = summary.schedules,
         enqueued = summary.enqueued,

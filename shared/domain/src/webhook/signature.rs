@@ -456,7 +456,8 @@ fn signed_content(template: &str, req: &UnverifiedWebhook, timestamp: Option<&st
     Ok(content)
 }
 
-/// Signature helpers for tests, demos and load generators: sign like the provider would.
+/// Signature helpers for tests, demos and load generators (sign like the provider would), and
+/// for the platform's own signed webhooks (alerts, as Standard Webhooks).
 pub mod sign {
     use super::*;
 
