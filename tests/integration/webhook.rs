@@ -184,6 +184,32 @@ async fn accepted_events_cost_one_read_one_counter_one_send_one_write() {
     assert_eq!(instruments.count(Op::Put), 0);
 }
 
+/// What the executor adds per execution for quotas and metrics: one storage counter update and
+/// one metrics rollup write, and nothing else (docs/cost.md).
+#[tokio::test]
+async fn a_finished_execution_costs_one_storage_update_and_one_rollup_write() {
+    let instruments = Arc::new(Instruments::default());
+    let p = instrumented_platform(Kind::Embedded, system_clock(), 5, |_| {}, Some(instruments.clone())).await;
+    let t = github_tenant(&p, Plan::Growth).await;
+    let (status, _) = deliver(&p, &t, "push", "cold", &push("cold")).await;
+    assert_eq!(status, 202);
+    drain(&p).await;
+    for i in 0..10 {
+        let (status, _) = deliver(&p, &t, "push", &format!("warm-{i}"), &push(&format!("warm-{i}"))).await;
+        assert_eq!(status, 202);
+    }
+    instruments.reset_counts();
+    drain(&p).await;
+    let counts: Vec<(Op, u64)> = [Op::Get, Op::Put, Op::Transact, Op::AddCounter, Op::AddFields, Op::Query]
+        .map(|op| (op, instruments.count(op)))
+        .to_vec();
+    eprintln!("executor store calls for 10 executions: {counts:?}");
+    assert_eq!(instruments.count(Op::AddCounter), 10, "one storage counter update per execution");
+    assert_eq!(instruments.count(Op::AddFields), 10, "one metrics rollup write per execution");
+    assert_eq!(instruments.count(Op::Transact), 10, "the start");
+    assert_eq!(instruments.count(Op::Put), 20, "one checkpoint (one step) and the final write");
+}
+
 #[tokio::test]
 async fn quota_exhausted_answers_429_and_queues_nothing() {
     let p = platform(Kind::Embedded, system_clock()).await;

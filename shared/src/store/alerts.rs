@@ -199,14 +199,10 @@ pub async fn signing_secret(db: &Db, space: &SpaceId) -> Result<Option<String>, 
 /// Set the space's alert signing secret: Standard Webhooks' `whsec_` and the base64 of 24 to
 /// 64 random bytes.
 pub async fn set_signing_secret(db: &Db, space: &SpaceId, secret: &str) -> Result<(), Error> {
-    let bytes = secret
-        .strip_prefix("whsec_")
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .filter(|b| (24..=64).contains(&b.len()))
-        .ok_or_else(|| {
-            Error::invalid("invalid_secret", "the secret is whsec_ and the base64 of 24 to 64 random bytes")
-        })?;
-    drop(bytes);
+    let key = secret.strip_prefix("whsec_").and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+    if !key.is_some_and(|b| (24..=64).contains(&b.len())) {
+        return Err(Error::invalid("invalid_secret", "the secret is whsec_ and the base64 of 24 to 64 random bytes"));
+    }
     let owner = super::credentials::space_owner(space);
     let lease_key = keys::space_lease(space, "secrets");
     leases::with_lease(
