@@ -198,7 +198,6 @@ async fn quota_use_and_dlq_depth_fire() {
 async fn rules_are_validated_and_deleted() {
     let ctx = Ctx::new(200).await;
     for (id, rule) in [
-        ("events", json!({"name": "x", "metric": "dlq_depth", "threshold": 1})),
         ("e", json!({"name": "x", "metric": "error_rate", "threshold": 1})),
         ("e", json!({"name": "x", "metric": "error_rate", "threshold": 150, "tenant": ctx.tenant})),
         ("e", json!({"name": "x", "metric": "dlq_depth", "threshold": 1, "window_hours": 48})),
@@ -220,4 +219,15 @@ async fn rules_are_validated_and_deleted() {
     assert_eq!(ctx.call("DELETE", "/api/v1/alerts/d", None).await.0, 204);
     assert_eq!(ctx.call("DELETE", "/api/v1/alerts/d", None).await.0, 404);
     assert_eq!(ctx.tick().await, 0, "a deleted rule is not measured");
+    // The literal paths under /alerts/ are not rules: other methods are 405s naming theirs.
+    for (method, path, allow) in
+        [("PUT", "/api/v1/alerts/events", "GET, HEAD"), ("OPTIONS", "/api/v1/alerts/signing-secret", "PUT")]
+    {
+        let r = ctx.app.api(&ctx.key, &ctx.space, method, path, Some(json!({}))).await;
+        assert_eq!(
+            (r.status, r.headers.get("allow").and_then(|v| v.to_str().ok())),
+            (405, Some(allow)),
+            "{method} {path}: {r:?}"
+        );
+    }
 }

@@ -121,7 +121,15 @@ async fn executions_are_counted_with_durations_and_failing_actions() {
     assert_eq!((&good["totals"]["started"], &good["totals"]["failed"]), (&json!(3), &json!(0)), "{good}");
     let (_, earlier) = ctx.metrics("?from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z").await;
     assert_eq!(earlier["totals"]["started"], 0);
-    for bad in ["?from=10&to=5", "?from=0&to=4000000000", "?granularity=week", "?from=soon", "?flow=no%20such"] {
+    for bad in [
+        "?from=10&to=5",
+        "?from=0&to=4000000000",
+        "?granularity=week",
+        "?from=soon",
+        "?flow=no%20such",
+        "?from=-9223372036854775808&to=9223372036854775807",
+        "?to=-9223372036854775808",
+    ] {
         assert_eq!(ctx.metrics(bad).await.0, 400, "{bad}");
     }
 

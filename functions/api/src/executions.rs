@@ -11,7 +11,8 @@ use switchyard::usecases::{dead_letters, executions as operations};
 
 use crate::{Call, page_response};
 
-fn time(q: &std::collections::HashMap<String, String>, name: &str) -> Result<Option<i64>, AppError> {
+/// A query parameter that is an instant: epoch milliseconds or RFC 3339.
+pub(crate) fn time(q: &std::collections::HashMap<String, String>, name: &str) -> Result<Option<i64>, AppError> {
     q.get(name)
         .map(|v| {
             v.parse::<i64>()

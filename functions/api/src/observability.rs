@@ -6,26 +6,16 @@ use switchyard::runtime::http::{Response, json as json_response};
 use switchyard::usecases::observability::{self, Granularity, MetricsQuery};
 
 use crate::Call;
-
-/// `from` and `to` as epoch milliseconds or RFC 3339 (default: the last 24 hours).
-fn instant(call: &Call<'_>, name: &str, default: i64) -> Result<i64, AppError> {
-    match call.query().get(name) {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
-            .or_else(|| chrono::DateTime::parse_from_rfc3339(v).ok().map(|t| t.timestamp_millis()))
-            .ok_or_else(|| AppError::bad_request(format!("{name} must be epoch milliseconds or an RFC 3339 time"))),
-    }
-}
+use crate::executions::time;
 
 pub async fn metrics(call: &Call<'_>, tenant: &str) -> Result<Response, AppError> {
     let tenant = call.resolved_tenant(tenant).await?;
     let now = call.p.now_ms();
     let q = call.query();
     let query = MetricsQuery {
-        to_ms: instant(call, "to", now)?,
-        from_ms: instant(call, "from", now - 86_400_000)?,
+        // Default: the last 24 hours.
+        to_ms: time(&q, "to")?.unwrap_or(now),
+        from_ms: time(&q, "from")?.unwrap_or(now - 86_400_000),
         flow: q
             .get("flow")
             .map(|f| FlowId::parse(f.as_str()).map_err(|e| AppError::bad_request(e.to_string())))

@@ -24,12 +24,21 @@ pub fn methods_at(rest: &[&str]) -> Vec<String> {
     let Some(paths) = document().get("paths").and_then(Value::as_object) else {
         return Vec::new();
     };
+    let is_param = |t: &str| t.starts_with('{') && t.ends_with('}');
+    let matching: Vec<(&String, &Value, usize)> = paths
+        .iter()
+        .filter_map(|(template, item)| {
+            let parts: Vec<&str> = template.trim_start_matches("/api/v1/").split('/').collect();
+            let matches = parts.len() == rest.len() && parts.iter().zip(rest).all(|(t, r)| is_param(t) || t == r);
+            matches.then(|| (template, item, parts.iter().filter(|t| is_param(t)).count()))
+        })
+        .collect();
+    // A literal path (`/alerts/events`) wins over a template that also matches it
+    // (`/alerts/{alert}`), as in the router.
+    let fewest = matching.iter().map(|(.., params)| *params).min().unwrap_or(0);
     let mut methods = Vec::new();
-    for (template, item) in paths {
-        let parts: Vec<&str> = template.trim_start_matches("/api/v1/").split('/').collect();
-        let matches = parts.len() == rest.len()
-            && parts.iter().zip(rest).all(|(t, r)| (t.starts_with('{') && t.ends_with('}')) || t == r);
-        if matches {
+    for (_, item, params) in matching {
+        if params == fewest {
             for m in METHODS.iter().filter(|m| item.get(**m).is_some()) {
                 let upper = m.to_ascii_uppercase();
                 if !methods.contains(&upper) {

@@ -196,6 +196,8 @@ impl Operation {
             ["alerts"] if m == Method::GET => (Op::ListAlerts, vec![]),
             ["alerts", "events"] if m == Method::GET => (Op::ListAlertEvents, vec![]),
             ["alerts", "signing-secret"] if m == Method::PUT => (Op::PutAlertSigningSecret, vec![]),
+            // The two literal paths are not rules: their other methods are 405s.
+            ["alerts", "events" | "signing-secret"] => return None,
             ["alerts", a] if m == Method::PUT => (Op::PutAlert, vec![a]),
             ["alerts", a] if m == Method::DELETE => (Op::DeleteAlert, vec![a]),
             _ => return None,

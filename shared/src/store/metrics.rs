@@ -56,7 +56,7 @@ pub async fn read(
 ) -> Result<Vec<HourRollup>, Error> {
     let pk = keys::tenant_pk(space, tenant);
     let first_day = from_ms.div_euclid(86_400_000);
-    let last_day = (to_ms - 1).div_euclid(86_400_000);
+    let last_day = to_ms.saturating_sub(1).div_euclid(86_400_000);
     let mut out = Vec::new();
     for day in first_day..=last_day.min(first_day + MAX_RANGE_DAYS) {
         let label = Utc.timestamp_millis_opt(day * 86_400_000).single().unwrap_or_default().format("%Y-%m-%d");
@@ -69,7 +69,10 @@ pub async fn read(
                 continue;
             };
             let hour_ms = start.and_utc().timestamp_millis();
-            if hour_ms < from_ms - 3_599_999 || hour_ms >= to_ms || flow.is_some_and(|f| f.as_str() != flow_id) {
+            if hour_ms < from_ms.saturating_sub(3_599_999)
+                || hour_ms >= to_ms
+                || flow.is_some_and(|f| f.as_str() != flow_id)
+            {
                 continue;
             }
             let rollup = match &item.data {

@@ -65,6 +65,11 @@ fn summary(r: &Rollup) -> Value {
 /// Executions of the tenant (optionally of one flow) counted when they finished, in totals,
 /// per flow and as a series.
 pub async fn tenant_metrics(engine: &Engine, tenant: &ResolvedTenant, q: &MetricsQuery) -> Result<Value> {
+    // Instants a user sends are checked before any arithmetic on them.
+    const LATEST_MS: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+    if !(0..=LATEST_MS).contains(&q.from_ms) || !(0..=LATEST_MS).contains(&q.to_ms) {
+        return Err(Error::bad_request("from and to must be between 1970 and 9999"));
+    }
     if q.to_ms <= q.from_ms {
         return Err(Error::bad_request("from must be before to"));
     }
