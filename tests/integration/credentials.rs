@@ -680,6 +680,32 @@ async fn the_connections_rate_limit_spaces_out_concurrent_calls() {
     }
 }
 
+/// An operator's `rate_limit` setting (here at the integration level) bounds a connector that
+/// declares no limit of its own.
+#[tokio::test]
+async fn a_configured_rate_limit_bounds_a_connection() {
+    let (server, _tokens) = provider().await;
+    let ctx = setup(&server.uri()).await;
+    let t = ctx.tenant.clone();
+    let path = format!("/api/v1/tenants/{t}/connectors/mock_bearer");
+    let config = json!({"enabled": true, "config": {"rate_limit": {"requests": 2, "per_seconds": 3600}}});
+    let (status, body) = ctx.call("PUT", &path, Some(config)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) =
+        ctx.call("PUT", &format!("{path}/credentials"), Some(json!({"kind": "bearer", "token": BEARER}))).await;
+    assert_eq!(status, 200, "{body}");
+    for _ in 0..2 {
+        assert_eq!(ctx.action("mock_bearer", "whoami", json!({})).await.0, 200);
+    }
+    let before = server.received_requests().await.unwrap().len();
+    let (status, body) = ctx.action("mock_bearer", "whoami", json!({})).await;
+    assert_eq!(body["error"]["message"], "rate limit of the connection reached", "{status}: {body}");
+    assert_eq!(body["error"]["retryable"], true);
+    assert_eq!(server.received_requests().await.unwrap().len(), before, "the third call never left");
+    let bad = json!({"config": {"rate_limit": {"requests": 0}}});
+    assert_eq!(ctx.call("PUT", &path, Some(bad)).await.0, 400);
+}
+
 /// The catalog over the API, and a tenant's connector settings: checked on the way in (they
 /// end up in URLs), enable and disable.
 #[tokio::test]

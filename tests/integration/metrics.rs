@@ -2,25 +2,15 @@
 //! failures by connector and action, from the store's rollups over the API (totals, per flow,
 //! a series), the same runs as CloudWatch EMF records, and a tenant's health document.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard::domain::connector::Catalog;
-use switchyard::ports::{ManualClock, MetricRecord, MetricsSink};
-use switchyard_tests::{ADMIN_KEY, Kind, TestApp, platform, spawn_app, unique};
+use switchyard::ports::{ManualClock, MetricRecord};
+use switchyard_tests::{ADMIN_KEY, CapturedMetrics as Captured, Kind, TestApp, platform, spawn_app, unique};
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-/// Keeps every record, as CloudWatch would receive them.
-#[derive(Default)]
-struct Captured(Mutex<Vec<MetricRecord>>);
-
-impl MetricsSink for Captured {
-    fn emit(&self, record: MetricRecord) {
-        self.0.lock().unwrap().push(record);
-    }
-}
 
 fn catalog(base: &str) -> &'static Catalog {
     let dir = tempfile::tempdir().unwrap();

@@ -211,6 +211,35 @@ async fn a_finished_execution_costs_one_storage_update_and_one_rollup_write() {
 }
 
 #[tokio::test]
+async fn deliveries_are_metrics_by_tenant_and_refusals_without_a_tenant() {
+    let mut p = platform(Kind::Embedded, system_clock()).await;
+    let captured = Arc::new(switchyard_tests::CapturedMetrics::default());
+    p.engine.metrics = captured.clone();
+    let t = github_tenant(&p, Plan::Growth).await;
+    assert_eq!(deliver(&p, &t, "push", "m1", &push("m1")).await.0, 202);
+    assert_eq!(deliver(&p, &t, "push", "m1", &push("m1")).await.0, 200);
+    let forged = request(
+        "POST",
+        &format!("/webhooks/{}/github", t.tenant),
+        &[("x-github-event", "push"), ("x-github-delivery", "m2"), ("x-hub-signature-256", "sha256=00")],
+        push("m2"),
+    );
+    assert_eq!(route(&p, forged).await.status(), 401);
+    let records = captured.0.lock().unwrap().clone();
+    let seen: Vec<(&str, Vec<Vec<&str>>, usize)> =
+        records.iter().map(|r| (r.values[0].0, r.dimension_sets.clone(), r.dimensions.len())).collect();
+    assert_eq!(
+        seen,
+        [
+            ("WebhooksAccepted", vec![vec!["tenant"]], 1),
+            ("WebhooksDuplicate", vec![vec!["tenant"]], 1),
+            ("WebhooksRefused", vec![vec![]], 0),
+        ]
+    );
+    assert!(records.iter().all(|r| r.values.iter().any(|(n, ..)| *n == "WebhookLatency")));
+}
+
+#[tokio::test]
 async fn quota_exhausted_answers_429_and_queues_nothing() {
     let p = platform(Kind::Embedded, system_clock()).await;
     let t = github_tenant(&p, Plan::Starter).await;

@@ -359,3 +359,13 @@ pub async fn tenant(
     tenancy::create_tenant(p.db(), &space, tenant.clone(), "tenant".into(), None).await.expect("tenant");
     tenancy::resolve_tenant(p.db(), &tenant).await.expect("resolve").expect("tenant exists")
 }
+
+/// A metrics sink that keeps every record, as CloudWatch would receive them.
+#[derive(Default)]
+pub struct CapturedMetrics(pub std::sync::Mutex<Vec<switchyard::ports::MetricRecord>>);
+
+impl switchyard::ports::MetricsSink for CapturedMetrics {
+    fn emit(&self, record: switchyard::ports::MetricRecord) {
+        self.0.lock().expect("metrics lock").push(record);
+    }
+}

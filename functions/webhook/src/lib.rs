@@ -11,7 +11,7 @@ use switchyard::runtime::error::AppError;
 use switchyard::runtime::http::{
     Request, Response, error_allowing, json as json_response, segments, with_quota_warnings,
 };
-use switchyard::usecases::webhooks::{self, Delivery, Received};
+use switchyard::usecases::webhooks::{self, Delivery, Outcome, Received};
 
 /// Handle one HTTP request to the webhook function.
 pub async fn handle(p: &Platform, req: Request) -> Response {
@@ -27,6 +27,15 @@ pub async fn handle(p: &Platform, req: Request) -> Response {
         Err(e) => Err(e),
     };
     let latency_us = started.elapsed().as_micros() as u64;
+    let outcome = match &result {
+        Ok(Received::Accepted { .. }) => Some(Outcome::Accepted),
+        Ok(Received::Duplicate { .. }) => Some(Outcome::Duplicate),
+        Ok(Received::Challenge(_) | Received::SetupToken) => None,
+        Err(_) => Some(Outcome::Refused),
+    };
+    if let Some(outcome) = outcome {
+        webhooks::observe(&p.engine, &tenant, outcome, latency_us);
+    }
     match result {
         Ok(Received::Accepted { status, delivery_id, event_type, runs, queued_until, notices }) => {
             tracing::info!(%tenant, %connector, %delivery_id, %event_type, runs = runs.len(), outcome = "accepted", latency_us);

@@ -44,9 +44,27 @@ pub fn platform_defaults() -> Value {
 }
 
 /// Keys a config level may set, with what they mean (checked when a level is written):
-/// `retry` and `step_timeout_ms` steer the engine; `vars` is free-form (an object of values
-/// flows read as `.vars.<name>`, e.g. a tenant's Slack channel).
-pub const KNOWN_KEYS: &[&str] = &["retry", "step_timeout_ms", "vars"];
+/// `retry` and `step_timeout_ms` steer the engine; `rate_limit` (`requests` per
+/// `per_seconds`) bounds the calls made with each of a tenant's connections, over the
+/// connector's own limit, field by field (usually set at the integration level); `vars` is
+/// free-form (an object of values flows read as `.vars.<name>`, e.g. a tenant's Slack
+/// channel).
+pub const KNOWN_KEYS: &[&str] = &["retry", "step_timeout_ms", "rate_limit", "vars"];
+
+/// A `rate_limit` level's fields: both optional, each falling back to the level below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSetting {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_seconds: Option<u32>,
+}
+
+/// The effective `rate_limit` of a configuration, if any level set it.
+pub fn rate_limit(config: &Value) -> Option<RateLimitSetting> {
+    config.get("rate_limit").and_then(|r| serde_json::from_value(r.clone()).ok())
+}
 
 /// Largest `vars` object one level may hold (serialized).
 pub const MAX_VARS_BYTES: usize = 16 * 1024;
@@ -197,6 +215,16 @@ pub fn validate(level: &Map<String, Value>) -> Result<(), String> {
                     return Err("step_timeout_ms must be between 1 and 900000".into());
                 }
             }
+            "rate_limit" => {
+                let setting: RateLimitSetting =
+                    serde_json::from_value(value.clone()).map_err(|e| format!("rate_limit: {e}"))?;
+                if setting.requests.is_some_and(|r| !(1..=1_000_000).contains(&r)) {
+                    return Err("rate_limit.requests must be between 1 and 1000000".into());
+                }
+                if setting.per_seconds.is_some_and(|s| !(1..=86_400).contains(&s)) {
+                    return Err("rate_limit.per_seconds must be between 1 and 86400".into());
+                }
+            }
             "vars" => {
                 if !value.is_object() {
                     return Err("vars must be an object".into());
@@ -241,6 +269,10 @@ mod tests {
         assert!(validate(&map(json!({"colour": "blue"}))).unwrap_err().contains("unknown"));
         assert!(validate(&map(json!({"vars": {"channel": "#ops", "limits": {"max": 3}}}))).is_ok());
         assert!(validate(&map(json!({"vars": "nope"}))).is_err());
+        assert!(validate(&map(json!({"rate_limit": {"requests": 10, "per_seconds": 60}}))).is_ok());
+        assert!(validate(&map(json!({"rate_limit": {"requests": 0}}))).is_err());
+        assert!(validate(&map(json!({"rate_limit": {"per_seconds": 100000}}))).is_err());
+        assert!(validate(&map(json!({"rate_limit": {"burst": 3}}))).is_err());
         assert!(validate(&map(json!({"vars": {"big": "x".repeat(MAX_VARS_BYTES)}}))).is_err());
     }
 

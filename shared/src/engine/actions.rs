@@ -376,7 +376,10 @@ pub async fn call(engine: &Engine, call: ActionCall<'_>) -> Result<ActionResult,
         if !auth.query.is_empty() {
             attempt.url.query_pairs_mut().extend_pairs(auth.query);
         }
-        if let Some(limit) = call.spec.rate_limit {
+        let limit = ratelimit::effective_limit(&engine.db, call.space, call.tenant, call.spec)
+            .await
+            .map_err(|e| ActionError::Unavailable(format!("rate limit settings: {e}")))?;
+        if let Some(limit) = limit {
             ratelimit::acquire(&engine.db, call.space, call.tenant, &call.spec.id, limit).await?;
         }
         let response = engine.http.send(attempt).await.map_err(ActionError::Transport)?;

@@ -247,7 +247,14 @@ async fn run_http(run: &StepRun<'_>, step: &HttpStep) -> StepOutcome {
                 Err(e) => return StepOutcome::fail(Some(input), e.to_string(), e.is_retryable(), None),
             }
             // The connection's rate limit counts every call made with its credentials.
-            if let Some(limit) = spec.rate_limit {
+            let limit = match ratelimit::effective_limit(&run.engine.db, space, tenant, spec).await {
+                Ok(limit) => limit,
+                Err(e) => {
+                    tracing::warn!(error = %e, "rate limit settings unreadable");
+                    return StepOutcome::fail(Some(input), "the connection's rate limit could not be read", true, None);
+                }
+            };
+            if let Some(limit) = limit {
                 if let Err(e) = ratelimit::acquire(&run.engine.db, space, tenant, &spec.id, limit).await {
                     return StepOutcome::Failed {
                         input: Some(input),

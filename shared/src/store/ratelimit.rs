@@ -32,6 +32,42 @@ impl RateLimitError {
     }
 }
 
+/// The limit on calls made with a tenant's connection: the connector's own, overridden field
+/// by field by the `rate_limit` key of the configuration cascade (platform, space, tenant,
+/// integration; `domain::config`). All from per-container caches.
+pub async fn effective_limit(
+    db: &Db,
+    space: &SpaceId,
+    tenant: &TenantId,
+    spec: &crate::domain::connector::ConnectorSpec,
+) -> Result<Option<RateLimit>, super::Error> {
+    let resolved = super::tenants::resolve_tenant(db, tenant).await?.filter(|t| &t.space.id == space);
+    let integration = super::connections::cached_settings(db, space, tenant, &spec.id).await?.map(|s| s.config);
+    let empty = serde_json::Map::new();
+    let (space_level, tenant_level) = match &resolved {
+        Some(t) => (&t.space.config, &t.tenant.config),
+        None => (&empty, &empty),
+    };
+    let config = crate::domain::config::cascade(&[
+        &db.deployment.platform_config,
+        space_level,
+        tenant_level,
+        integration.as_ref().unwrap_or(&empty),
+    ]);
+    let Some(setting) = crate::domain::config::rate_limit(&config) else { return Ok(spec.rate_limit) };
+    let (requests, per_seconds) = (
+        setting.requests.or(spec.rate_limit.map(|l| l.requests)),
+        setting.per_seconds.or(spec.rate_limit.map(|l| l.per_seconds)),
+    );
+    Ok(match (requests, per_seconds) {
+        (Some(requests), Some(per_seconds)) => Some(RateLimit { requests, per_seconds }),
+        // Half a limit over a connector without one: the other half is per minute or 60 calls.
+        (Some(requests), None) => Some(RateLimit { requests, per_seconds: 60 }),
+        (None, Some(per_seconds)) => Some(RateLimit { requests: 60, per_seconds }),
+        (None, None) => None,
+    })
+}
+
 /// Windows waited for before giving up.
 const MAX_WAITS: u32 = 3;
 /// Longest single wait.

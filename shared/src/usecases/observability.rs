@@ -1,8 +1,9 @@
 //! What an operator reads about one tenant without CloudWatch: execution metrics from the
 //! store's hourly rollups (`store::metrics`), and the health of its polls and connections.
 //! Webhook delivery counts and poll lag as a time series are CloudWatch metrics (EMF lines,
-//! `adapters::emf`): counting every delivery in the store would add a write to the receiver's
-//! hot path, and refused deliveries are a stranger's to multiply.
+//! `adapters::emf`, from `usecases::webhooks::observe` and the poller): counting every
+//! delivery in the store would add a write to the receiver's hot path, and refused deliveries
+//! are a stranger's to multiply.
 
 use std::collections::BTreeMap;
 

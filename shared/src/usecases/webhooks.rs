@@ -248,6 +248,36 @@ pub async fn receive(
     })
 }
 
+/// What became of a delivery, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted,
+    Duplicate,
+    /// Answered 4xx or 5xx.
+    Refused,
+}
+
+/// A delivery for CloudWatch (EMF in Lambda): accepted and duplicate deliveries by tenant (the
+/// tenant exists: it was resolved), refused ones without dimensions, since their tenant id is
+/// whatever a stranger put in the URL.
+pub fn observe(engine: &Engine, tenant: &str, outcome: Outcome, latency_us: u64) {
+    use crate::ports::{MetricRecord, MetricUnit};
+    let (name, dimension_sets, dimensions) = match outcome {
+        Outcome::Accepted => ("WebhooksAccepted", vec![vec!["tenant"]], vec![("tenant", tenant.to_string())]),
+        Outcome::Duplicate => ("WebhooksDuplicate", vec![vec!["tenant"]], vec![("tenant", tenant.to_string())]),
+        Outcome::Refused => ("WebhooksRefused", vec![vec![]], Vec::new()),
+    };
+    engine.metrics.emit(MetricRecord {
+        dimension_sets,
+        dimensions,
+        properties: Vec::new(),
+        values: vec![
+            (name, MetricUnit::Count, 1.0),
+            ("WebhookLatency", MetricUnit::Milliseconds, latency_us as f64 / 1000.0),
+        ],
+    });
+}
+
 /// The token of a provider's setup request: unsigned (no signature header at all) and a JSON
 /// object of exactly `field`, a string of 8 to 1024 characters. Anything else is verified as
 /// a delivery (and, unsigned, refused).
