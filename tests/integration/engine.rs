@@ -562,6 +562,7 @@ async fn poison_messages_dead_letter_and_replay_once_fixed() {
         Some(&t.space.id),
         None,
         None,
+        None,
         100,
     )
     .await

@@ -2,6 +2,7 @@
 //! scenarios through the dev server.
 
 mod alerts;
+mod console;
 mod contract_eventbus;
 mod contract_queue;
 mod contract_secrets;

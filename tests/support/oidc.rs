@@ -1,6 +1,8 @@
 //! A local OpenID Connect issuer for the tests: discovery and a JWKS on 127.0.0.1, keys
 //! generated per test (RSA, EC P-256, Ed25519), tokens minted with them, the JWKS swappable
 //! (rotation), countable (fetches) and switchable off (an identity provider that is down).
+//! Its token endpoint redeems authorization codes a test granted (`grant`), checking the PKCE
+//! verifier against the challenge, as a provider does for the console's sign-in.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -99,6 +101,10 @@ pub struct MockIssuer {
     pub keys: Arc<Mutex<Vec<Value>>>,
     pub jwks_fetches: Arc<AtomicUsize>,
     pub down: Arc<AtomicBool>,
+    /// Codes granted: code → (the PKCE challenge it was granted for, the ID token it redeems for).
+    pub codes: Arc<Mutex<std::collections::HashMap<String, (String, String)>>>,
+    /// The forms the token endpoint received.
+    pub token_requests: Arc<Mutex<Vec<std::collections::HashMap<String, String>>>>,
 }
 
 impl MockIssuer {
@@ -110,10 +116,17 @@ impl MockIssuer {
             keys: Arc::new(Mutex::new(Vec::new())),
             jwks_fetches: Arc::new(AtomicUsize::new(0)),
             down: Arc::new(AtomicBool::new(false)),
+            codes: Arc::default(),
+            token_requests: Arc::default(),
         };
+        let (codes, token_requests) = (issuer.codes.clone(), issuer.token_requests.clone());
         let (keys, fetches, down) = (issuer.keys.clone(), issuer.jwks_fetches.clone(), issuer.down.clone());
         let discovery_down = issuer.down.clone();
-        let discovery = json!({"issuer": url, "jwks_uri": format!("{url}/protocol/openid-connect/certs")});
+        let discovery = json!({
+            "issuer": url, "jwks_uri": format!("{url}/protocol/openid-connect/certs"),
+            "authorization_endpoint": format!("{url}/protocol/openid-connect/auth"),
+            "token_endpoint": format!("{url}/protocol/openid-connect/token"),
+        });
         let app = axum::Router::new()
             .route(
                 "/realms/test/.well-known/openid-configuration",
@@ -140,6 +153,30 @@ impl MockIssuer {
                         json_response(&json!({"keys": keys}))
                     }
                 }),
+            )
+            .route(
+                "/realms/test/protocol/openid-connect/token",
+                axum::routing::post(move |body: axum::body::Bytes| {
+                    let (codes, token_requests) = (codes.clone(), token_requests.clone());
+                    async move {
+                        let form: std::collections::HashMap<String, String> =
+                            url::form_urlencoded::parse(&body).into_owned().collect();
+                        token_requests.lock().unwrap_or_else(|p| p.into_inner()).push(form.clone());
+                        let granted =
+                            form.get("code").and_then(|c| codes.lock().unwrap_or_else(|p| p.into_inner()).remove(c));
+                        let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+                        match granted {
+                            Some((challenge, id_token)) if pkce_challenge(&verifier) == challenge => json_response(
+                                &json!({"access_token": "at", "token_type": "Bearer", "id_token": id_token}),
+                            ),
+                            _ => {
+                                let mut refused = json_response(&json!({"error": "invalid_grant"}));
+                                *refused.status_mut() = StatusCode::BAD_REQUEST;
+                                refused
+                            }
+                        }
+                    }
+                }),
             );
         tokio::spawn(async move { axum::serve(listener, app).await });
         issuer
@@ -153,7 +190,19 @@ impl MockIssuer {
         *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = all;
     }
 
+    /// Grant `code` to whoever presents the verifier of `challenge`; it redeems for `id_token`.
+    pub fn grant(&self, code: &str, challenge: &str, id_token: &str) {
+        self.codes.lock().unwrap_or_else(|p| p.into_inner()).insert(code.into(), (challenge.into(), id_token.into()));
+    }
+
     pub fn fetches(&self) -> usize {
         self.jwks_fetches.load(Ordering::SeqCst)
     }
+}
+
+/// The S256 challenge of a PKCE verifier (RFC 7636 §4.2).
+pub fn pkce_challenge(verifier: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
 }

@@ -59,13 +59,12 @@ pub async fn get(call: &Call<'_>, tenant: &str, id: &str) -> Result<Response, Ap
     let mut steps = repo::load_records(call.db(), &stored.execution).await?;
     // In the order the flow lists them.
     let flow = &stored.execution.flow.clone();
-    let order = match switchyard::store::flows::get_flow_version(call.db(), &flow.owner, &flow.id, flow.version).await?
-    {
-        Some(version) => {
-            switchyard::engine::plan::definition_order(&switchyard::store::flows::definition_of(&version)?.steps)
-        }
-        None => Default::default(),
-    };
+    let definition =
+        match switchyard::store::flows::get_flow_version(call.db(), &flow.owner, &flow.id, flow.version).await? {
+            Some(version) => Some(switchyard::store::flows::definition_of(&version)?),
+            None => None,
+        };
+    let order = definition.as_ref().map(|d| switchyard::engine::plan::definition_order(&d.steps)).unwrap_or_default();
     steps.sort_by_key(|s| (order.get(&s.id).copied().unwrap_or(usize::MAX), s.started_at));
     let mut execution = stored.execution;
     if let Ok(input) = switchyard::store::blobs::resolve(call.db(), &space, &tenant, &execution.input).await {
@@ -73,6 +72,13 @@ pub async fn get(call: &Call<'_>, tenant: &str, id: &str) -> Result<Response, Ap
     }
     let mut body = json!(execution);
     body["step_details"] = json!(steps);
+    // The executed version's top-level steps and what each waits for: enough to draw the DAG.
+    body["graph"] = json!(definition.map(|d| {
+        d.steps
+            .iter()
+            .map(|step| json!({"id": step.id, "kind": step.kind.name(), "depends_on": step.depends_on}))
+            .collect::<Vec<_>>()
+    }));
     Ok(json_response(200, &body))
 }
 
@@ -142,6 +148,9 @@ struct ReplayPost {
     until: Option<Value>,
     #[serde(default)]
     max: Option<usize>,
+    /// Only this message (as `GET /dlq` names it).
+    #[serde(default)]
+    message_id: Option<String>,
 }
 
 fn instant(v: &Option<Value>, name: &str) -> Result<Option<i64>, AppError> {
@@ -170,6 +179,7 @@ pub async fn dlq_replay(call: &Call<'_>) -> Result<Response, AppError> {
         dlq_scope(call)?.as_ref(),
         instant(&body.since, "since")?,
         instant(&body.until, "until")?,
+        body.message_id.as_deref(),
         max,
     )
     .await?;

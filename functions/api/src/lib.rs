@@ -1,6 +1,7 @@
 //! The control plane: `/api/v1/...` — spaces, API keys, tenants, connectors, flows,
 //! executions, received events. Described by `openapi.yaml` (served at
-//! `/api/v1/openapi.json`).
+//! `/api/v1/openapi.json`). The console (`/console`, `console`) is served here too, on the
+//! same operations.
 //!
 //! Every request is authenticated (`x-fastn-api-key`, a bearer API key or a bearer OIDC token,
 //! scoped by `x-fastn-space-id` / `x-fastn-space-tenantid`: `usecases::auth`) except health,
@@ -11,6 +12,7 @@ mod access;
 mod alerts;
 mod call;
 mod connectors;
+pub mod console;
 mod executions;
 mod flows;
 mod oauth;
@@ -48,6 +50,9 @@ async fn answer(p: &Platform, req: Request) -> Response {
     let path = req.uri().path().to_string();
     // Decoded once: routing and the 405's Allow header see the same path.
     let segs = segments(&req);
+    if segs.first().is_some_and(|s| s == "console") {
+        return console::handle(p, req, &segs).await;
+    }
     match routes::route(p, req, &segs).await {
         Ok(response) => response,
         Err(e) => {

@@ -380,23 +380,73 @@ pub async fn route(p: &Platform, req: Request, segs: &[String]) -> Result<Respon
             return Err(e.into());
         }
     };
-    let Some((op, params)) = Operation::resolve(&method, &rest) else {
-        return Err(if openapi::path_exists(&rest) {
-            AppError::MethodNotAllowed(format!("{method} is not allowed here"))
-        } else {
-            AppError::not_found("no such endpoint")
-        });
-    };
-    let path_tenant = match rest.as_slice() {
+    perform(p, who, req, &rest, &request_id).await
+}
+
+/// Run one authenticated operation for `who`, the caller of `req`: what every authenticated
+/// API request does once authenticated — count it as an API call of the minute, check the
+/// permission, run the handler, write the audit record. `rest` is the path after `/api/v1/`.
+/// An error is the request's answer (a 404 or 405 for a path that names no operation, a 429
+/// past the API-call quota); the operation's own failures are answered in the response.
+pub async fn perform(
+    p: &Platform,
+    who: auth::Principal,
+    req: Request,
+    rest: &[&str],
+    request_id: &str,
+) -> Result<Response, AppError> {
+    let (op, params) = operation(req.method(), rest)?;
+    let path_tenant = match rest {
         ["tenants", tenant, ..] => Some(*tenant),
         _ => None,
     };
     let notices = quotas::admit_api_request(&p.engine, &who, path_tenant).await?;
+    let response = run(p, who, req, rest, op, &params, request_id).await;
+    Ok(with_quota_warnings(response, &notices))
+}
+
+/// [`perform`] for a caller whose API call was counted already: the console counts a page
+/// view once, however many operations it reads.
+pub async fn perform_admitted(
+    p: &Platform,
+    who: auth::Principal,
+    req: Request,
+    rest: &[&str],
+    request_id: &str,
+) -> Result<Response, AppError> {
+    let (op, params) = operation(req.method(), rest)?;
+    Ok(run(p, who, req, rest, op, &params, request_id).await)
+}
+
+/// The operation at a path, or the 404 or 405 of a path that names none.
+fn operation<'p>(method: &Method, rest: &[&'p str]) -> Result<(Operation, Vec<&'p str>), AppError> {
+    Operation::resolve(method, rest).ok_or_else(|| {
+        if openapi::path_exists(rest) {
+            AppError::MethodNotAllowed(format!("{method} is not allowed here"))
+        } else {
+            AppError::not_found("no such endpoint")
+        }
+    })
+}
+
+/// Check the permission, run the operation, audit it.
+async fn run(
+    p: &Platform,
+    who: auth::Principal,
+    req: Request,
+    rest: &[&str],
+    op: Operation,
+    params: &[&str],
+    request_id: &str,
+) -> Response {
+    let method = req.method().clone();
+    let resource = rest.join("/");
+    let retention = p.settings.audit_retention_secs;
     let call = Call { p, who, req };
     let action = op.audit_action();
     let outcome = match op.permission().map(|permission| call.who.require(permission)) {
         Some(Err(refused)) => Err(AppError::from(refused)),
-        _ => dispatch(&call, op, &params).await,
+        _ => dispatch(&call, op, params).await,
     };
     let status = match &outcome {
         Ok(response) => response.status().as_u16(),
@@ -405,7 +455,7 @@ pub async fn route(p: &Platform, req: Request, segs: &[String]) -> Result<Respon
     if action.is_some() || status == 403 {
         // A refused read is recorded under its operation's name.
         let action = action.map(str::to_string).unwrap_or_else(|| op.id());
-        let entry = audit::Entry { action: &action, resource: &resource, status, request_id: &request_id };
+        let entry = audit::Entry { action: &action, resource: &resource, status, request_id };
         // The admin key creates spaces without naming one: the new space's log records it.
         let created = match (&call.who.space, op, &outcome) {
             (None, Op::CreateSpace, Ok(r)) => created_space(r.body()),
@@ -420,10 +470,10 @@ pub async fn route(p: &Platform, req: Request, segs: &[String]) -> Result<Respon
         crate::log_failure(&method, &resource, &e);
         error_allowing(&e, "")
     });
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
-    Ok(with_quota_warnings(response, &notices))
+    response
 }
 
 fn created_space(body: &[u8]) -> Option<switchyard::domain::ids::SpaceId> {

@@ -58,8 +58,10 @@ pub async fn route(p: &Platform, req: Request) -> Response {
     let path = req.uri().path();
     if path == "/webhooks" || path.starts_with("/webhooks/") {
         switchyard_webhook::handle(p, req).await
-    } else if path == "/api/v1" || path.starts_with("/api/v1/") {
+    } else if path == "/api/v1" || path.starts_with("/api/v1/") || path == "/console" || path.starts_with("/console/") {
         switchyard_api::handle(p, req).await
+    } else if path == "/" {
+        switchyard_api::console::redirect_home()
     } else if path == "/mcp" {
         switchyard_mcp::handle(p, req).await
     } else if path == demo::ECHO_PATH {

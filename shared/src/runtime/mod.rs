@@ -12,7 +12,7 @@ pub mod settings;
 
 use std::sync::Arc;
 
-pub use settings::{AdminKeySource, Backend, ConfigError, DEV_ADMIN_KEY, Settings};
+pub use settings::{AdminKeySource, Backend, ConfigError, ConsoleOidc, DEV_ADMIN_KEY, Settings};
 
 #[cfg(feature = "aws")]
 use crate::adapters::aws::{AdminKeySecret, DynamoStore, EventBridgeBus, SecretsManagerSecrets, SqsQueue};

@@ -83,6 +83,35 @@ pub struct Settings {
     /// Metrics as CloudWatch EMF lines on stdout (`SWITCHYARD_EMF`: on in Lambda, off
     /// elsewhere; `1` or `0` to choose).
     pub emf: bool,
+    /// Signing in to the console through the OpenID Connect provider; off when unset.
+    pub console_oidc: Option<ConsoleOidc>,
+}
+
+/// The console's OpenID Connect client (`SWITCHYARD_CONSOLE_OIDC_*`): an authorization-code
+/// flow with PKCE. The client id must also be accepted for tokens (`SWITCHYARD_OIDC_CLIENTS`
+/// or `SWITCHYARD_OIDC_AUDIENCE`): the ID token it gets is verified like any bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleOidc {
+    /// `SWITCHYARD_CONSOLE_OIDC_ISSUER`, else the first of `SWITCHYARD_OIDC_ISSUERS`.
+    pub issuer: String,
+    pub client_id: String,
+    /// For a confidential client (`SWITCHYARD_CONSOLE_OIDC_CLIENT_SECRET`); a public client
+    /// with PKCE needs none.
+    pub client_secret: Option<String>,
+}
+
+impl ConsoleOidc {
+    fn from_env(oidc: &OidcSettings) -> Result<Option<ConsoleOidc>, ConfigError> {
+        let Some(client_id) = env("SWITCHYARD_CONSOLE_OIDC_CLIENT_ID") else { return Ok(None) };
+        let issuer =
+            env("SWITCHYARD_CONSOLE_OIDC_ISSUER").or_else(|| oidc.issuers.first().cloned()).ok_or_else(|| {
+                ConfigError("SWITCHYARD_CONSOLE_OIDC_CLIENT_ID needs an issuer (SWITCHYARD_OIDC_ISSUERS)".into())
+            })?;
+        if !oidc.issuers.contains(&issuer) {
+            return Err(ConfigError(format!("the console's issuer {issuer} is not one of SWITCHYARD_OIDC_ISSUERS")));
+        }
+        Ok(Some(ConsoleOidc { issuer, client_id, client_secret: env("SWITCHYARD_CONSOLE_OIDC_CLIENT_SECRET") }))
+    }
 }
 
 /// A configuration problem found at start-up.
@@ -189,6 +218,7 @@ impl Settings {
         };
         let outbound = AddressPolicy::from_allow_list(&env("SWITCHYARD_OUTBOUND_ALLOW").unwrap_or_default())
             .map_err(|e| ConfigError(format!("SWITCHYARD_OUTBOUND_ALLOW: {e}")))?;
+        let oidc = oidc_settings()?;
         let settings = Settings {
             backend,
             in_lambda,
@@ -211,7 +241,8 @@ impl Settings {
             catalog_dir: env("SWITCHYARD_CATALOG_DIR"),
             mcp_allowed_origins: origins(env("SWITCHYARD_MCP_ALLOWED_ORIGINS")),
             oauth_return_origins: origins(env("SWITCHYARD_OAUTH_RETURN_ORIGINS")),
-            oidc: oidc_settings()?,
+            console_oidc: ConsoleOidc::from_env(&oidc)?,
+            oidc,
             audit_retention_secs: env_number::<i64>("SWITCHYARD_AUDIT_RETENTION_DAYS", 365)?.clamp(1, 3650) * 86_400,
             plan_quotas: match env("SWITCHYARD_PLAN_QUOTAS") {
                 Some(text) => crate::domain::quota::PlanTable::parse(&text)
@@ -262,6 +293,7 @@ impl Settings {
             plan_quotas: Default::default(),
             platform_config: Default::default(),
             emf: false,
+            console_oidc: None,
         }
     }
 }

@@ -318,6 +318,11 @@ pub async fn revoke_api_key(db: &Db, space: &SpaceId, id: &ApiKeyId) -> Result<(
     Ok(())
 }
 
+/// A key's record by its id (for the console, whose session names the key, never holds it).
+pub async fn get_api_key(db: &Db, space: &SpaceId, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>, Error> {
+    Ok(db.store.get(&keys::api_key_listing(space, id)).await?.map(|i| i.parse()).transpose()?)
+}
+
 /// The record of an API key, if it exists (cached per container for a few seconds: a revoked
 /// key stops working everywhere within `CACHE_TTL`).
 pub async fn find_api_key(db: &Db, key: &str) -> Result<Option<ApiKeyRecord>, Error> {

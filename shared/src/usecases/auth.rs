@@ -23,7 +23,7 @@ use http::HeaderMap;
 use subtle::ConstantTimeEq;
 
 use super::Error;
-use crate::domain::access::{API_KEY_PREFIX, Grants, Permission, Role, RoleName, member_id};
+use crate::domain::access::{API_KEY_PREFIX, ApiKeyRecord, Grants, Permission, Role, RoleName, member_id};
 use crate::domain::ids::{ApiKeyId, SpaceId, TenantId};
 use crate::ports::{AdminKey, TokenError, TokenVerifier, VerifiedToken};
 use crate::store::{Db, members, tenants};
@@ -271,11 +271,16 @@ async fn with_key(
     }
     let record =
         tenants::find_api_key(ctx.db, key).await?.ok_or_else(|| Error::Unauthenticated("invalid API key".into()))?;
-    if record.expired(ctx.db.now_ms()) {
-        return Err(Error::Unauthenticated("this API key has expired".into()));
-    }
     if space_header.as_ref().is_some_and(|s| s != &record.space) {
         return Err(Error::Unauthenticated("this API key is not valid for that space".into()));
+    }
+    key_principal(ctx.db, record, tenant_header).await
+}
+
+/// The caller a key's record makes, unless it expired.
+async fn key_principal(db: &Db, record: ApiKeyRecord, tenant_header: Option<TenantId>) -> Result<Principal, Error> {
+    if record.expired(db.now_ms()) {
+        return Err(Error::Unauthenticated("this API key has expired".into()));
     }
     let tenant = match (&record.tenant, tenant_header) {
         (Some(bound), Some(asked)) if bound != &asked => {
@@ -284,7 +289,7 @@ async fn with_key(
         (Some(bound), _) => Some(bound.clone()),
         (None, asked) => asked,
     };
-    tenants::note_key_use(ctx.db, &record).await;
+    tenants::note_key_use(db, &record).await;
     let role = RoleName::BuiltIn(record.role);
     Ok(Principal {
         actor: Actor::Key { id: record.id, name: record.name },
@@ -368,6 +373,109 @@ async fn as_member(
         tools: None,
         spaces,
     })
+}
+
+/// Who a console session stands for, as its signed cookie names them: never a secret, and
+/// checked again at every request (`resume`), so a revoked key, an expired one or a removed
+/// member stops working in the console as it does in the API (within `CACHE_TTL`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SessionSubject {
+    /// Signed in with the admin key (the session key is derived from it, so rotating the admin
+    /// key ends these sessions).
+    PlatformAdmin,
+    Key {
+        space: SpaceId,
+        id: ApiKeyId,
+    },
+    /// Signed in through the OpenID Connect provider; the token's claims as they were then.
+    Member {
+        issuer: String,
+        subject: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<String>,
+        #[serde(default)]
+        email_verified: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        roles: Vec<String>,
+    },
+}
+
+/// Sign in with a key (an API key or the admin key), acting on `space` (a key's own space
+/// when `None`): the caller, and what a session remembers of them.
+pub async fn sign_in_with_key(
+    ctx: AuthContext<'_>,
+    key: &str,
+    space: Option<SpaceId>,
+) -> Result<(Principal, SessionSubject), Error> {
+    let who = with_key(ctx, key.trim(), space, None).await?;
+    let subject = match &who.actor {
+        Actor::PlatformAdmin => SessionSubject::PlatformAdmin,
+        Actor::Key { id, .. } => SessionSubject::Key { space: who.space()?.clone(), id: id.clone() },
+        Actor::Member { .. } => return Err(Error::Unauthenticated("invalid API key".into())),
+    };
+    Ok((who, subject))
+}
+
+/// Sign in with a verified OpenID Connect token, acting on `space` (the only one when `None`).
+pub async fn sign_in_with_token(
+    ctx: AuthContext<'_>,
+    token: VerifiedToken,
+    space: Option<SpaceId>,
+) -> Result<(Principal, SessionSubject), Error> {
+    let subject = SessionSubject::Member {
+        issuer: token.issuer.clone(),
+        subject: token.subject.clone(),
+        email: token.email.clone(),
+        email_verified: token.email_verified,
+        username: token.username.clone(),
+        roles: token.roles.clone(),
+    };
+    Ok((as_member(ctx.db, token, space, None).await?, subject))
+}
+
+/// The caller a session stands for now, acting on `space`.
+pub async fn resume(
+    ctx: AuthContext<'_>,
+    subject: &SessionSubject,
+    space: Option<SpaceId>,
+) -> Result<Principal, Error> {
+    match subject {
+        SessionSubject::PlatformAdmin => {
+            if ctx.admin_key.admin_key().await?.is_none() {
+                return Err(Error::Unauthenticated("no admin key is configured any more".into()));
+            }
+            let role = RoleName::BuiltIn(Role::PlatformAdmin);
+            Ok(Principal {
+                actor: Actor::PlatformAdmin,
+                role: Some(role),
+                grants: Role::PlatformAdmin.grants(),
+                space,
+                tenant: None,
+                tools: None,
+                spaces: Vec::new(),
+            })
+        }
+        SessionSubject::Key { space: own, id } => {
+            let record = tenants::get_api_key(ctx.db, own, id)
+                .await?
+                .ok_or_else(|| Error::Unauthenticated("this API key was revoked".into()))?;
+            key_principal(ctx.db, record, None).await
+        }
+        SessionSubject::Member { issuer, subject, email, email_verified, username, roles } => {
+            let token = VerifiedToken {
+                issuer: issuer.clone(),
+                subject: subject.clone(),
+                email: email.clone(),
+                email_verified: *email_verified,
+                username: username.clone(),
+                roles: roles.clone(),
+            };
+            as_member(ctx.db, token, space, None).await
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,14 +1,10 @@
 //! Connecting a tenant's OAuth app: a signed, short-lived state, the provider's consent page,
 //! and the callback that exchanges the code for tokens.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
+use super::signed::{self, SigningKey};
 use super::{Error, Result};
 use crate::domain::connector::{AuthSpec, ConnectorSpec};
 use crate::domain::ids::{ConnectorId, SpaceId, TenantId};
@@ -64,57 +60,36 @@ fn pending_key(sid: &str) -> crate::ports::Key {
 }
 
 /// The key states are signed with: derived from the admin key, so no extra secret exists.
-pub struct StateKey(Vec<u8>);
+pub struct StateKey(SigningKey);
+
+/// The purpose OAuth states are signed for (see `signed`).
+const STATE_PURPOSE: &str = "oauth state";
 
 impl StateKey {
     /// The state key of this deployment; without an admin key no state can be signed.
     pub async fn of(admin_key: &dyn AdminKey) -> Result<StateKey, Error> {
-        let admin = admin_key
-            .admin_key()
-            .await?
-            .ok_or_else(|| Error::unavailable("no admin key configured: OAuth state cannot be signed"))?;
-        Ok(StateKey::from_admin_key(&admin))
+        Ok(StateKey(SigningKey::of(admin_key, STATE_PURPOSE).await?))
     }
 
     pub fn from_admin_key(admin: &str) -> StateKey {
-        let mut mac =
-            <Hmac<Sha256> as KeyInit>::new_from_slice(admin.as_bytes()).expect("HMAC takes keys of any length");
-        mac.update(b"switchyard oauth state v1");
-        StateKey(mac.finalize().into_bytes().to_vec())
+        StateKey(SigningKey::derive(admin, STATE_PURPOSE))
     }
 }
 
 pub fn sign_state(key: &[u8], claims: &StateClaims) -> String {
-    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(payload.as_bytes());
-    format!("{payload}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    signed::sign(key, claims)
 }
 
 /// Check a state's signature and expiry (the callback's first step; pure, so the fuzz
 /// target calls it directly).
 pub fn verify_state(key: &[u8], state: &str, now_ms: i64) -> Result<StateClaims, Error> {
-    let invalid = || {
+    signed::open::<StateClaims>(key, state).filter(|claims| claims.exp >= now_ms).ok_or_else(|| {
         Error::invalid(
             "invalid_state",
             "the authorization state is invalid or expired; start connecting again",
             Value::Null,
         )
-    };
-    let (payload, signature) = state.split_once('.').ok_or_else(invalid)?;
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(payload.as_bytes());
-    let expected = mac.finalize().into_bytes();
-    let given = URL_SAFE_NO_PAD.decode(signature).map_err(|_| invalid())?;
-    if given.len() != expected.len() || !bool::from(expected.as_slice().ct_eq(&given)) {
-        return Err(invalid());
-    }
-    let claims: StateClaims =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid())?).map_err(|_| invalid())?;
-    if claims.exp < now_ms {
-        return Err(invalid());
-    }
-    Ok(claims)
+    })
 }
 
 /// Begin connecting a tenant's OAuth connector: a signed, short-lived state bound to space,
@@ -154,7 +129,7 @@ pub async fn start_connect(
         connector: spec.id.clone(),
         exp: now + STATE_TTL_SECS * 1000,
     };
-    let state = sign_state(&state_key.0, &claims);
+    let state = sign_state(state_key.0.as_bytes(), &claims);
     let (challenge, verifier) = if *pkce {
         let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
         (Some(challenge), Some(verifier.secret().to_string()))
@@ -217,7 +192,7 @@ pub async fn complete_connect(
     state: &str,
     code: &str,
 ) -> Result<Connected, Error> {
-    let claims = verify_state(&state_key.0, state, engine.now_ms())?;
+    let claims = verify_state(state_key.0.as_bytes(), state, engine.now_ms())?;
     let key = pending_key(&claims.sid);
     let spent = || {
         Error::invalid(
@@ -324,6 +299,8 @@ async fn exchange(engine: &Engine, pending: &PendingConnect, code: &str) -> Resu
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use serde_json::json;
 
     use super::*;

@@ -95,14 +95,15 @@ pub struct Replayed {
     pub skipped: usize,
 }
 
-/// Send dead-lettered messages back to their queue: all the caller may see, or those first sent
-/// within `[since, until)`.
+/// Send dead-lettered messages back to their queue: all the caller may see, those first sent
+/// within `[since, until)`, or the one named `message_id`.
 pub async fn replay(
     queue: &dyn Queue,
     dlq: QueueId,
     space: Option<&SpaceId>,
     since: Option<i64>,
     until: Option<i64>,
+    message_id: Option<&str>,
     max: usize,
 ) -> Result<Replayed, Error> {
     let source = dlq.source().ok_or_else(|| Error::bad_request("not a dead-letter queue"))?;
@@ -111,7 +112,8 @@ pub async fn replay(
     for m in &messages {
         let letter = describe(m);
         let in_window = since.is_none_or(|s| m.sent_at_ms >= s) && until.is_none_or(|u| m.sent_at_ms < u);
-        if visible(&letter, space) && in_window {
+        let named = message_id.is_none_or(|id| id == m.message_id);
+        if visible(&letter, space) && in_window && named {
             queue.send(source, &[OutgoingMessage::new(m.body.clone())]).await?;
             queue.delete(dlq, &m.receipt_handle).await?;
             result.replayed += 1;

@@ -15,6 +15,7 @@ pub mod polls;
 pub mod quotas;
 pub mod runs;
 pub mod schedules;
+pub mod signed;
 pub mod webhooks;
 
 use serde_json::Value;

@@ -1,0 +1,92 @@
+//! Connectors: the catalog (auth kinds, actions, webhook schemes), the space's OAuth apps, and
+//! a tenant's enablement of each.
+
+use http::Method;
+use maud::html;
+use serde_json::{Value, json};
+use switchyard::domain::access::Permission;
+
+use super::executions::tenants;
+use super::view::{self, Nav, seg, status, text};
+use super::{BASE, Ctx, PageResult};
+
+/// `GET /console/connectors?tenant=`.
+pub async fn catalog(c: &Ctx<'_>) -> PageResult {
+    let q = c.query();
+    let tenant = q.get("tenant").cloned().unwrap_or_default();
+    let catalog = c.get(&["connectors"], &[]).await?;
+    let entries = catalog["items"].as_array().cloned().unwrap_or_default();
+    let known = tenants(c, 200).await?;
+    let enabled = match tenant.is_empty() || !c.allows(Permission::ConnectionsRead) {
+        true => Value::Null,
+        false => c.get(&["tenants", &tenant, "credentials"], &[]).await?,
+    };
+    let connection =
+        |id: &str| enabled["items"].as_array().and_then(|all| all.iter().find(|k| text(k, "connector") == id));
+    let mut oauth_apps = Vec::new();
+    for entry in &entries {
+        if text(entry, "auth") == "oauth2" {
+            let app = c.api(Method::GET, &["connectors", text(entry, "id"), "oauth-app"], &[], None).await;
+            oauth_apps.push((text(entry, "id").to_string(), app.ok()));
+        }
+    }
+    let body = html! {
+        form.filters method="get" action={(BASE) "/connectors"} {
+            label for="tenant" { "Enablement for tenant"
+                select #tenant name="tenant" {
+                    option value="" { "None" }
+                    @for t in &known { option value=(text(t, "id")) selected[text(t, "id") == tenant] { (text(t, "id")) } }
+                }
+            }
+            button type="submit" { "Show" }
+        }
+        div.scroll { table {
+            thead { tr {
+                th { "Connector" } th { "Auth" } th { "Webhooks" } th { "Actions" } th { "Resources" }
+                @if !tenant.is_empty() { th { "For " (tenant) } }
+            } }
+            tbody { @for entry in &entries {
+                @let id = text(entry, "id");
+                tr data-connector=(id) {
+                    td { strong { (text(entry, "name")) } br; span.muted { (id) } }
+                    td { (text(entry, "auth"))
+                        @if let Some((_, configured)) = oauth_apps.iter().find(|(k, _)| k == id) {
+                            br; span.muted { @if *configured { "OAuth app set" } @else { "no OAuth app yet" } }
+                        }
+                    }
+                    td { (entry["webhook"]["scheme"].as_str().unwrap_or("–")) }
+                    td { @for a in entry["actions"].as_array().into_iter().flatten() { code { (text(a, "id")) } " " } }
+                    td { @for r in entry["resources"].as_array().into_iter().flatten() { (r.as_str().unwrap_or("")) " " } }
+                    @if !tenant.is_empty() {
+                        td {
+                            @let on = connection(id).is_some_and(|k| k["enabled"] == true);
+                            @if let Some(k) = connection(id) { (status(text(k, "health"))) " " }
+                            (view::action_button(c, Permission::ConnectionsUpdate,
+                                &format!("{BASE}/tenants/{}/connectors/{}", seg(&tenant), seg(id)),
+                                &[("enabled", if on { "false" } else { "true" })],
+                                if on { "Disable" } else { "Enable" }, None))
+                        }
+                    }
+                }
+            } }
+        } }
+    };
+    Ok(c.page("Connectors", Nav::Connectors, body))
+}
+
+/// `POST /console/tenants/{t}/connectors/{k}` with `enabled`: its other settings are kept.
+pub async fn set_enabled(c: &Ctx<'_>, tenant: &str, connector: &str) -> PageResult {
+    let enabled = c.form().get("enabled").map(String::as_str) == Some("true");
+    let current = c.api(Method::GET, &["tenants", tenant, "connectors", connector], &[], None).await;
+    let settings = if current.ok() { current.body["settings"].clone() } else { json!({}) };
+    let settings = if settings.is_object() { settings } else { json!({}) };
+    c.api(
+        Method::PUT,
+        &["tenants", tenant, "connectors", connector],
+        &[],
+        Some(&json!({"enabled": enabled, "settings": settings})),
+    )
+    .await
+    .into_ok()?;
+    Ok(view::redirect(&format!("{BASE}/connectors?tenant={}", seg(tenant))))
+}
