@@ -180,6 +180,8 @@ curl -s {base_url}/api/v1/tenants/{TENANT}/executions?limit=1 \
   -H 'x-fastn-api-key: {key}' -H 'x-fastn-space-id: {SPACE}'
 
 Sending the same delivery again answers 200 "duplicate" and runs nothing.
+
+3. Watch it in the console: open {base_url}/console/ and sign in with the key above.
 "#,
         delivery = demo.delivery_id,
         signature = demo.signature,

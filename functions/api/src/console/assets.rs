@@ -16,7 +16,7 @@ struct Asset {
     body: &'static str,
 }
 
-const ASSETS: [Asset; 2] = [
+const ASSETS: [Asset; 3] = [
     Asset {
         name: "console",
         ext: "css",
@@ -29,11 +29,12 @@ const ASSETS: [Asset; 2] = [
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("assets/console.js"),
     },
+    Asset { name: "icon", ext: "svg", content_type: "image/svg+xml", body: include_str!("assets/icon.svg") },
 ];
 
 /// Each asset's served file name (`console.{hash}.css`), computed once.
-fn names() -> &'static [String; 2] {
-    static NAMES: OnceLock<[String; 2]> = OnceLock::new();
+fn names() -> &'static [String; ASSETS.len()] {
+    static NAMES: OnceLock<[String; ASSETS.len()]> = OnceLock::new();
     NAMES.get_or_init(|| {
         ASSETS.each_ref().map(|a| {
             let hash = hex::encode(&Sha256::digest(a.body.as_bytes())[..8]);
@@ -42,7 +43,7 @@ fn names() -> &'static [String; 2] {
     })
 }
 
-/// The URL of `file` (`console.css`, `console.js`).
+/// The URL of `file` (`console.css`, `console.js`, `icon.svg`).
 pub fn url(file: &str) -> String {
     let served = ASSETS
         .iter()

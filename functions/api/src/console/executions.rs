@@ -272,7 +272,7 @@ pub async fn page(c: &Ctx<'_>, tenant: &str, id: &str) -> PageResult {
                     @if let Some(output) = r.get("output").filter(|v| !v.is_null()) { h3 { "Output" } pre { (view::pretty(output)) } }
                 }
             }
-            h2 { "Input" }
+            h2 { "Run input" }
             pre { (view::pretty(&e["input"])) }
         }
     };

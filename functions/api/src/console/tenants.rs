@@ -13,6 +13,10 @@ use super::{BASE, Ctx, Failure, PageResult, executions};
 pub fn usage_bar(d: &Value) -> Markup {
     let used = d["used"].as_u64().unwrap_or(0);
     let name = text(d, "dimension");
+    let unit = match text(d, "unit") {
+        "count" | "" => String::new(),
+        unit => format!(" {unit}"),
+    };
     match d["limit"].as_u64() {
         Some(limit) => {
             let percent = d["percent_used"].as_f64().unwrap_or(0.0);
@@ -21,12 +25,12 @@ pub fn usage_bar(d: &Value) -> Markup {
                     label { (name) " "
                         meter min="0" max=(limit.max(1)) low=((limit as f64 * 0.8) as u64) high=((limit as f64 * 0.95) as u64)
                               optimum="0" value=(used.min(limit.max(1))) { (percent) "%" }
-                        " " (used) " / " (limit) " " span.muted { "(" (percent) "%, " (text(d, "mode")) ")" }
+                        " " (used) " / " (limit) (unit) " " span.muted { "(" (percent) "%, " (text(d, "mode")) ")" }
                     }
                 }
             }
         }
-        None => html! { div.usage { (name) " " (used) " " span.muted { "(unlimited)" } } },
+        None => html! { div.usage { (name) " " (used) (unit) " " span.muted { "(unlimited)" } } },
     }
 }
 

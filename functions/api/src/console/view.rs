@@ -79,6 +79,7 @@ fn head(title: &str) -> Markup {
             meta name="viewport" content="width=device-width, initial-scale=1";
             meta name="color-scheme" content="light dark";
             title { (title) " · Switchyard" }
+            link rel="icon" type="image/svg+xml" href=(assets::url("icon.svg"));
             link rel="stylesheet" href=(assets::url("console.css"));
             script src=(assets::url("console.js")) defer {}
         }
