@@ -45,8 +45,21 @@ impl Browser {
     }
 
     async fn send(&mut self, method: &str, path: &str, form: Option<&[(&str, &str)]>) -> Page {
+        self.send_with(method, path, form, &[]).await
+    }
+
+    async fn send_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        form: Option<&[(&str, &str)]>,
+        headers: &[(&str, &str)],
+    ) -> Page {
         let url = if path.starts_with("http") { path.to_string() } else { format!("{}{path}", self.base) };
         let mut request = self.client.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if !self.cookies.is_empty() {
             let header: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
             request = request.header("cookie", header.join("; "));
@@ -152,12 +165,48 @@ async fn signing_in_with_a_key_sets_a_signed_session_that_never_holds_the_key() 
     let asset = browser.get(&format!("/console/assets/{css}")).await;
     assert_eq!(asset.status, 200);
     assert_eq!(asset.headers["cache-control"], "public, max-age=31536000, immutable");
-    // Signing out clears the cookie; the next page is the login again.
+    // Signing out clears the cookie and ends the session: a copy of the cookie kept from
+    // before does not work either.
+    let copy = browser.cookies.clone();
     let csrf = home.field("csrf").unwrap();
     let page = browser.post("/console/logout", &[("csrf", &csrf)]).await;
     assert_eq!(page.status, 303);
     assert!(page.set_cookies.iter().any(|c| c.starts_with("swy_console=;") && c.contains("Max-Age=0")), "{page:?}");
     assert_eq!(browser.get("/console/").await.location.as_deref(), Some("/console/login"));
+    let mut thief = Browser::new(&app);
+    thief.cookies = copy;
+    assert_eq!(thief.get("/console/").await.location.as_deref(), Some("/console/login"), "the ended session");
+}
+
+#[tokio::test]
+async fn a_login_from_another_site_is_refused_and_a_failed_one_is_audited() {
+    let app = spawn_app(platform(Kind::Embedded, system_clock()).await).await;
+    let (space, _, key) = space_with_key(&app, "admin").await;
+    let mut browser = Browser::new(&app);
+    // A cross-site form signing the victim into someone else's space (login CSRF).
+    for headers in [[("origin", "https://evil.example")], [("sec-fetch-site", "cross-site")]] {
+        let page = browser.send_with("POST", "/console/login", Some(&[("key", &key)]), &headers).await;
+        assert_eq!(page.status, 403, "{page:?}");
+        assert!(page.set_cookies.is_empty(), "{page:?}");
+    }
+    let origin = app.base.clone();
+    let page = browser.send_with("POST", "/console/login", Some(&[("key", &key)]), &[("origin", &origin)]).await;
+    assert_eq!(page.status, 303, "the console's own origin: {page:?}");
+    // A wrong key naming a space is in that space's audit log, as from the API.
+    let mut guesser = Browser::new(&app);
+    let page = guesser.post("/console/login", &[("key", "swy_guess"), ("space", &space)]).await;
+    assert_eq!(page.status, 401, "{page:?}");
+    let r = app.api(&key, &space, "GET", "/api/v1/audit?action=auth.login_failed", None).await;
+    assert_eq!(r.body["items"][0]["resource"], "console/login", "{r:?}");
+    // The admin key names the space it acts on, and it must exist.
+    let page = guesser.post("/console/login", &[("key", ADMIN_KEY)]).await;
+    assert_eq!(page.status, 400, "{page:?}");
+    assert!(page.html.contains("name the space"), "{}", page.html);
+    let page = guesser.post("/console/login", &[("key", ADMIN_KEY), ("space", "no-such-space")]).await;
+    assert_eq!(page.status, 404, "{page:?}");
+    let page = guesser.post("/console/login", &[("key", ADMIN_KEY), ("space", &space)]).await;
+    assert_eq!(page.status, 303, "{page:?}");
+    assert!(guesser.get("/console/").await.html.contains("platform admin"));
 }
 
 #[tokio::test]
@@ -385,6 +434,10 @@ async fn a_dead_letter_is_replayed_from_the_console_one_message_at_a_time() {
     let ids: Vec<String> =
         page.html.split("data-message=\"").skip(1).filter_map(|r| r.split('"').next()).map(str::to_string).collect();
     assert_eq!(ids.len(), 2, "{}", page.html);
+    // Replaying without naming a message or a window is refused: nothing moves by accident.
+    let page = browser.post("/console/dlq/replay", &[("csrf", &csrf), ("queue", "runs")]).await;
+    assert_eq!(page.status, 400, "{page:?}");
+    assert_eq!(p.engine.queue.depth(switchyard::ports::QueueId::RunsDlq).await.unwrap(), 2);
     let page =
         browser.post("/console/dlq/replay", &[("csrf", &csrf), ("queue", "runs"), ("message_id", &ids[0])]).await;
     assert_eq!(page.status, 200, "{page:?}");
@@ -402,7 +455,7 @@ async fn a_member_signs_in_through_the_identity_provider_with_pkce() {
     let url = issuer.url.clone();
     let p = platform_with(Kind::Embedded, system_clock(), 5, move |s| {
         s.oidc.issuers = vec![url.clone()];
-        s.oidc.clients = vec!["console".into()];
+        s.oidc.clients = vec!["console".into(), "cli".into()];
         s.console_oidc =
             Some(switchyard::runtime::ConsoleOidc { issuer: url, client_id: "console".into(), client_secret: None });
     })
@@ -451,6 +504,17 @@ async fn a_member_signs_in_through_the_identity_provider_with_pkce() {
         url::Url::parse(page.location.as_deref().unwrap()).unwrap().query_pairs().into_owned().collect();
     issuer.grant("code-2", &q2["code_challenge"], &key.sign(&claims("another-nonce")));
     let page = other.get(&format!("/console/login/oidc/callback?code=code-2&state={}", q2["state"])).await;
+    assert_eq!(page.status, 400, "{page:?}");
+    assert!(!other.cookies.iter().any(|(n, _)| n == "swy_console"));
+    // Nor does a token the provider issued to another client the API accepts (a CLI's).
+    let page = other.get("/console/login/oidc").await;
+    let q3: std::collections::HashMap<String, String> =
+        url::Url::parse(page.location.as_deref().unwrap()).unwrap().query_pairs().into_owned().collect();
+    let mut cli = claims(&q3["nonce"]);
+    cli["aud"] = json!("cli");
+    cli["azp"] = json!("cli");
+    issuer.grant("code-3", &q3["code_challenge"], &key.sign(&cli));
+    let page = other.get(&format!("/console/login/oidc/callback?code=code-3&state={}", q3["state"])).await;
     assert_eq!(page.status, 400, "{page:?}");
     assert!(!other.cookies.iter().any(|(n, _)| n == "swy_console"));
 }

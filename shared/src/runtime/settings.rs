@@ -90,7 +90,7 @@ pub struct Settings {
 /// The console's OpenID Connect client (`SWITCHYARD_CONSOLE_OIDC_*`): an authorization-code
 /// flow with PKCE. The client id must also be accepted for tokens (`SWITCHYARD_OIDC_CLIENTS`
 /// or `SWITCHYARD_OIDC_AUDIENCE`): the ID token it gets is verified like any bearer token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConsoleOidc {
     /// `SWITCHYARD_CONSOLE_OIDC_ISSUER`, else the first of `SWITCHYARD_OIDC_ISSUERS`.
     pub issuer: String,
@@ -98,6 +98,17 @@ pub struct ConsoleOidc {
     /// For a confidential client (`SWITCHYARD_CONSOLE_OIDC_CLIENT_SECRET`); a public client
     /// with PKCE needs none.
     pub client_secret: Option<String>,
+}
+
+/// Without the client secret, so `Settings` can be logged.
+impl std::fmt::Debug for ConsoleOidc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleOidc")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl ConsoleOidc {

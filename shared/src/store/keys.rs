@@ -163,6 +163,11 @@ pub fn quota_counter(space: &SpaceId, tenant: &TenantId, dimension: &str, window
     Key::new(tenant_pk(space, tenant), format!("Q#{dimension}#{window}"))
 }
 
+/// A console session signed out before its expiry (`store::sessions`).
+pub fn ended_session(id: &str) -> Key {
+    Key::new(format!("SESSION#{id}"), "ENDED")
+}
+
 /// A space-level lease (the space's own secret document).
 pub fn space_lease(space: &SpaceId, name: &str) -> Key {
     Key::new(space_pk(space), format!("LEASE#{name}"))

@@ -22,6 +22,7 @@ pub mod polls;
 pub mod quotas;
 pub mod ratelimit;
 pub mod schedules;
+pub mod sessions;
 pub mod tenants;
 
 use std::sync::Arc;

@@ -388,18 +388,22 @@ pub enum SessionSubject {
         space: SpaceId,
         id: ApiKeyId,
     },
-    /// Signed in through the OpenID Connect provider; the token's claims as they were then.
+    /// Signed in through the OpenID Connect provider: who they are, and the token's role claims
+    /// with the token's expiry. Memberships are read again at every request; role claims count
+    /// only until `roles_until` (the ID token's `exp`), since the provider may withdraw them and
+    /// the session cannot see it.
     Member {
         issuer: String,
         subject: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         email: Option<String>,
-        #[serde(default)]
-        email_verified: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         username: Option<String>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         roles: Vec<String>,
+        /// Epoch seconds.
+        #[serde(default)]
+        roles_until: i64,
     },
 }
 
@@ -419,19 +423,22 @@ pub async fn sign_in_with_key(
     Ok((who, subject))
 }
 
-/// Sign in with a verified OpenID Connect token, acting on `space` (the only one when `None`).
+/// Sign in with a verified OpenID Connect token whose `exp` is `token_expires_at` (epoch
+/// seconds), acting on `space` (the only one when `None`). Signing in claims the invitations
+/// sent to a verified email, as a bearer token does.
 pub async fn sign_in_with_token(
     ctx: AuthContext<'_>,
     token: VerifiedToken,
     space: Option<SpaceId>,
+    token_expires_at: i64,
 ) -> Result<(Principal, SessionSubject), Error> {
     let subject = SessionSubject::Member {
         issuer: token.issuer.clone(),
         subject: token.subject.clone(),
         email: token.email.clone(),
-        email_verified: token.email_verified,
         username: token.username.clone(),
         roles: token.roles.clone(),
+        roles_until: token_expires_at,
     };
     Ok((as_member(ctx.db, token, space, None).await?, subject))
 }
@@ -459,19 +466,22 @@ pub async fn resume(
             })
         }
         SessionSubject::Key { space: own, id } => {
+            // A key acts on its own space only, whatever the session names.
             let record = tenants::get_api_key(ctx.db, own, id)
                 .await?
                 .ok_or_else(|| Error::Unauthenticated("this API key was revoked".into()))?;
             key_principal(ctx.db, record, None).await
         }
-        SessionSubject::Member { issuer, subject, email, email_verified, username, roles } => {
+        SessionSubject::Member { issuer, subject, email, username, roles, roles_until } => {
+            let roles_valid = ctx.db.now_ms() / 1000 < *roles_until;
             let token = VerifiedToken {
                 issuer: issuer.clone(),
                 subject: subject.clone(),
                 email: email.clone(),
-                email_verified: *email_verified,
+                // Invitations were claimed at sign-in; a page view writes nothing.
+                email_verified: false,
                 username: username.clone(),
-                roles: roles.clone(),
+                roles: if roles_valid { roles.clone() } else { Vec::new() },
             };
             as_member(ctx.db, token, space, None).await
         }

@@ -15,17 +15,28 @@ use super::{BASE, Ctx, Failure, PageResult, graph};
 /// to see the others.
 pub const FANOUT_TENANTS: usize = 25;
 
-/// The space's tenants (the first page of up to `limit`).
+/// The space's tenants (the first page of up to `limit`); none for a role that may not list
+/// them.
 pub async fn tenants(c: &Ctx<'_>, limit: usize) -> Result<Vec<Value>, Failure> {
+    if !c.allows(Permission::TenantsRead) {
+        return Ok(Vec::new());
+    }
     let limit = limit.to_string();
     let page = c.get(&["tenants"], &[("limit", &limit)]).await?;
     Ok(page["items"].as_array().cloned().unwrap_or_default())
 }
 
-/// A `datetime-local` value (read as UTC) or RFC 3339, as the API takes it.
+/// A `datetime-local` value (read as UTC; with or without seconds) or RFC 3339, as the API
+/// takes it.
 fn instant(value: &str) -> String {
     let v = value.trim();
-    if v.len() == 16 && v.as_bytes().get(10) == Some(&b'T') { format!("{v}:00Z") } else { v.to_string() }
+    let local =
+        v.len() >= 16 && v.as_bytes().get(10) == Some(&b'T') && !v.ends_with('Z') && !v[10..].contains(['+', '-']);
+    match (local, v.len()) {
+        (true, 16) => format!("{v}:00Z"),
+        (true, _) => format!("{v}Z"),
+        _ => v.to_string(),
+    }
 }
 
 fn tenant_select(tenants: &[Value], chosen: &str, all_label: Option<&str>) -> Markup {
@@ -91,12 +102,12 @@ pub fn table(executions: &[Value]) -> Markup {
 
 /// What to do when there is nothing yet.
 pub fn first_steps(c: &Ctx<'_>) -> Markup {
-    let host = switchyard::runtime::http::header(&c.req, "host").unwrap_or("127.0.0.1:3000");
+    let origin = super::session::origin(c.p, &c.req);
     html! {
         div.empty {
             p { strong { "No executions yet." } " A flow runs when its trigger fires: a webhook, a poll, a schedule, or a run by hand from the flow's page." }
             p { "Send a webhook to a tenant's connector (the dev server prints a signed one for the demo when it starts):" }
-            pre { code { "curl -i -X POST http://" (host) "/webhooks/{tenant}/{connector} \\\n  -H 'content-type: application/json' --data '{…}'" } }
+            pre { code { "curl -i -X POST " (origin) "/webhooks/{tenant}/{connector} \\\n  -H 'content-type: application/json' --data '{…}'" } }
         }
     }
 }
@@ -115,6 +126,8 @@ pub async fn recent(
         let page = c.get(&["tenants", tenant, "executions"], &params).await?;
         return Ok((page["items"].as_array().cloned().unwrap_or_default(), page["next_cursor"].clone()));
     }
+    // Across tenants there is no shared cursor: the newest of each, merged.
+    params.retain(|(k, _)| *k != "cursor");
     let mut all = Vec::new();
     for t in tenants(c, FANOUT_TENANTS).await? {
         let page = c.get(&["tenants", text(&t, "id"), "executions"], &params).await?;
@@ -410,6 +423,10 @@ pub async fn replay(c: &Ctx<'_>) -> PageResult {
         if let Some(v) = form.get(field).filter(|v| !v.trim().is_empty()) {
             body[field] = json!(instant(v));
         }
+    }
+    // Replaying everything is one message at a time or a window, never by accident.
+    if body.get("message_id").is_none() && body.get("since").is_none() && body.get("until").is_none() {
+        return Err(Failure::Request(400, "Choose a message to replay, or the start or end of a window.".into()));
     }
     let result = c.api(Method::POST, &["dlq", "replay"], &[], Some(&body)).await.into_ok()?;
     let done = html! {

@@ -15,11 +15,12 @@
 //! - Every `POST` carries the session's CSRF token in the form field `csrf`; without it, or with
 //!   another, it is a 403 and nothing changes.
 //!
-//! Pages read and write through `routes::perform`, as an API request of the signed-in caller:
-//! the same handlers, permission checks and audit records as `/api/v1`, so a viewer's forged
-//! write is refused by the operation itself. Write controls are shown only to callers whose
-//! role allows them. A page view is one API call of the minute for the quota
-//! (`quotas::admit_api_request`), however many operations it reads.
+//! Pages read and write through `routes::perform`, as API requests of the signed-in caller: the
+//! same handlers, permission checks, API-call quota (each operation counts on the tenant it
+//! names, as from `/api/v1`) and audit records, so a viewer's forged write is refused by the
+//! operation itself. Write controls are shown only to callers whose role allows them. A `POST`
+//! whose `Origin` or `Sec-Fetch-Site` says it came from another site is refused before anything
+//! runs, the login included.
 //!
 //! Every page is sent with a strict Content-Security-Policy (no inline script or style,
 //! `frame-ancestors 'none'`), `nosniff`, `no-store`; assets (`assets`) have content-hashed
@@ -46,7 +47,6 @@ use switchyard::runtime::Platform;
 use switchyard::runtime::error::AppError;
 use switchyard::runtime::http::{Request, Response, error_allowing, query};
 use switchyard::usecases::auth::Principal;
-use switchyard::usecases::quotas;
 
 pub use session::SESSION_SECS;
 use session::Session;
@@ -162,11 +162,10 @@ impl Ctx<'_> {
         let Ok(req) = builder.body(bytes) else {
             return Answer { status: 400, body: serde_json::json!({"error": {"message": "not a valid request"}}) };
         };
-        let response =
-            match crate::routes::perform_admitted(self.p, self.who.clone(), req, path, &self.request_id).await {
-                Ok(response) => response,
-                Err(e) => error_allowing(&e, ""),
-            };
+        let response = match crate::routes::perform(self.p, self.who.clone(), req, path, &self.request_id).await {
+            Ok(response) => response,
+            Err(e) => error_allowing(&e, ""),
+        };
         let status = response.status().as_u16();
         let body = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
         Answer { status, body }
@@ -204,24 +203,25 @@ pub async fn handle(p: &Platform, req: Request, segs: &[String]) -> Response {
         Ok(found) => found,
         Err(session::NoSession) => return session::to_login(&req),
     };
-    if method == Method::POST && !session.csrf_matches(&url::form_urlencoded::parse(req.body()).into_owned().collect())
-    {
-        return view::error_page(
-            403,
-            "This form is out of date or was not sent by the console: reload the page and try again.",
-        );
-    }
-    if method == Method::POST && segs.as_slice() == ["logout"] {
-        return session::logout(&req);
+    if method == Method::POST {
+        let form = url::form_urlencoded::parse(req.body()).into_owned().collect();
+        if !session::same_origin(&req) || !session.csrf_matches(&form) {
+            return view::error_page(
+                403,
+                "This form is out of date or was not sent by the console: reload the page and try again.",
+            );
+        }
+        if segs.as_slice() == ["logout"] {
+            return session::logout(p, &req, &session).await;
+        }
     }
     let request_id = switchyard::domain::ids::ulid_at(p.now_ms()).to_string();
-    // A page view is one API call of the minute (see the module doc).
-    if let Err(e) = quotas::admit_api_request(&p.engine, &who, None).await {
-        let e = AppError::from(e);
-        return view::error_page(e.status(), &e.body()["error"]["message"].as_str().unwrap_or("refused").to_string());
-    }
     let ctx = Ctx { p, who, session, req, request_id };
-    let result = route(&ctx, &method, &segs).await;
+    let result = match (&ctx.who.space, segs.as_slice()) {
+        // A member of several spaces chooses one first.
+        (None, ["space"]) | (Some(_), _) => route(&ctx, &method, &segs).await,
+        (None, _) => Ok(session::choose_space(&ctx)),
+    };
     let mut response = match result {
         Ok(response) => response,
         Err(Failure::Api(answer)) => {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use switchyard::ports::OutboundRequest;
-use switchyard::runtime::http::{Request, Response, header, query};
+use switchyard::runtime::http::{Request, Response, query};
 use switchyard::runtime::{ConsoleOidc, Platform};
 use switchyard::usecases::auth;
 use switchyard::usecases::signed::{self, SigningKey};
@@ -47,18 +47,10 @@ fn random() -> String {
     URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
 }
 
-/// The callback URL: the public URL when one is set, else the request's own host (plain HTTP
-/// only on loopback). The provider accepts only registered ones, so a forged host gets nowhere.
+/// The callback URL, on the console's own origin (`session::origin`). The provider accepts only
+/// registered ones, so a forged Host header gets nowhere.
 fn redirect_uri(p: &Platform, req: &Request) -> String {
-    let base = match &p.settings.public_url {
-        Some(url) => url.trim_end_matches('/').to_string(),
-        None => {
-            let host = header(req, "host").unwrap_or("127.0.0.1");
-            let loopback = host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
-            format!("{}://{host}", if loopback { "http" } else { "https" })
-        }
-    };
-    format!("{base}{BASE}/login/oidc/callback")
+    format!("{}{BASE}/login/oidc/callback", session::origin(p, req))
 }
 
 async fn get_json(p: &Platform, url: &str) -> Result<Value, String> {
@@ -121,7 +113,7 @@ pub async fn start(p: &Platform, req: &Request) -> Response {
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
     let mut response = view::redirect(url.as_str());
-    let secure = if pending.redirect_uri.starts_with("https://") { "; Secure" } else { "" };
+    let secure = session::secure_attribute(p, req);
     let cookie = format!(
         "{COOKIE}={}; Path={BASE}/login/oidc; HttpOnly; SameSite=Lax; Max-Age={PENDING_SECS}{secure}",
         signed::sign(key.as_bytes(), &pending)
@@ -193,7 +185,8 @@ pub async fn callback(p: &Platform, req: &Request) -> Response {
         .header("accept", "application/json")
         .body(form);
     let answer = match p.engine.http.send(request).await {
-        Ok(answer) => answer,
+        Ok(answer) if answer.body.len() <= MAX_DOCUMENT_BYTES => answer,
+        Ok(answer) => return unavailable(&format!("token endpoint: {} bytes", answer.body.len())),
         Err(e) => return unavailable(&format!("token endpoint: {e}")),
     };
     let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
@@ -213,12 +206,20 @@ pub async fn callback(p: &Platform, req: &Request) -> Response {
             return session::login_form(p, req, Some((401, "The identity provider's token was not accepted.")));
         }
     };
-    let nonce_ok =
-        claims_of(id_token).and_then(|c| c["nonce"].as_str().map(|n| signed::same(n, &pending.nonce))).unwrap_or(false);
-    if !nonce_ok {
+    // Verified as any bearer token is; then it must be this client's, from this issuer, for
+    // this attempt.
+    let claims = claims_of(id_token).unwrap_or(Value::Null);
+    let nonce_ok = claims["nonce"].as_str().is_some_and(|n| signed::same(n, &pending.nonce));
+    let client_id = Some(client.client_id.as_str());
+    let ours = claims["iss"].as_str() == Some(client.issuer.as_str())
+        && (claims["aud"].as_str() == client_id
+            || claims["aud"].as_array().is_some_and(|a| a.iter().any(|x| x.as_str() == client_id))
+            || claims["azp"].as_str() == client_id);
+    if !nonce_ok || !ours {
         return expired();
     }
-    match auth::sign_in_with_token(p.auth(), verified, None).await {
+    let token_expires_at = claims["exp"].as_i64().unwrap_or(0);
+    match auth::sign_in_with_token(p.auth(), verified, None, token_expires_at).await {
         Ok((who, sub)) => {
             let session = Session::new(sub, who.space.clone(), p.now_ms());
             let mut response = session::start(p, req, &session, &format!("{BASE}/")).await;

@@ -25,6 +25,8 @@ const MAX_KEY_LEN: usize = 512;
 /// What the cookie holds, signed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
+    /// A random id: signing out records it as ended (`store::sessions`).
+    pub sid: String,
     pub sub: SessionSubject,
     /// The space acted on (`None`: the platform admin has not chosen one, or a member of
     /// several spaces).
@@ -38,7 +40,13 @@ pub struct Session {
 
 impl Session {
     pub fn new(sub: SessionSubject, space: Option<SpaceId>, now_ms: i64) -> Session {
-        Session { sub, space, exp: now_ms / 1000 + SESSION_SECS, csrf: hex::encode(rand::random::<[u8; 16]>()) }
+        Session {
+            sid: hex::encode(rand::random::<[u8; 16]>()),
+            sub,
+            space,
+            exp: now_ms / 1000 + SESSION_SECS,
+            csrf: hex::encode(rand::random::<[u8; 16]>()),
+        }
     }
 
     /// Whether a form's `csrf` field is this session's token.
@@ -73,13 +81,17 @@ pub async fn current(p: &Platform, req: &Request) -> Result<(Session, Principal)
     if session.exp <= p.now_ms() / 1000 {
         return Err(NoSession);
     }
+    // A store that cannot say is no session either: the login page then says it is down.
+    if switchyard::store::sessions::ended(p.db(), &session.sid).await.unwrap_or(true) {
+        return Err(NoSession);
+    }
     let who = auth::resume(p.auth(), &session.sub, session.space.clone()).await.map_err(|_| NoSession)?;
     Ok((session, who))
 }
 
 /// Whether the request came to a loopback host (the dev server), where cookies cannot be
 /// `Secure` over plain HTTP.
-fn loopback(req: &Request) -> bool {
+pub fn loopback(req: &Request) -> bool {
     let host = header(req, "host").unwrap_or("");
     let name = match host.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(""),
@@ -88,8 +100,42 @@ fn loopback(req: &Request) -> bool {
     name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-fn cookie(req: &Request, value: &str, max_age: i64) -> String {
-    let secure = if loopback(req) { "" } else { "; Secure" };
+/// The console's own origin: the public URL when one is set (behind a proxy the Host header
+/// may be the proxy's), else the request's host, over HTTPS unless it is loopback.
+pub fn origin(p: &Platform, req: &Request) -> String {
+    match &p.settings.public_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => {
+            let scheme = if loopback(req) { "http" } else { "https" };
+            format!("{scheme}://{}", header(req, "host").unwrap_or("localhost"))
+        }
+    }
+}
+
+/// Cookies are `Secure` unless the console is served over plain HTTP on loopback.
+pub fn secure_attribute(p: &Platform, req: &Request) -> &'static str {
+    if origin(p, req).starts_with("https://") { "; Secure" } else { "" }
+}
+
+/// Whether a POST came from a page of the console itself: a browser says where a request comes
+/// from (`Sec-Fetch-Site`, `Origin`); a cross-site form (a forged login, a forged write) is
+/// refused before anything runs. A client that sends neither (curl) is let through: the CSRF
+/// token still guards every form but the login.
+pub fn same_origin(req: &Request) -> bool {
+    if header(req, "sec-fetch-site").is_some_and(|site| site == "cross-site" || site == "same-site") {
+        return false;
+    }
+    match header(req, "origin") {
+        None => true,
+        Some(origin) => {
+            let host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
+            Some(host) == header(req, "host")
+        }
+    }
+}
+
+fn cookie(p: &Platform, req: &Request, value: &str, max_age: i64) -> String {
+    let secure = secure_attribute(p, req);
     format!("{COOKIE}={value}; Path={BASE}; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
 }
 
@@ -100,7 +146,7 @@ pub async fn start(p: &Platform, req: &Request, session: &Session, to: &str) -> 
     };
     let token = signed::sign(key.as_bytes(), session);
     let mut response = view::redirect(to);
-    if let Ok(v) = http::HeaderValue::from_str(&cookie(req, &token, SESSION_SECS)) {
+    if let Ok(v) = http::HeaderValue::from_str(&cookie(p, req, &token, SESSION_SECS)) {
         response.headers_mut().append(http::header::SET_COOKIE, v);
     }
     response
@@ -145,6 +191,9 @@ pub fn login_form(p: &Platform, _req: &Request, error: Option<(u16, &str)>) -> R
 
 /// `POST /console/login`: a key (and for the admin key, a space).
 pub async fn login(p: &Platform, req: &Request) -> Response {
+    if !same_origin(req) {
+        return view::error_page(403, "Sign in from the console's own login page.");
+    }
     let form: HashMap<String, String> = url::form_urlencoded::parse(req.body()).into_owned().collect();
     let key = form.get("key").map(|k| k.trim()).unwrap_or("");
     if key.is_empty() || key.len() > MAX_KEY_LEN {
@@ -159,20 +208,50 @@ pub async fn login(p: &Platform, req: &Request) -> Response {
     };
     match auth::sign_in_with_key(p.auth(), key, space.clone()).await {
         Ok((who, sub)) => {
+            if who.is_platform_admin() {
+                let Some(space) = &who.space else {
+                    return login_form(p, req, Some((400, "With the admin key, name the space to act on.")));
+                };
+                match switchyard::store::tenants::get_space(p.db(), space).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return login_form(p, req, Some((404, &format!("There is no space {space}.")))),
+                    Err(_) => {
+                        return login_form(p, req, Some((503, "The store is unavailable: try again in a moment.")));
+                    }
+                }
+            }
             let session = Session::new(sub, who.space.clone(), p.now_ms());
             start(p, req, &session, &format!("{BASE}/")).await
         }
         Err(switchyard::usecases::Error::Unavailable { .. }) => {
             login_form(p, req, Some((503, "The store is unavailable: try again in a moment.")))
         }
-        Err(_) => login_form(p, req, Some((401, "That key is not valid (or not for that space)."))),
+        Err(_) => {
+            // As the API does: a failed login naming a space is in that space's audit log.
+            if let Some(space) = &space {
+                let request_id = switchyard::domain::ids::ulid_at(p.now_ms()).to_string();
+                let entry = switchyard::usecases::audit::Entry {
+                    action: "auth.login_failed",
+                    resource: "console/login",
+                    status: 401,
+                    request_id: &request_id,
+                };
+                switchyard::usecases::audit::note_failed_login(p.db(), space, entry, p.settings.audit_retention_secs)
+                    .await;
+            }
+            login_form(p, req, Some((401, "That key is not valid (or not for that space).")))
+        }
     }
 }
 
-/// `POST /console/logout`: the cookie is cleared.
-pub fn logout(req: &Request) -> Response {
+/// `POST /console/logout`: the session is recorded as ended (a copy of the cookie stops working
+/// too) and the cookie is cleared.
+pub async fn logout(p: &Platform, req: &Request, session: &Session) -> Response {
+    if switchyard::store::sessions::end(p.db(), &session.sid, session.exp).await.is_err() {
+        return view::error_page(503, "Signing out failed: the store is unavailable. Try again in a moment.");
+    }
     let mut response = view::redirect(&format!("{BASE}/login"));
-    if let Ok(v) = http::HeaderValue::from_str(&cookie(req, "", 0)) {
+    if let Ok(v) = http::HeaderValue::from_str(&cookie(p, req, "", 0)) {
         response.headers_mut().append(http::header::SET_COOKIE, v);
     }
     response
@@ -183,10 +262,33 @@ pub async fn switch_space(c: &Ctx<'_>) -> PageResult {
     let form = c.form();
     let text = form.get("space").map(|s| s.trim()).unwrap_or("");
     let space = SpaceId::parse(text).map_err(|e| Failure::Request(400, format!("That space id is not valid: {e}")))?;
+    if matches!(c.session.sub, SessionSubject::Key { .. }) {
+        return Err(Failure::Request(400, "A key acts on its own space only.".into()));
+    }
     auth::resume(c.p.auth(), &c.session.sub, Some(space.clone())).await?;
     if c.who.is_platform_admin() {
         switchyard::store::tenants::require_space(c.p.db(), &space).await?;
     }
     let session = Session { space: Some(space), ..c.session.clone() };
     Ok(start(c.p, &c.req, &session, &format!("{BASE}/")).await)
+}
+
+/// The page of a member of several spaces who has not chosen one.
+pub fn choose_space(c: &Ctx<'_>) -> Response {
+    let body = html! {
+        p { "You are a member of several spaces. Choose the one to work in:" }
+        ul {
+            @for (space, role) in &c.who.spaces {
+                li {
+                    form.inline method="post" action={(BASE) "/space"} {
+                        (view::csrf(c))
+                        input type="hidden" name="space" value=(space.as_str());
+                        button type="submit" { (space.as_str()) }
+                    }
+                    " as " (role.to_string())
+                }
+            }
+        }
+    };
+    view::html(200, view::layout(c, "Choose a space", view::Nav::Overview, body))
 }

@@ -63,6 +63,8 @@ pub fn secure(response: &mut Response) {
 
 /// A `303 See Other` (after a form, the browser GETs the target).
 pub fn redirect(to: &str) -> Response {
+    // Every target is a console path we built; one that is not a valid header goes home.
+    let to = http::HeaderValue::from_str(to).unwrap_or_else(|_| http::HeaderValue::from_static("/console/"));
     let mut response = http::Response::builder()
         .status(303)
         .header(http::header::LOCATION, to)
