@@ -518,3 +518,102 @@ async fn a_member_signs_in_through_the_identity_provider_with_pkce() {
     assert_eq!(page.status, 400, "{page:?}");
     assert!(!other.cookies.iter().any(|(n, _)| n == "swy_console"));
 }
+
+#[tokio::test]
+async fn settings_and_tenant_pages_change_things_through_the_api() {
+    let app = spawn_app(platform(Kind::Embedded, system_clock()).await).await;
+    let (space, tenant, admin) = space_with_key(&app, "admin").await;
+    let mut browser = Browser::new(&app);
+    let csrf = browser.sign_in(&admin).await;
+    let ok = |page: &Page| assert_eq!(page.status, 303, "{page:?}");
+    // A member invited with a role, the role changed, the member removed.
+    ok(&browser
+        .post("/console/settings/members", &[("csrf", &csrf), ("member", "bob@example.com"), ("role", "operator")])
+        .await);
+    let r = app.api(&admin, &space, "GET", "/api/v1/members", None).await;
+    let bob =
+        r.body["items"].as_array().unwrap().iter().find(|m| m["email"] == "bob@example.com").cloned().expect("invited");
+    assert_eq!(bob["role"], "operator");
+    let bob_id = bob["id"].as_str().unwrap().to_string();
+    assert!(browser.get("/console/settings").await.html.contains(&format!("data-member=\"{bob_id}\"")));
+    ok(&browser.post("/console/settings/members", &[("csrf", &csrf), ("member", &bob_id), ("role", "viewer")]).await);
+    let r = app.api(&admin, &space, "GET", &format!("/api/v1/members/{bob_id}"), None).await;
+    assert_eq!(r.body["role"], "viewer", "{r:?}");
+    ok(&browser.post(&format!("/console/settings/members/{bob_id}/remove"), &[("csrf", &csrf)]).await);
+    let r = app.api(&admin, &space, "GET", &format!("/api/v1/members/{bob_id}"), None).await;
+    assert_eq!(r.status, 404, "{r:?}");
+    // An alert rule added and deleted.
+    let rule =
+        json!({"name": "Failures", "metric": "error_rate", "threshold": 10, "window_hours": 1, "tenant": tenant})
+            .to_string();
+    ok(&browser.post("/console/settings/alerts", &[("csrf", &csrf), ("id", "failures"), ("json", &rule)]).await);
+    assert!(browser.get("/console/settings").await.html.contains("data-alert=\"failures\""));
+    ok(&browser.post("/console/settings/alerts/failures/delete", &[("csrf", &csrf)]).await);
+    let r = app.api(&admin, &space, "GET", "/api/v1/alerts", None).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 0, "{r:?}");
+    // Bad JSON is a 400 that says so, and changes nothing.
+    let page =
+        browser.post(&format!("/console/tenants/{tenant}/config"), &[("csrf", &csrf), ("json", "{not json")]).await;
+    assert_eq!(page.status, 400, "{page:?}");
+    assert!(page.html.contains("not valid JSON"), "{}", page.html);
+    // The tenant's configuration level and quota overrides; the page names the level of each value.
+    ok(&browser
+        .post(
+            &format!("/console/tenants/{tenant}/config"),
+            &[("csrf", &csrf), ("json", r##"{"vars": {"channel": "#ops"}}"##)],
+        )
+        .await);
+    ok(&browser.post("/console/settings/config", &[("csrf", &csrf), ("json", r#"{"step_timeout_ms": 20000}"#)]).await);
+    let page = browser.get(&format!("/console/tenants/{tenant}")).await;
+    let row = |key: &str| {
+        let start =
+            page.html.find(&format!("data-config-key=\"{key}\"")).unwrap_or_else(|| panic!("{key}: {}", page.html));
+        page.html[start..].split("</tr>").next().unwrap().to_string()
+    };
+    assert!(row("vars.channel").contains("tenant"), "{}", row("vars.channel"));
+    assert!(row("step_timeout_ms").contains("space"), "{}", row("step_timeout_ms"));
+    ok(&browser
+        .post(
+            &format!("/console/tenants/{tenant}/quotas"),
+            &[("csrf", &csrf), ("json", r#"{"events_per_day": {"limit": 7}}"#)],
+        )
+        .await);
+    let r = app.api(&admin, &space, "GET", &format!("/api/v1/tenants/{tenant}/quotas"), None).await;
+    assert_eq!(r.body["quotas"]["events_per_day"]["limit"], 7, "{r:?}");
+    // The space's OAuth app: set, and its secret never shown.
+    ok(&browser
+        .post(
+            "/console/connectors/oauth-app",
+            &[("csrf", &csrf), ("connector", "slack"), ("client_id", "cid-1"), ("client_secret", "very-secret-value")],
+        )
+        .await);
+    let r = app.api(&admin, &space, "GET", "/api/v1/connectors/slack/oauth-app", None).await;
+    assert_eq!(r.body["client_id"], "cid-1", "{r:?}");
+    let page = browser.get("/console/connectors").await;
+    assert!(page.html.contains("OAuth app set") && !page.html.contains("very-secret-value"), "{}", page.html);
+    // Flow versions: an earlier one is shown, and restoring it saves it as the newest.
+    let v1 = json!({"id": "vers", "name": "V", "trigger": {"type": "manual"}, "steps": [{"id": "a", "kind": "transform", "expr": "1"}]});
+    assert_eq!(app.api(&admin, &space, "POST", "/api/v1/workflows", Some(v1)).await.status, 201);
+    let v2 =
+        json!({"name": "V", "trigger": {"type": "manual"}, "steps": [{"id": "b", "kind": "transform", "expr": "2"}]});
+    assert_eq!(app.api(&admin, &space, "PUT", "/api/v1/workflows/vers", Some(v2)).await.status, 200);
+    let r = app.api(&admin, &space, "GET", "/api/v1/workflows/vers?version=1", None).await;
+    assert_eq!((r.body["version"].as_u64(), r.body["current_version"].as_u64()), (Some(1), Some(2)), "{r:?}");
+    assert_eq!(r.body["definition"]["steps"][0]["id"], "a", "{r:?}");
+    assert_eq!(app.api(&admin, &space, "GET", "/api/v1/workflows/vers?version=9", None).await.status, 404);
+    assert_eq!(app.api(&admin, &space, "GET", "/api/v1/workflows/vers?version=0", None).await.status, 400);
+    let page = browser.get("/console/flows/space/vers?version=1").await;
+    assert!(page.html.contains("an earlier version") && page.html.contains("data-step=\"a\""), "{}", page.html);
+    let version = page.field("version").unwrap();
+    assert_eq!(version, "2", "a restore follows the newest version");
+    let old = r.body["definition"].to_string();
+    ok(&browser
+        .post("/console/flows/space/vers", &[("csrf", &csrf), ("version", &version), ("definition", &old)])
+        .await);
+    let r = app.api(&admin, &space, "GET", "/api/v1/workflows/vers", None).await;
+    assert_eq!(
+        (r.body["version"].as_u64(), r.body["definition"]["steps"][0]["id"].as_str()),
+        (Some(3), Some("a")),
+        "{r:?}"
+    );
+}

@@ -85,13 +85,34 @@ pub async fn list(call: &Call<'_>, tenant: Option<&str>) -> Result<Response, App
     Ok(page_response(flows.iter().map(|f| json!(f)).collect(), next))
 }
 
+/// The flow as it is now, or with `?version=N` as it was at that version (status and owner are
+/// the flow's; `current_version` says which is newest). Every version is kept: runs pin one.
 pub async fn get(call: &Call<'_>, tenant: Option<&str>, id: &str) -> Result<Response, AppError> {
     let owner = owner(call, tenant).await?;
     let id = flow_id(id)?;
     let flow = repo::get_flow(call.db(), &owner, &id)
         .await?
         .ok_or_else(|| AppError::not_found(format!("flow {id} not found")))?;
-    Ok(json_response(200, &json!(flow)))
+    let Some(asked) = call.query().get("version").cloned() else {
+        return Ok(json_response(200, &json!(flow)));
+    };
+    let version = asked
+        .parse::<u32>()
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| AppError::bad_request("version must be a positive integer"))?;
+    let old = repo::get_flow_version(call.db(), &owner, &id, version)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("flow {id} has no version {version}")))?;
+    let mut out = json!(flow);
+    out["current_version"] = json!(flow.version);
+    out["version"] = json!(old.version);
+    out["created_at"] = json!(old.created_at);
+    out["updated_at"] = json!(old.created_at);
+    out["name"] = old.definition.get("name").cloned().unwrap_or(out["name"].clone());
+    out["trigger"] = old.definition.get("trigger").cloned().unwrap_or(out["trigger"].clone());
+    out["definition"] = old.definition.clone();
+    Ok(json_response(200, &out))
 }
 
 pub async fn update(call: &Call<'_>, tenant: Option<&str>, id: &str) -> Result<Response, AppError> {

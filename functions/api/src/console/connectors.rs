@@ -40,6 +40,34 @@ pub async fn catalog(c: &Ctx<'_>) -> PageResult {
             }
             button type="submit" { "Show" }
         }
+        @if !tenant.is_empty() {
+            @if let Some(items) = enabled["items"].as_array().filter(|i| !i.is_empty()) {
+                h2 { "Settings of " (tenant) "'s connectors" }
+                @for k in items {
+                    @let id = text(k, "connector");
+                    details {
+                        summary { (id) " " (status(text(k, "health"))) }
+                        (settings_form(c, &tenant, id).await)
+                    }
+                }
+            }
+        }
+        @if c.allows(Permission::ConnectorsUpdate) && !oauth_apps.is_empty() {
+            details {
+                summary { "The space's OAuth apps" }
+                p.muted { "The client your tenants authorize when they connect an OAuth connector. The secret is stored in Secrets Manager (or the embedded secrets store) and never shown again." }
+                form.stack method="post" action={(BASE) "/connectors/oauth-app"} {
+                    (view::csrf(c))
+                    label for="oauth-connector" { "Connector"
+                        select #oauth-connector name="connector" { @for (id, _) in &oauth_apps { option value=(id) { (id) } } }
+                    }
+                    label for="oauth-client-id" { "Client id" input #oauth-client-id name="client_id" required maxlength="512"; }
+                    label for="oauth-client-secret" { "Client secret" input #oauth-client-secret name="client_secret" type="password" autocomplete="off" required maxlength="1024"; }
+                    button type="submit" { "Save OAuth app" }
+                }
+            }
+        }
+        h2 { "Catalog" }
         div.scroll { table {
             thead { tr {
                 th { "Connector" } th { "Auth" } th { "Webhooks" } th { "Actions" } th { "Resources" }
@@ -72,6 +100,51 @@ pub async fn catalog(c: &Ctx<'_>) -> PageResult {
         } }
     };
     Ok(c.page("Connectors", Nav::Connectors, body))
+}
+
+/// A connector's settings for a tenant as a JSON editor (shown with `connections.update`).
+async fn settings_form(c: &Ctx<'_>, tenant: &str, connector: &str) -> maud::Markup {
+    let current = c.api(Method::GET, &["tenants", tenant, "connectors", connector], &[], None).await;
+    let settings = if current.ok() { current.body["settings"].clone() } else { json!({}) };
+    view::json_editor(
+        c,
+        Permission::ConnectionsUpdate,
+        &format!("{BASE}/tenants/{}/connectors/{}/settings", seg(tenant), seg(connector)),
+        &format!("settings-{connector}"),
+        "Settings (JSON, as the connector declares them)",
+        &settings,
+    )
+}
+
+/// `POST /console/tenants/{t}/connectors/{k}/settings`: the settings in `json`; enablement kept.
+pub async fn set_settings(c: &Ctx<'_>, tenant: &str, connector: &str) -> PageResult {
+    let settings = c.json_field()?;
+    if !settings.is_object() {
+        return Err(super::Failure::Request(400, "The settings are a JSON object.".into()));
+    }
+    let current = c.api(Method::GET, &["tenants", tenant, "connectors", connector], &[], None).await.into_ok()?;
+    let enabled = current["enabled"].as_bool().unwrap_or(true);
+    c.api(
+        Method::PUT,
+        &["tenants", tenant, "connectors", connector],
+        &[],
+        Some(&json!({"enabled": enabled, "settings": settings})),
+    )
+    .await
+    .into_ok()?;
+    Ok(view::redirect(&format!("{BASE}/connectors?tenant={}", seg(tenant))))
+}
+
+/// `POST /console/connectors/oauth-app`: `connector`, `client_id`, `client_secret`.
+pub async fn set_oauth_app(c: &Ctx<'_>) -> PageResult {
+    let form = c.form();
+    let connector = form.get("connector").cloned().unwrap_or_default();
+    let body = json!({
+        "client_id": form.get("client_id").map(|v| v.trim()).unwrap_or(""),
+        "client_secret": form.get("client_secret").map(|v| v.trim()).unwrap_or(""),
+    });
+    c.api(Method::PUT, &["connectors", &connector, "oauth-app"], &[], Some(&body)).await.into_ok()?;
+    Ok(view::redirect(&format!("{BASE}/connectors")))
 }
 
 /// `POST /console/tenants/{t}/connectors/{k}` with `enabled`: its other settings are kept.

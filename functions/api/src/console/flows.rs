@@ -187,7 +187,10 @@ pub async fn route(c: &Ctx<'_>, method: &Method, tenant: Option<&str>, id: &str,
 
 /// A flow's page, optionally with the text of a failed save and its error.
 async fn page(c: &Ctx<'_>, tenant: Option<&str>, id: &str, draft: Option<&str>, error: Option<&Value>) -> PageResult {
-    let flow = c.get(&api_path(tenant, Some(id)), &[]).await?;
+    let asked = c.query().get("version").cloned().unwrap_or_default();
+    let flow = c.get(&api_path(tenant, Some(id)), &[("version", &asked)]).await?;
+    // The newest version: the one a save must follow (a restore saves an old one as newest).
+    let current = flow["current_version"].as_u64().or(flow["version"].as_u64()).unwrap_or(0);
     let href = flow_href(tenant, id);
     let definition = &flow["definition"];
     let nodes: Vec<graph::Node<'_>> = definition["steps"]
@@ -212,7 +215,8 @@ async fn page(c: &Ctx<'_>, tenant: Option<&str>, id: &str, draft: Option<&str>, 
         Some(t) => vec![json!({"id": t, "name": t})],
         None => tenants(c, 200).await?,
     };
-    let version = flow["version"].as_u64().unwrap_or(0).to_string();
+    let shown_version = flow["version"].as_u64().unwrap_or(0);
+    let version = current.to_string();
     let mut shown = definition.clone();
     if let Some(map) = shown.as_object_mut() {
         map.insert("id".into(), json!(id));
@@ -226,7 +230,14 @@ async fn page(c: &Ctx<'_>, tenant: Option<&str>, id: &str, draft: Option<&str>, 
         dl.facts {
             dt { "Owner" } dd { @match tenant { Some(t) => { "tenant " a href={(BASE) "/tenants/" (seg(t))} { (t) } }, None => "the space (every tenant)" } }
             dt { "Trigger" } dd { (trigger_text(&flow["trigger"])) }
-            dt { "Version" } dd { (version) " (every save is a new version; runs keep the version they started on)" }
+            dt { "Version" } dd {
+                (shown_version) @if shown_version != current { strong { " — an earlier version; the current one is " (current) } }
+                br; span.muted { "Every save is a new version; runs keep the version they started on. " }
+                @for v in (1..=current).rev().take(20) {
+                    @if v == shown_version { strong { "v" (v) } } @else { a href={(href) "?version=" (v)} { "v" (v) } }
+                    " "
+                }
+            }
             dt { "Status" } dd { (status(state)) }
             dt { "Updated" } dd { (time_of(&flow["updated_at"])) }
         }
@@ -255,7 +266,7 @@ async fn page(c: &Ctx<'_>, tenant: Option<&str>, id: &str, draft: Option<&str>, 
             @if recent.is_empty() { p.muted { "None yet." } } @else { (executions::table(&recent)) }
         }
         @if c.allows(Permission::WorkflowsUpdate) {
-            h2 { "Edit" }
+            h2 { @if shown_version == current { "Edit" } @else { "Restore version " (shown_version) " (saved as version " (current + 1) ")" } }
             (editor(c, &href, &text_value, error, Some(html! { input type="hidden" name="version" value=(version); })))
         } @else {
             h2 { "Definition" }

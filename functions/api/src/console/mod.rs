@@ -180,6 +180,12 @@ impl Ctx<'_> {
         url::form_urlencoded::parse(self.req.body()).into_owned().collect()
     }
 
+    /// The form field `json`, parsed (a 400 naming the problem otherwise).
+    pub fn json_field(&self) -> Result<Value, Failure> {
+        let text = self.form().get("json").cloned().unwrap_or_default();
+        serde_json::from_str(&text).map_err(|e| Failure::Request(400, format!("That is not valid JSON: {e}")))
+    }
+
     /// A page, with the layout.
     pub fn page(&self, title: &str, nav: view::Nav, body: Markup) -> Response {
         view::html(200, view::layout(self, title, nav, body))
@@ -255,6 +261,8 @@ async fn route(c: &Ctx<'_>, method: &Method, segs: &[&str]) -> PageResult {
         ["tenants"] if post => tenants::create(c).await,
         ["tenants", t] if get => tenants::page(c, t).await,
         ["tenants", t, "status"] if post => tenants::set_status(c, t).await,
+        ["tenants", t, "quotas"] if post => tenants::put_json(c, t, "quotas").await,
+        ["tenants", t, "config"] if post => tenants::put_json(c, t, "config").await,
         ["flows"] if get => flows::list(c).await,
         ["flows", "new"] if get => flows::new(c).await,
         ["flows"] if post => flows::create(c).await,
@@ -262,11 +270,19 @@ async fn route(c: &Ctx<'_>, method: &Method, segs: &[&str]) -> PageResult {
         ["flows", "tenant", t, f, rest @ ..] => flows::route(c, method, Some(t), f, rest).await,
         ["connectors"] if get => connectors::catalog(c).await,
         ["tenants", t, "connectors", k] if post => connectors::set_enabled(c, t, k).await,
+        ["tenants", t, "connectors", k, "settings"] if post => connectors::set_settings(c, t, k).await,
+        ["connectors", "oauth-app"] if post => connectors::set_oauth_app(c).await,
         ["usage"] if get => usage::page(c).await,
         ["settings"] if get => settings::page(c).await,
         ["settings", "keys"] if post => settings::create_key(c).await,
         ["settings", "keys", k, "revoke"] if post => settings::revoke_key(c, k).await,
         ["settings", "audit"] if get => settings::audit(c).await,
+        ["settings", "members"] if post => settings::put_member(c).await,
+        ["settings", "members", m, "remove"] if post => settings::remove_member(c, m).await,
+        ["settings", "config"] if post => settings::put_json(c, "config").await,
+        ["settings", "quotas"] if post => settings::put_json(c, "quotas").await,
+        ["settings", "alerts"] if post => settings::put_alert(c).await,
+        ["settings", "alerts", a, "delete"] if post => settings::delete_alert(c, a).await,
         _ if get || post => Err(Failure::Request(404, "There is no such page in the console.".into())),
         _ => Err(Failure::Request(405, "Only GET and POST are used in the console.".into())),
     }

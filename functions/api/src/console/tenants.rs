@@ -134,6 +134,13 @@ pub async fn page(c: &Ctx<'_>, tenant: &str) -> PageResult {
         true => c.get(&["tenants", tenant, "workflows"], &[("limit", "100")]).await?,
         false => Value::Null,
     };
+    let (effective, quotas) = match c.allows(Permission::ConfigRead) {
+        true => (
+            c.get(&["tenants", tenant, "config", "effective"], &[]).await?,
+            c.get(&["tenants", tenant, "quotas"], &[]).await?,
+        ),
+        false => (Value::Null, Value::Null),
+    };
     let failures = match c.allows(Permission::ExecutionsRead) {
         true => executions::recent(c, tenant, &[("status", "failed")], 10).await?.0,
         false => Vec::new(),
@@ -191,6 +198,31 @@ pub async fn page(c: &Ctx<'_>, tenant: &str) -> PageResult {
         @if let Some(dims) = usage["dimensions"].as_array() {
             h2 { "Quotas" }
             @for d in dims { (usage_bar(d)) }
+            @if !quotas.is_null() {
+                details {
+                    summary { "This tenant's quota overrides" }
+                    p.muted { "Per dimension, a " code { "limit" } " (a number or " code { "\"unlimited\"" } ") and a " code { "mode" }
+                        " (hard_block, soft_warning, queue_for_later, overage) over the plan's: see docs/quotas.md." }
+                    (view::json_editor(c, Permission::QuotasUpdate, &format!("{href}/quotas"), "tenant-quotas", "Overrides (JSON)", &quotas["quotas"]))
+                }
+            }
+        }
+        @if let Some(keys) = effective["keys"].as_array() {
+            h2 { "Configuration" }
+            p.muted { "Every effective value and the level that set it (platform → space → tenant)." }
+            @if keys.is_empty() { p.muted { "Nothing is set at any level: the built-in defaults apply." } }
+            @else {
+                div.scroll { table {
+                    thead { tr { th { "Key" } th { "Value" } th { "Set by" } } }
+                    tbody { @for k in keys { tr data-config-key=(text(k, "key")) {
+                        td { code { (text(k, "key")) } } td { code { (k["value"].to_string()) } } td { (text(k, "source")) }
+                    } } }
+                } }
+            }
+            details {
+                summary { "This tenant's own level" }
+                (view::json_editor(c, Permission::ConfigUpdate, &format!("{href}/config"), "tenant-config", "Tenant configuration (JSON)", &t["config"]))
+            }
         }
         @if let Some(items) = flows["items"].as_array() {
             h2 { "Its own flows" }
@@ -203,4 +235,14 @@ pub async fn page(c: &Ctx<'_>, tenant: &str) -> PageResult {
         }
     };
     Ok(c.page(&format!("Tenant {tenant}"), Nav::Tenants, body))
+}
+
+/// `POST /console/tenants/{t}/quotas` or `…/config`: the JSON document in the field `json`.
+pub async fn put_json(c: &Ctx<'_>, tenant: &str, what: &str) -> PageResult {
+    let mut document = c.json_field()?;
+    if document.is_null() {
+        document = json!({});
+    }
+    c.api(Method::PUT, &["tenants", tenant, what], &[], Some(&document)).await.into_ok()?;
+    Ok(view::redirect(&format!("{BASE}/tenants/{}", seg(tenant))))
 }

@@ -279,3 +279,19 @@ pub fn next_link(path: &str, params: &[(&str, &str)], next: &Value) -> Markup {
 pub fn seg(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
 }
+
+/// A JSON document edited in a text area and posted to `action` as the field `json`, shown only
+/// with `permission` (else the document, read-only).
+pub fn json_editor(c: &Ctx<'_>, permission: Permission, action: &str, id: &str, label: &str, value: &Value) -> Markup {
+    let shown = if value.is_null() { serde_json::json!({}) } else { value.clone() };
+    if !c.allows(permission) {
+        return html! { pre { (pretty(&shown)) } };
+    }
+    html! {
+        form.stack method="post" action=(action) {
+            (csrf(c))
+            label for=(id) { (label) textarea.short #(id) name="json" spellcheck="false" { (pretty(&shown)) } }
+            button type="submit" { "Save" }
+        }
+    }
+}
