@@ -77,7 +77,16 @@ class Mock(http.server.BaseHTTPRequestHandler):
         pass
 
 
+UNLABELLED = """() => Array.from(document.querySelectorAll('input, select, textarea'))
+    .filter(el => el.type !== 'hidden')
+    .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+    .map(el => el.outerHTML.slice(0, 120))"""
+
+
 def shot(page, name):
+    """A screenshot of the page; and every control on it has a label."""
+    unlabelled = page.evaluate(UNLABELLED)
+    check(not unlabelled, f"{name}: controls without a label: {unlabelled}")
     page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True)
 
 
