@@ -408,6 +408,9 @@ async fn the_flow_editor_shows_the_apis_error_next_to_the_text_and_keeps_it() {
     let page =
         browser.post("/console/flows/space/good", &[("csrf", &csrf), ("version", &edit), ("definition", yaml)]).await;
     assert!(page.status == 409 || page.status == 412, "{page:?}");
+    // The page keeps the version the text was based on: saving again conflicts again instead of
+    // silently overwriting the other change.
+    assert_eq!(page.field("version").as_deref(), Some("1"), "{}", page.html);
     let r = app.api(&admin, &space, "GET", "/api/v1/workflows/good", None).await;
     assert_eq!(r.body["version"], 2, "{r:?}");
 }
@@ -549,6 +552,14 @@ async fn settings_and_tenant_pages_change_things_through_the_api() {
     ok(&browser.post("/console/settings/alerts", &[("csrf", &csrf), ("id", "failures"), ("json", &rule)]).await);
     assert!(browser.get("/console/settings").await.html.contains("data-alert=\"failures\""));
     ok(&browser.post("/console/settings/alerts/failures/delete", &[("csrf", &csrf)]).await);
+    // Ids that are other operations at the same path are refused (`signing-secret` would set the
+    // space's alert signing secret).
+    for id in ["signing-secret", "events"] {
+        let page = browser
+            .post("/console/settings/alerts", &[("csrf", &csrf), ("id", id), ("json", r#"{"secret": "x"}"#)])
+            .await;
+        assert_eq!(page.status, 400, "{page:?}");
+    }
     let r = app.api(&admin, &space, "GET", "/api/v1/alerts", None).await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 0, "{r:?}");
     // Bad JSON is a 400 that says so, and changes nothing.
@@ -616,4 +627,36 @@ async fn settings_and_tenant_pages_change_things_through_the_api() {
         (Some(3), Some("a")),
         "{r:?}"
     );
+}
+
+#[tokio::test]
+async fn a_console_page_is_one_api_call_of_its_tenants_minute() {
+    let clock = switchyard::ports::ManualClock::at(1_800_000_030_000); // 30 s into a minute
+    let app = spawn_app(platform(Kind::Embedded, Arc::new(clock.clone())).await).await;
+    let (space, tenant, admin) = space_with_key(&app, "admin").await;
+    let r = app
+        .api(
+            &admin,
+            &space,
+            "PUT",
+            &format!("/api/v1/tenants/{tenant}/quotas"),
+            Some(json!({"api_calls_per_minute": {"limit": 4}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&admin).await;
+    // The PUT above was the minute's first call; the tenant's page reads eight operations and
+    // counts as one, so three views fit and the fourth is refused.
+    for _ in 0..3 {
+        let page = browser.get(&format!("/console/tenants/{tenant}")).await;
+        assert_eq!(page.status, 200, "{page:?}");
+    }
+    let page = browser.get(&format!("/console/tenants/{tenant}")).await;
+    assert_eq!(page.status, 429, "{page:?}");
+    assert!(page.headers.contains_key("retry-after"), "{page:?}");
+    // The space's pages count on the space, not on the tenant.
+    assert_eq!(browser.get("/console/settings").await.status, 200);
+    clock.advance(std::time::Duration::from_secs(60));
+    assert_eq!(browser.get(&format!("/console/tenants/{tenant}")).await.status, 200, "a new minute");
 }

@@ -107,7 +107,7 @@ pub async fn get(call: &Call<'_>, tenant: Option<&str>, id: &str) -> Result<Resp
     let mut out = json!(flow);
     out["current_version"] = json!(flow.version);
     out["version"] = json!(old.version);
-    out["created_at"] = json!(old.created_at);
+    // When this version was saved; `created_at` stays the flow's.
     out["updated_at"] = json!(old.created_at);
     out["name"] = old.definition.get("name").cloned().unwrap_or(out["name"].clone());
     out["trigger"] = old.definition.get("trigger").cloned().unwrap_or(out["trigger"].clone());

@@ -385,7 +385,7 @@ pub async fn route(p: &Platform, req: Request, segs: &[String]) -> Result<Respon
 
 /// Run one authenticated operation for `who`, the caller of `req`: what every authenticated
 /// API request does once authenticated — count it as an API call of the minute, check the
-/// permission, run the handler, write the audit record (the console's pages call it too). `rest` is the path after `/api/v1/`.
+/// permission, run the handler, write the audit record. `rest` is the path after `/api/v1/`.
 /// An error is the request's answer (a 404 or 405 for a path that names no operation, a 429
 /// past the API-call quota); the operation's own failures are answered in the response.
 pub async fn perform(
@@ -403,6 +403,19 @@ pub async fn perform(
     let notices = quotas::admit_api_request(&p.engine, &who, path_tenant).await?;
     let response = run(p, who, req, rest, op, &params, request_id).await;
     Ok(with_quota_warnings(response, &notices))
+}
+
+/// [`perform`] for a caller whose API call was counted already: the console counts a page view
+/// once, on the tenant the page is about, however many operations it reads.
+pub async fn perform_admitted(
+    p: &Platform,
+    who: auth::Principal,
+    req: Request,
+    rest: &[&str],
+    request_id: &str,
+) -> Result<Response, AppError> {
+    let (op, params) = operation(req.method(), rest)?;
+    Ok(run(p, who, req, rest, op, &params, request_id).await)
 }
 
 /// The operation at a path, or the 404 or 405 of a path that names none.

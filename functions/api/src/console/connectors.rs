@@ -63,6 +63,7 @@ pub async fn catalog(c: &Ctx<'_>) -> PageResult {
                     }
                     label for="oauth-client-id" { "Client id" input #oauth-client-id name="client_id" required maxlength="512"; }
                     label for="oauth-client-secret" { "Client secret" input #oauth-client-secret name="client_secret" type="password" autocomplete="off" required maxlength="1024"; }
+                    label for="oauth-redirect" { "Redirect URI (optional; empty keeps the one set, else the platform's callback)" input #oauth-redirect name="redirect_uri" type="url" maxlength="2048"; }
                     button type="submit" { "Save OAuth app" }
                 }
             }
@@ -139,10 +140,21 @@ pub async fn set_settings(c: &Ctx<'_>, tenant: &str, connector: &str) -> PageRes
 pub async fn set_oauth_app(c: &Ctx<'_>) -> PageResult {
     let form = c.form();
     let connector = form.get("connector").cloned().unwrap_or_default();
-    let body = json!({
+    let mut body = json!({
         "client_id": form.get("client_id").map(|v| v.trim()).unwrap_or(""),
         "client_secret": form.get("client_secret").map(|v| v.trim()).unwrap_or(""),
     });
+    // The API replaces the whole app: a redirect URI set before is kept unless one is given.
+    let redirect = match form.get("redirect_uri").map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        Some(given) => Some(Value::String(given.to_string())),
+        None => {
+            let current = c.api(Method::GET, &["connectors", &connector, "oauth-app"], &[], None).await;
+            Some(current.body["redirect_uri"].clone()).filter(|v| current.ok() && v.is_string())
+        }
+    };
+    if let Some(uri) = redirect {
+        body["redirect_uri"] = uri;
+    }
     c.api(Method::PUT, &["connectors", &connector, "oauth-app"], &[], Some(&body)).await.into_ok()?;
     Ok(view::redirect(&format!("{BASE}/connectors")))
 }

@@ -177,7 +177,7 @@ pub async fn create(c: &Ctx<'_>) -> PageResult {
 /// A flow's routes: `GET` its page, `POST` its definition, `POST status`, `POST run`.
 pub async fn route(c: &Ctx<'_>, method: &Method, tenant: Option<&str>, id: &str, rest: &[&str]) -> PageResult {
     match (method, rest) {
-        (&Method::GET, []) => page(c, tenant, id, None, None).await,
+        (&Method::GET, []) => page(c, tenant, id, None, None, None).await,
         (&Method::POST, []) => save(c, tenant, id).await,
         (&Method::POST, ["status"]) => set_status(c, tenant, id).await,
         (&Method::POST, ["run"]) => run(c, tenant, id).await,
@@ -186,7 +186,16 @@ pub async fn route(c: &Ctx<'_>, method: &Method, tenant: Option<&str>, id: &str,
 }
 
 /// A flow's page, optionally with the text of a failed save and its error.
-async fn page(c: &Ctx<'_>, tenant: Option<&str>, id: &str, draft: Option<&str>, error: Option<&Value>) -> PageResult {
+/// A flow's page; after a failed save, with the posted text, the version it was based on and
+/// the API's error (so a second Save after a conflict does not overwrite the other change).
+async fn page(
+    c: &Ctx<'_>,
+    tenant: Option<&str>,
+    id: &str,
+    draft: Option<&str>,
+    based_on: Option<&str>,
+    error: Option<&Value>,
+) -> PageResult {
     let asked = c.query().get("version").cloned().unwrap_or_default();
     let flow = c.get(&api_path(tenant, Some(id)), &[("version", &asked)]).await?;
     // The newest version: the one a save must follow (a restore saves an old one as newest).
@@ -216,7 +225,7 @@ async fn page(c: &Ctx<'_>, tenant: Option<&str>, id: &str, draft: Option<&str>, 
         None => tenants(c, 200).await?,
     };
     let shown_version = flow["version"].as_u64().unwrap_or(0);
-    let version = current.to_string();
+    let version = based_on.map(str::to_string).unwrap_or_else(|| current.to_string());
     let mut shown = definition.clone();
     if let Some(map) = shown.as_object_mut() {
         map.insert("id".into(), json!(id));
@@ -248,7 +257,7 @@ async fn page(c: &Ctx<'_>, tenant: Option<&str>, id: &str, draft: Option<&str>, 
         }
         h2 { "Steps" }
         div.scroll { (graph::dag(&nodes)) }
-        @if c.allows(Permission::WorkflowsExecute) && state == "active" {
+        @if c.allows(Permission::WorkflowsExecute) && state == "active" && shown_version == current {
             h2 { "Run it now" }
             form.stack method="post" action={(href) "/run"} {
                 (view::csrf(c))
@@ -286,7 +295,7 @@ async fn save(c: &Ctx<'_>, tenant: Option<&str>, id: &str) -> PageResult {
     let answer =
         c.api_with(Method::PUT, &api_path(tenant, Some(id)), &[], Some(definition_body(&definition)), &headers).await;
     if !answer.ok() {
-        let mut failed = page(c, tenant, id, Some(&definition), Some(&answer.body)).await?;
+        let mut failed = page(c, tenant, id, Some(&definition), Some(&version), Some(&answer.body)).await?;
         *failed.status_mut() = http::StatusCode::from_u16(answer.status).unwrap_or(http::StatusCode::BAD_REQUEST);
         return Ok(failed);
     }

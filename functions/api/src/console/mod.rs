@@ -15,10 +15,11 @@
 //! - Every `POST` carries the session's CSRF token in the form field `csrf`; without it, or with
 //!   another, it is a 403 and nothing changes.
 //!
-//! Pages read and write through `routes::perform`, as API requests of the signed-in caller: the
-//! same handlers, permission checks, API-call quota (each operation counts on the tenant it
-//! names, as from `/api/v1`) and audit records, so a viewer's forged write is refused by the
-//! operation itself. Write controls are shown only to callers whose role allows them. A `POST`
+//! Pages read and write through `routes::perform_admitted`, as API requests of the signed-in
+//! caller: the same handlers, permission checks and audit records, so a viewer's forged write
+//! is refused by the operation itself. A page view or a form is one API call of the minute for
+//! the quota, counted on the tenant its path names (else the space), however many operations
+//! it reads. Write controls are shown only to callers whose role allows them. A `POST`
 //! whose `Origin` or `Sec-Fetch-Site` says it came from another site is refused before anything
 //! runs, the login included.
 //!
@@ -47,6 +48,7 @@ use switchyard::runtime::Platform;
 use switchyard::runtime::error::AppError;
 use switchyard::runtime::http::{Request, Response, error_allowing, query};
 use switchyard::usecases::auth::Principal;
+use switchyard::usecases::quotas;
 
 pub use session::SESSION_SECS;
 use session::Session;
@@ -162,10 +164,11 @@ impl Ctx<'_> {
         let Ok(req) = builder.body(bytes) else {
             return Answer { status: 400, body: serde_json::json!({"error": {"message": "not a valid request"}}) };
         };
-        let response = match crate::routes::perform(self.p, self.who.clone(), req, path, &self.request_id).await {
-            Ok(response) => response,
-            Err(e) => error_allowing(&e, ""),
-        };
+        let response =
+            match crate::routes::perform_admitted(self.p, self.who.clone(), req, path, &self.request_id).await {
+                Ok(response) => response,
+                Err(e) => error_allowing(&e, ""),
+            };
         let status = response.status().as_u16();
         let body = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
         Answer { status, body }
@@ -211,7 +214,7 @@ pub async fn handle(p: &Platform, req: Request, segs: &[String]) -> Response {
     };
     if method == Method::POST {
         let form = url::form_urlencoded::parse(req.body()).into_owned().collect();
-        if !session::same_origin(&req) || !session.csrf_matches(&form) {
+        if !session::same_origin(p, &req) || !session.csrf_matches(&form) {
             return view::error_page(
                 403,
                 "This form is out of date or was not sent by the console: reload the page and try again.",
@@ -222,6 +225,23 @@ pub async fn handle(p: &Platform, req: Request, segs: &[String]) -> Response {
         }
     }
     let request_id = switchyard::domain::ids::ulid_at(p.now_ms()).to_string();
+    // A page view (or a form) is one API call of the minute, on the tenant its path names, else
+    // on the space: the per-tenant limits hold, and a page that reads many operations, or a
+    // running execution's page refreshing itself, costs no more than one call each time.
+    let page_tenant = match segs.as_slice() {
+        ["tenants", t, ..] | ["flows", "tenant", t, ..] => Some(*t),
+        _ => None,
+    };
+    if let Err(e) = quotas::admit_api_request(&p.engine, &who, page_tenant).await {
+        let e = AppError::from(e);
+        let mut refused = view::error_page(e.status(), e.body()["error"]["message"].as_str().unwrap_or("refused"));
+        if let AppError::TooManyRequests { retry_after_secs, .. } = e {
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                refused.headers_mut().insert(http::header::RETRY_AFTER, v);
+            }
+        }
+        return refused;
+    }
     let ctx = Ctx { p, who, session, req, request_id };
     let result = match (&ctx.who.space, segs.as_slice()) {
         // A member of several spaces chooses one first.

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use switchyard::ports::OutboundRequest;
 use switchyard::runtime::http::{Request, Response, query};
 use switchyard::runtime::{ConsoleOidc, Platform};
-use switchyard::usecases::auth;
+use switchyard::usecases::auth::{self, SessionSubject};
 use switchyard::usecases::signed::{self, SigningKey};
 
 use super::session::{self, Session};
@@ -211,17 +211,35 @@ pub async fn callback(p: &Platform, req: &Request) -> Response {
     let claims = claims_of(id_token).unwrap_or(Value::Null);
     let nonce_ok = claims["nonce"].as_str().is_some_and(|n| signed::same(n, &pending.nonce));
     let client_id = Some(client.client_id.as_str());
+    // OIDC Core 3.1.3.7: `aud` contains the client; with several audiences, `azp` is the client.
+    let audiences: Vec<&str> = match &claims["aud"] {
+        Value::String(one) => vec![one.as_str()],
+        Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
     let ours = claims["iss"].as_str() == Some(client.issuer.as_str())
-        && (claims["aud"].as_str() == client_id
-            || claims["aud"].as_array().is_some_and(|a| a.iter().any(|x| x.as_str() == client_id))
-            || claims["azp"].as_str() == client_id);
+        && audiences.iter().any(|a| Some(*a) == client_id)
+        && (audiences.len() == 1 || claims["azp"].as_str() == client_id);
     if !nonce_ok || !ours {
         return expired();
     }
     let token_expires_at = claims["exp"].as_i64().unwrap_or(0);
     match auth::sign_in_with_token(p.auth(), verified, None, token_expires_at).await {
         Ok((who, sub)) => {
-            let session = Session::new(sub, who.space.clone(), p.now_ms());
+            let mut session = Session::new(sub.clone(), who.space.clone(), p.now_ms());
+            // Someone whose access comes only from the token's role claims keeps it only as long
+            // as the token: after that the session could not show them anything.
+            if let SessionSubject::Member { roles, .. } = &sub {
+                let without_claims = match sub.clone() {
+                    SessionSubject::Member { issuer, subject, email, username, .. } => {
+                        SessionSubject::Member { issuer, subject, email, username, roles: Vec::new(), roles_until: 0 }
+                    }
+                    other => other,
+                };
+                if !roles.is_empty() && auth::resume(p.auth(), &without_claims, who.space.clone()).await.is_err() {
+                    session.exp = session.exp.min(token_expires_at);
+                }
+            }
             let mut response = session::start(p, req, &session, &format!("{BASE}/")).await;
             let clear = format!("{COOKIE}=; Path={BASE}/login/oidc; HttpOnly; SameSite=Lax; Max-Age=0");
             if let Ok(v) = http::HeaderValue::from_str(&clear) {

@@ -121,16 +121,23 @@ pub fn secure_attribute(p: &Platform, req: &Request) -> &'static str {
 /// from (`Sec-Fetch-Site`, `Origin`); a cross-site form (a forged login, a forged write) is
 /// refused before anything runs. A client that sends neither (curl) is let through: the CSRF
 /// token still guards every form but the login.
-pub fn same_origin(req: &Request) -> bool {
+pub fn same_origin(p: &Platform, req: &Request) -> bool {
+    // `same-site` is a sibling subdomain: it gets a Lax cookie too, so it is refused as well.
     if header(req, "sec-fetch-site").is_some_and(|site| site == "cross-site" || site == "same-site") {
         return false;
     }
     match header(req, "origin") {
         None => true,
-        Some(origin) => {
-            let host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
-            Some(host) == header(req, "host")
-        }
+        Some(origin) => origin.eq_ignore_ascii_case(&origin_of(p, req)),
+    }
+}
+
+/// [`origin`] as a browser writes it in `Origin`: without a path or a default port.
+fn origin_of(p: &Platform, req: &Request) -> String {
+    let full = origin(p, req);
+    match url::Url::parse(&full) {
+        Ok(url) => url.origin().ascii_serialization(),
+        Err(_) => full,
     }
 }
 
@@ -191,7 +198,7 @@ pub fn login_form(p: &Platform, _req: &Request, error: Option<(u16, &str)>) -> R
 
 /// `POST /console/login`: a key (and for the admin key, a space).
 pub async fn login(p: &Platform, req: &Request) -> Response {
-    if !same_origin(req) {
+    if !same_origin(p, req) {
         return view::error_page(403, "Sign in from the console's own login page.");
     }
     let form: HashMap<String, String> = url::form_urlencoded::parse(req.body()).into_owned().collect();

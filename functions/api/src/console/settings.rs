@@ -91,6 +91,8 @@ pub async fn page(c: &Ctx<'_>) -> PageResult {
                     (view::csrf(c))
                     label for="member-id" { "Email (they sign in through the identity provider with it verified) or subject"
                         input #member-id name="member" required maxlength="320"; }
+                    label for="member-issuer" { "Issuer (only for a subject, when several identity providers are configured)"
+                        input #member-issuer name="issuer" type="url" maxlength="2048"; }
                     label for="member-role" { "Role"
                         select #member-role name="role" { @for r in &role_names { option value=(r) selected[r == "viewer"] { (r) } } }
                     }
@@ -114,6 +116,10 @@ pub async fn page(c: &Ctx<'_>) -> PageResult {
                                         input type="hidden" name="member" value=(id);
                                         label.sr for={"role-" (id)} { "Role of " (id) }
                                         select #{"role-" (id)} name="role" {
+                                            // The member's own role first when it is not offered (a deleted custom role).
+                                            @if !role_names.iter().any(|r| r == text(m, "role")) {
+                                                option value=(text(m, "role")) selected { (text(m, "role")) }
+                                            }
                                             @for r in &role_names { option value=(r) selected[r.as_str() == text(m, "role")] { (r) } }
                                         }
                                         button.secondary type="submit" { "Change" }
@@ -238,7 +244,11 @@ pub async fn put_member(c: &Ctx<'_>) -> PageResult {
         return Err(Failure::Request(400, "Name the person: an email or a subject.".into()));
     }
     let role = form.get("role").cloned().unwrap_or_default();
-    c.api(Method::PUT, &["members", member], &[], Some(&json!({"role": role}))).await.into_ok()?;
+    let mut body = json!({"role": role});
+    if let Some(issuer) = form.get("issuer").map(|i| i.trim()).filter(|i| !i.is_empty()) {
+        body["issuer"] = json!(issuer);
+    }
+    c.api(Method::PUT, &["members", member], &[], Some(&body)).await.into_ok()?;
     Ok(view::redirect(&format!("{BASE}/settings")))
 }
 
@@ -261,8 +271,9 @@ pub async fn put_json(c: &Ctx<'_>, what: &str) -> PageResult {
 /// `POST /console/settings/alerts`: `id` and the rule in `json`.
 pub async fn put_alert(c: &Ctx<'_>) -> PageResult {
     let id = c.form().get("id").map(|i| i.trim().to_string()).unwrap_or_default();
-    if id.is_empty() {
-        return Err(Failure::Request(400, "Give the rule an id.".into()));
+    // `events` and `signing-secret` are other operations at the same path, never rule ids.
+    if id.is_empty() || id == "events" || id == "signing-secret" {
+        return Err(Failure::Request(400, "Give the rule an id (not `events` or `signing-secret`).".into()));
     }
     let rule = c.json_field()?;
     c.api(Method::PUT, &["alerts", &id], &[], Some(&rule)).await.into_ok()?;

@@ -134,12 +134,13 @@ pub async fn page(c: &Ctx<'_>, tenant: &str) -> PageResult {
         true => c.get(&["tenants", tenant, "workflows"], &[("limit", "100")]).await?,
         false => Value::Null,
     };
-    let (effective, quotas) = match c.allows(Permission::ConfigRead) {
-        true => (
-            c.get(&["tenants", tenant, "config", "effective"], &[]).await?,
-            c.get(&["tenants", tenant, "quotas"], &[]).await?,
-        ),
-        false => (Value::Null, Value::Null),
+    let effective = match c.allows(Permission::ConfigRead) {
+        true => c.get(&["tenants", tenant, "config", "effective"], &[]).await?,
+        false => Value::Null,
+    };
+    let quotas = match c.allows(Permission::QuotasRead) {
+        true => c.get(&["tenants", tenant, "quotas"], &[]).await?,
+        false => Value::Null,
     };
     let failures = match c.allows(Permission::ExecutionsRead) {
         true => executions::recent(c, tenant, &[("status", "failed")], 10).await?.0,
