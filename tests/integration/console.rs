@@ -327,7 +327,17 @@ async fn flaky_service(failures: usize) -> (String, Arc<AtomicUsize>) {
 
 #[tokio::test]
 async fn the_execution_page_draws_the_failed_step_and_reruns_from_it() {
-    let app = spawn_app(platform(Kind::Embedded, system_clock()).await).await;
+    execution_page_and_rerun(Kind::Embedded).await;
+}
+
+/// The same on the AWS adapters (moto): sessions ended in DynamoDB, runs through SQS.
+#[tokio::test]
+async fn the_execution_page_draws_the_failed_step_and_reruns_from_it_aws() {
+    execution_page_and_rerun(Kind::Aws).await;
+}
+
+async fn execution_page_and_rerun(kind: Kind) {
+    let app = spawn_app(platform(kind, system_clock()).await).await;
     let (space, tenant, admin) = space_with_key(&app, "admin").await;
     let (url, calls) = flaky_service(1).await;
     let flow = json!({
@@ -380,6 +390,12 @@ async fn the_execution_page_draws_the_failed_step_and_reruns_from_it() {
     // The overview counts them and lists the failure.
     let page = browser.get("/console/").await;
     assert!(page.html.contains(&id), "the latest failure links to its execution: {}", page.html);
+    // Signing out ends the session in the store: a copy of the cookie is refused.
+    let copy = browser.cookies.clone();
+    assert_eq!(browser.post("/console/logout", &[("csrf", &csrf)]).await.status, 303);
+    let mut thief = Browser::new(&app);
+    thief.cookies = copy;
+    assert_eq!(thief.get("/console/").await.location.as_deref(), Some("/console/login"));
 }
 
 #[tokio::test]
