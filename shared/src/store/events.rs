@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{Db, Error, keys, to_value};
 use crate::domain::ids::{ConnectorId, ExecutionId, FlowId, SpaceId, TenantId};
-use crate::ports::{Condition, Item, Key, PortError, Query, WriteOp};
+use crate::ports::{Condition, Item, Key, PortError, Query};
 
 /// How long the log of received events is kept.
 pub const EVENT_LOG_TTL_SECS: i64 = 7 * 86_400;
@@ -47,7 +47,12 @@ pub enum Recorded {
     AlreadyThere,
 }
 
-/// Write the dedup record (kept `dedup_ttl_secs`) and the log entry in one conditional write.
+/// Write the dedup record (kept `dedup_ttl_secs`), one conditional write, then the log entry:
+/// two plain writes (2 write units) rather than a transaction of both (4). The runs are queued
+/// before either (`usecases::webhooks`), so neither guards them: the dedup record stops a
+/// redelivery from queueing them again, and the executor's run claim drops a copy if it is lost.
+/// A receiver that dies between the two leaves a delivery without its log entry; its
+/// executions are there all the same.
 pub async fn record(
     db: &Db,
     space: &SpaceId,
@@ -57,23 +62,18 @@ pub async fn record(
     dedup_ttl_secs: i64,
 ) -> Result<Recorded, PortError> {
     let now_secs = db.clock.now_secs();
-    let ops = vec![
-        WriteOp::Put {
-            item: Item::new(delivery, json!({"event": event.id, "received_at": event.received_at}))
-                .expiring_at(now_secs + dedup_ttl_secs),
-            condition: Condition::IfAbsent,
-        },
-        WriteOp::Put {
-            item: Item::new(keys::received_event(space, tenant, &event.id), to_value(event))
-                .expiring_at(now_secs + EVENT_LOG_TTL_SECS),
-            condition: Condition::None,
-        },
-    ];
-    match db.store.transact(ops).await {
-        Ok(()) => Ok(Recorded::Written),
-        Err(PortError::TransactionCancelled { .. }) => Ok(Recorded::AlreadyThere),
-        Err(e) => Err(e),
+    let dedup = Item::new(delivery, json!({"event": event.id, "received_at": event.received_at}))
+        .expiring_at(now_secs + dedup_ttl_secs);
+    match db.store.put(dedup, Condition::IfAbsent).await {
+        Ok(()) => {}
+        // A concurrent delivery of the same event recorded it (and its log entry) first.
+        Err(PortError::ConditionFailed) => return Ok(Recorded::AlreadyThere),
+        Err(e) => return Err(e),
     }
+    let entry = Item::new(keys::received_event(space, tenant, &event.id), to_value(event))
+        .expiring_at(now_secs + EVENT_LOG_TTL_SECS);
+    db.store.put(entry, Condition::None).await?;
+    Ok(Recorded::Written)
 }
 
 /// A page of a tenant's received events, newest first.

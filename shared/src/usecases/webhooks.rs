@@ -10,13 +10,15 @@
 //!    Before this the event is taken from the tenant's daily quota (given back if queueing
 //!    fails). Under `queue_for_later` with today full, the runs are deferred to the next day
 //!    with room instead (`runs::defer_starts`), still before the answer.
-//! 3. Record the delivery (one conditional write). If this fails the runs are already queued,
-//!    so the event is accepted (202); should the provider deliver it again anyway, step 1 lets
-//!    it through and the runs are queued again, but the executor starts a run only once per
-//!    run key, so nothing runs twice.
+//! 3. Record the delivery (one conditional write), then its event log entry (one plain write:
+//!    not a transaction, see `store::events::record`). If the record fails the runs are already
+//!    queued, so the event is accepted (202); should the provider deliver it again anyway, step
+//!    1 lets it through and the runs are queued again, but the executor starts a run only once
+//!    per run key, so nothing runs twice. If only the log entry fails, the event is accepted and
+//!    runs; the log misses it.
 //!
 //! Per accepted event: one delivery lookup, one quota counter update (plans with a daily
-//! limit), one queue call, one conditional write. Tenant, connector settings, flows, secrets
+//! limit), one queue call, two writes (2 write units). Tenant, connector settings, flows, secrets
 //! and the tenant's stored bytes (the storage quota) come from per-container caches.
 
 use bytes::Bytes;
