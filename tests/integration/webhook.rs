@@ -213,6 +213,44 @@ async fn a_finished_execution_costs_one_storage_update_and_one_rollup_write() {
     assert_eq!(instruments.count(Op::Put), 20, "one checkpoint (one step) and the final write");
 }
 
+/// Without `platform_events` a space publishes nothing (no PutEvents to pay for); with a list,
+/// only those types.
+#[tokio::test]
+async fn platform_events_are_published_only_for_spaces_that_consume_them() {
+    let p = switchyard_tests::platform_with(Kind::Embedded, system_clock(), 5, |s| {
+        s.platform_config.remove("platform_events");
+    })
+    .await;
+    let t = github_tenant(&p, Plan::Growth).await;
+    let published = || {
+        let bus = switchyard::adapters::embedded::EmbeddedEventBus::new(p.database.clone().unwrap(), system_clock());
+        bus.published_since(0, 1000).unwrap().into_iter().map(|(_, e)| e.detail_type).collect::<Vec<_>>()
+    };
+    assert_eq!(deliver(&p, &t, "push", "quiet", &push("quiet")).await.0, 202);
+    drain(&p).await;
+    assert_eq!(executions_of(&p, &t).await.len(), 1);
+    assert!(published().is_empty(), "no consumer, no event: {:?}", published());
+    // The space asks for failures only: a success publishes nothing, a failure its event.
+    let config = json!({"platform_events": ["execution.failed"]});
+    tenancy::set_space_config(p.db(), &t.space, config.as_object().unwrap().clone()).await.unwrap();
+    p.db().caches.clear();
+    assert_eq!(deliver(&p, &t, "push", "ok", &push("ok")).await.0, 202);
+    drain(&p).await;
+    assert!(published().is_empty(), "{:?}", published());
+    let failing = FlowDefinition::parse(
+        &json!({"name": "fails", "trigger": {"type": "webhook", "connector": "github", "events": ["push"]},
+                "steps": [{"id": "boom", "kind": "transform", "expr": "error(\"no\")"}]}),
+        p.engine.catalog,
+    )
+    .unwrap();
+    let owner = FlowOwner::Tenant { space: t.space.clone(), tenant: t.tenant.clone() };
+    flows::create_flow(p.db(), owner, None, &failing).await.unwrap();
+    p.db().caches.clear();
+    assert_eq!(deliver(&p, &t, "push", "mixed", &push("mixed")).await.0, 202);
+    drain(&p).await;
+    assert_eq!(published(), ["execution.failed"]);
+}
+
 #[tokio::test]
 async fn deliveries_are_metrics_by_tenant_and_refusals_without_a_tenant() {
     let mut p = platform(Kind::Embedded, system_clock()).await;

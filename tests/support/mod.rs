@@ -58,6 +58,9 @@ pub fn test_settings(backend: Backend) -> Settings {
     settings.outbound = AddressPolicy::from_allow_list("127.0.0.0/8,::1").expect("valid allow-list");
     settings.retry_base_secs = 1;
     settings.secrets_cache_ttl = Duration::from_secs(60);
+    // A deployment whose bus has consumers: tests read the events the platform publishes
+    // (`webhook::platform_events_are_published_only_for_spaces_that_consume_them` unsets it).
+    settings.platform_config.insert("platform_events".into(), serde_json::json!("all"));
     settings
 }
 

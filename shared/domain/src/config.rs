@@ -48,8 +48,60 @@ pub fn platform_defaults() -> Value {
 /// `per_seconds`) bounds the calls made with each of a tenant's connections, over the
 /// connector's own limit, field by field (usually set at the integration level); `vars` is
 /// free-form (an object of values flows read as `.vars.<name>`, e.g. a tenant's Slack
-/// channel).
-pub const KNOWN_KEYS: &[&str] = &["retry", "step_timeout_ms", "rate_limit", "vars"];
+/// channel); `platform_events` says which platform events go to the event bus (see
+/// [`PlatformEvents`]).
+pub const KNOWN_KEYS: &[&str] = &["retry", "step_timeout_ms", "rate_limit", "vars", "platform_events"];
+
+/// Which platform events are published to the bus: `"all"`, `"none"`, or a list of types, each
+/// exact (`quota.warning`) or a family (`execution.*`). Unset is none: a space with no consumer
+/// pays for no event (set it at the platform level, `SWITCHYARD_PLATFORM_CONFIG`, for every
+/// space of a deployment whose bus has rules).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlatformEvents {
+    All,
+    None,
+    Only(Vec<String>),
+}
+
+/// Most entries a `platform_events` list may hold.
+pub const MAX_EVENT_TYPES: usize = 64;
+
+impl PlatformEvents {
+    fn parse(value: &Value) -> Result<PlatformEvents, String> {
+        match value {
+            Value::String(s) if s == "all" => Ok(PlatformEvents::All),
+            Value::String(s) if s == "none" => Ok(PlatformEvents::None),
+            Value::Array(types) if types.len() <= MAX_EVENT_TYPES => types
+                .iter()
+                .map(|t| match t.as_str() {
+                    Some(t) if !t.is_empty() && t.len() <= 128 && (!t.contains('*') || (t.ends_with(".*") && t.matches('*').count() == 1)) => {
+                        Ok(t.to_string())
+                    }
+                    _ => Err("platform_events: each entry is an event type such as \"execution.failed\" or a family such as \"execution.*\"".to_string()),
+                })
+                .collect::<Result<_, _>>()
+                .map(PlatformEvents::Only),
+            _ => Err(format!("platform_events is \"all\", \"none\" or a list of at most {MAX_EVENT_TYPES} event types")),
+        }
+    }
+
+    /// Whether an event of `detail_type` is published.
+    pub fn allows(&self, detail_type: &str) -> bool {
+        match self {
+            PlatformEvents::All => true,
+            PlatformEvents::None => false,
+            PlatformEvents::Only(types) => types.iter().any(|t| match t.strip_suffix('*') {
+                Some(family) => detail_type.starts_with(family),
+                None => t == detail_type,
+            }),
+        }
+    }
+}
+
+/// The effective `platform_events` of a configuration (none when unset or invalid).
+pub fn platform_events(config: &Value) -> PlatformEvents {
+    config.get("platform_events").and_then(|v| PlatformEvents::parse(v).ok()).unwrap_or(PlatformEvents::None)
+}
 
 /// A `rate_limit` level's fields: both optional, each falling back to the level below.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -225,6 +277,9 @@ pub fn validate(level: &Map<String, Value>) -> Result<(), String> {
                     return Err("rate_limit.per_seconds must be between 1 and 86400".into());
                 }
             }
+            "platform_events" => {
+                PlatformEvents::parse(value)?;
+            }
             "vars" => {
                 if !value.is_object() {
                     return Err("vars must be an object".into());
@@ -242,6 +297,19 @@ pub fn validate(level: &Map<String, Value>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platform_events_are_none_unless_a_level_asks_for_them() {
+        assert_eq!(platform_events(&cascade(&[])), PlatformEvents::None);
+        let only = platform_events(&json!({"platform_events": ["execution.*", "quota.warning"]}));
+        assert!(only.allows("execution.failed") && only.allows("quota.warning"));
+        assert!(!only.allows("quota.overage") && !only.allows("executions.x") && !only.allows("poll.unhealthy"));
+        assert!(platform_events(&json!({"platform_events": "all"})).allows("anything"));
+        assert!(validate(&map(json!({"platform_events": ["execution.*"]}))).is_ok());
+        for bad in [json!("some"), json!(["*"]), json!(["a*b"]), json!([""]), json!([1]), json!({"all": true})] {
+            assert!(validate(&map(json!({"platform_events": bad.clone()}))).is_err(), "{bad}");
+        }
+    }
 
     fn map(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()

@@ -384,7 +384,7 @@ async fn mark_needs_reauthorization(
         PlatformEvent { detail_type: "connection.reauthorization_required".into(), detail: detail.clone() },
         PlatformEvent { detail_type: "connection.failing".into(), detail },
     ];
-    if let Err(e) = engine.bus.publish(&events).await {
+    if let Err(e) = crate::engine::events::publish(engine, space, Some(tenant), &events).await {
         tracing::warn!(error = %e, "could not publish connection.reauthorization_required");
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod actions;
 pub mod credentials;
+pub mod events;
 pub mod foreach;
 pub mod paging;
 pub mod plan;

@@ -518,7 +518,7 @@ async fn finish(
     exec.transition(status, now);
     // Published before the final write: if the write is lost, the redelivered message finishes
     // again and publishes again (at least once, never missing).
-    engine.bus.publish(&[event_for(&exec)]).await?;
+    crate::engine::events::publish(engine, &exec.space, Some(&exec.tenant), &[event_for(&exec)]).await?;
     match db.store.put(item(&exec, version + 1), Condition::IfVersion(version)).await {
         Ok(()) => {
             tracing::info!(status = status.as_str(), steps = exec.steps.len(), "execution finished");

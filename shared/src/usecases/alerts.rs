@@ -148,7 +148,8 @@ async fn announce(engine: &Engine, stored: &StoredRule, kind: &str, value: Optio
     let mut detail = json!(event);
     detail["space"] = json!(stored.space);
     detail["name"] = json!(rule.name);
-    if let Err(e) = engine.bus.publish(&[PlatformEvent { detail_type, detail }]).await {
+    let event = PlatformEvent { detail_type, detail };
+    if let Err(e) = crate::engine::events::publish(engine, &stored.space, rule.tenant.as_ref(), &[event]).await {
         tracing::warn!(error = %e, alert = %stored.id, "alert event not published");
     }
     Ok(())

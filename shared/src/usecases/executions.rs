@@ -38,7 +38,7 @@ pub async fn cancel(engine: &Engine, space: &SpaceId, tenant: &TenantId, id: &Ex
                         detail_type: "execution.cancelled".into(),
                         detail: serde_json::json!({"space": space, "tenant": tenant, "execution_id": id, "flow_id": e.flow.id, "status": "cancelled"}),
                     };
-                    if let Err(err) = engine.bus.publish(&[event]).await {
+                    if let Err(err) = crate::engine::events::publish(engine, space, Some(tenant), &[event]).await {
                         tracing::warn!(error = %err, "execution.cancelled not published");
                     }
                 }

@@ -533,7 +533,7 @@ async fn announce_health(engine: &Engine, job: &PollJob, detail_type: &str, stat
     if detail_type == "poll.unhealthy" {
         events.push(PlatformEvent { detail_type: "connection.failing".into(), detail });
     }
-    if let Err(e) = engine.bus.publish(&events).await {
+    if let Err(e) = crate::engine::events::publish(engine, &job.space, Some(&job.tenant), &events).await {
         tracing::warn!(error = %e, "poll health event not published");
     }
 }

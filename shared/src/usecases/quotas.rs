@@ -148,7 +148,7 @@ pub async fn publish_notices<'n>(
     if events.is_empty() {
         return;
     }
-    if let Err(e) = engine.bus.publish(&events).await {
+    if let Err(e) = crate::engine::events::publish(engine, space, tenant, &events).await {
         tracing::warn!(error = %e, "quota notice not published");
     }
 }
