@@ -12,10 +12,11 @@ use switchyard::domain::flow::FlowDefinition;
 use switchyard::domain::ids::{ExecutionId, FlowId};
 use switchyard::domain::tenancy::Plan;
 use switchyard::engine::runs;
-use switchyard::ports::{ManualClock, QueueId};
+use switchyard::ports::{ManualClock, Query, QueueId, query_all};
 use switchyard::runtime::Platform;
 use switchyard::store::executions;
 use switchyard::store::flows::{self, FlowRecord};
+use switchyard::store::keys;
 use switchyard::store::tenants::ResolvedTenant;
 use switchyard::usecases::executions::RerunFrom;
 use switchyard_tests::instrument::{Instruments, Op};
@@ -405,8 +406,9 @@ async fn crash_and_redelivery(kind: Kind) {
         "steps": [{"id": "one", "kind": "http", "method": "POST", "url": format!("{}/one", server.uri())},
                   {"id": "two", "kind": "http", "method": "POST", "depends_on": ["one"], "url": format!("{}/two", server.uri())}]})).await;
     let id = start(&p, &t, &f, json!({})).await;
-    // The final execution write fails once; everything before it succeeded.
-    instruments.fail(Op::Put, "EX#", 1);
+    // The final execution write fails once (the first write of the execution, its creation,
+    // goes through); everything before it succeeded.
+    instruments.fail_later(Op::Put, "EX#", 1, 1);
     drain(&p).await;
     let e = execution(&p, &t, &id).await;
     assert_eq!(e.status, ExecutionStatus::Succeeded, "{e:?}");
@@ -417,6 +419,66 @@ async fn crash_and_redelivery(kind: Kind) {
         "no completed step ran twice"
     );
     assert_eq!(instruments.count(Op::Receive) >= 2, true, "the message was delivered again");
+}
+
+/// The start's two writes, the claim and the execution, split by failures: a claim whose
+/// execution write failed, a second message for the same run arriving meanwhile, a claim
+/// whose reply was lost. Each time exactly one execution, its steps run once.
+async fn start_split_by_failures(kind: Kind) {
+    let instruments = Arc::new(Instruments::default());
+    let p = instrumented_platform(kind, system_clock(), 5, |_| {}, Some(instruments.clone())).await;
+    let t = tenant(&p, Plan::Growth).await;
+    let server = MockServer::start().await;
+    let calls = Counter::default();
+    mount(&server, "/once", calls.clone()).await;
+    let f = flow(
+        &p,
+        &t,
+        json!({"name": "split", "trigger": {"type": "manual"},
+        "steps": [{"id": "call", "kind": "http", "method": "POST", "url": format!("{}/once", server.uri())}]}),
+    )
+    .await;
+    // Two messages for one run (the producer sent it twice, with two execution ids); the first
+    // one to claim it fails to create its execution.
+    for _ in 0..2 {
+        runs::start_run(&p.engine, &t, &f, TriggerInfo::manual(), json!({}), Some("same-run")).await.unwrap();
+    }
+    instruments.fail(Op::Put, "EX#", 1);
+    drain(&p).await;
+    let all = query_all(
+        p.db().store.as_ref(),
+        Query::prefix(keys::tenant_pk(&t.space.id, &t.tenant.id), keys::EXECUTION_PREFIX),
+        100,
+    )
+    .await
+    .unwrap();
+    assert_eq!(all.len(), 1, "one execution for the run: {all:?}");
+    assert_eq!(all[0].data["status"], "succeeded", "{all:?}");
+    assert_eq!(calls.calls.load(Ordering::SeqCst), 1, "its step ran once");
+    // The claim's reply lost: the redelivery finds its own claim and goes on.
+    runs::start_run(&p.engine, &t, &f, TriggerInfo::manual(), json!({}), Some("other-run")).await.unwrap();
+    instruments.fail_after(Op::Put, "RUN#", 1);
+    drain(&p).await;
+    let all = query_all(
+        p.db().store.as_ref(),
+        Query::prefix(keys::tenant_pk(&t.space.id, &t.tenant.id), keys::EXECUTION_PREFIX),
+        100,
+    )
+    .await
+    .unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(all.iter().all(|e| e.data["status"] == "succeeded"), "{all:?}");
+    assert_eq!(calls.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_start_split_by_failures_runs_once_embedded() {
+    start_split_by_failures(Kind::Embedded).await;
+}
+
+#[tokio::test]
+async fn a_start_split_by_failures_runs_once_aws() {
+    start_split_by_failures(Kind::Aws).await;
 }
 
 #[tokio::test]

@@ -187,8 +187,9 @@ async fn accepted_events_cost_one_read_one_counter_one_send_two_writes() {
     assert_eq!(instruments.count(Op::Query), 0, "flows come from the container cache");
 }
 
-/// What the executor adds per execution for quotas and metrics: one storage counter update and
-/// one metrics rollup write, and nothing else (docs/cost.md).
+/// What the executor writes per execution (docs/cost.md): the run claim and the execution (two
+/// conditional writes, no transaction), one checkpoint per step, the final write, one storage
+/// counter update and one metrics rollup write, and nothing else.
 #[tokio::test]
 async fn a_finished_execution_costs_one_storage_update_and_one_rollup_write() {
     let instruments = Arc::new(Instruments::default());
@@ -209,8 +210,8 @@ async fn a_finished_execution_costs_one_storage_update_and_one_rollup_write() {
     eprintln!("executor store calls for 10 executions: {counts:?}");
     assert_eq!(instruments.count(Op::AddCounter), 10, "one storage counter update per execution");
     assert_eq!(instruments.count(Op::AddFields), 10, "one metrics rollup write per execution");
-    assert_eq!(instruments.count(Op::Transact), 10, "the start");
-    assert_eq!(instruments.count(Op::Put), 20, "one checkpoint (one step) and the final write");
+    assert_eq!(instruments.count(Op::Transact), 0, "no transaction");
+    assert_eq!(instruments.count(Op::Put), 40, "the claim, the execution, one checkpoint (one step), the final write");
 }
 
 /// Without `platform_events` a space publishes nothing (no PutEvents to pay for); with a list,

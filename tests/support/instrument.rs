@@ -39,6 +39,8 @@ pub struct Fault {
     pub key_prefix: String,
     pub times: u32,
     pub after: bool,
+    /// Matching calls let through before the fault applies.
+    pub skip: u32,
 }
 
 /// Shared counters and fault plan.
@@ -59,11 +61,15 @@ impl Instruments {
         self.counts.lock().unwrap().clear();
     }
     pub fn fail(&self, op: Op, key_prefix: &str, times: u32) {
-        self.faults.lock().unwrap().push(Fault { op, key_prefix: key_prefix.into(), times, after: false });
+        self.faults.lock().unwrap().push(Fault { op, key_prefix: key_prefix.into(), times, after: false, skip: 0 });
+    }
+    /// Let `skip` matching calls through, then fail the next `times`.
+    pub fn fail_later(&self, op: Op, key_prefix: &str, skip: u32, times: u32) {
+        self.faults.lock().unwrap().push(Fault { op, key_prefix: key_prefix.into(), times, after: false, skip });
     }
     /// Let the next `times` matching calls succeed, then report them failed (a lost reply).
     pub fn fail_after(&self, op: Op, key_prefix: &str, times: u32) {
-        self.faults.lock().unwrap().push(Fault { op, key_prefix: key_prefix.into(), times, after: true });
+        self.faults.lock().unwrap().push(Fault { op, key_prefix: key_prefix.into(), times, after: true, skip: 0 });
     }
     pub fn clear_faults(&self) {
         self.faults.lock().unwrap().clear();
@@ -80,6 +86,10 @@ impl Instruments {
         self.add(op, 1);
         let mut faults = self.faults.lock().unwrap();
         if let Some(f) = faults.iter_mut().find(|f| f.op == op && f.times > 0 && key.starts_with(&f.key_prefix)) {
+            if f.skip > 0 {
+                f.skip -= 1;
+                return Ok(false);
+            }
             f.times -= 1;
             if f.after {
                 return Ok(true);

@@ -1,10 +1,14 @@
 //! Driving an execution from a run message: the durable part of the workflow runtime.
 //!
 //! Protocol (at-least-once messages, exactly-once starts, no completed step re-run):
-//! 1. `Start` claims its run key and creates the execution in one transaction. A second
-//!    message for the same run (the producer sent it twice) finds the claim held by another
-//!    execution id and is dropped; a redelivery of the same message finds its own claim and
-//!    carries on with the existing execution.
+//! 1. `Start` claims its run key (a conditional write naming its execution id), then creates
+//!    the execution (a second conditional write): two plain writes, 4 write units for a 2 KB
+//!    input, where one transaction of both cost 8. A second message for the same run (the
+//!    producer sent it twice) finds the claim held by another execution id and is dropped. A
+//!    redelivery of the same message finds its own claim and creates the execution, or, if an
+//!    earlier attempt did, carries on with it. A start that dies between the two writes leaves
+//!    a claim without its execution; only its own message can complete it, and will (it is
+//!    redelivered until done).
 //! 2. Every step attempt is checkpointed; a step with a final checkpoint never runs again.
 //! 3. To wait (retry backoff, delay step, out of time), the driver first enqueues a `Resume`
 //!    carrying a fresh token, then saves the execution with that token as `wake_token`. Only a
@@ -18,8 +22,8 @@
 //! 5. A run of a tenant that is not active (suspended since it was queued) is cancelled before
 //!    any step, with the reason in its error.
 //!
-//! Writes on the happy path: one transaction to start, one checkpoint per step, one final
-//! write.
+//! Writes on the happy path: two to start (claim, execution), one checkpoint per step, one
+//! final write.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -37,7 +41,7 @@ use crate::domain::execution::{
 use crate::domain::flow::{FlowDefinition, StepDef};
 use crate::domain::ids::StepId;
 use crate::domain::tenancy::TenantStatus;
-use crate::ports::{Condition, Item, MetricRecord, MetricUnit, PlatformEvent, PortError, WriteOp};
+use crate::ports::{Condition, Item, MetricRecord, MetricUnit, PlatformEvent, PortError};
 use crate::store::executions::{StoredExecution, get_execution, load_records, write_step_record};
 use crate::store::flows::{definition_of, get_flow_version};
 use crate::store::schedules::Timer;
@@ -160,31 +164,31 @@ async fn take(engine: &Engine, message: RunMessage) -> Result<Option<(StoredExec
                 cancel_requested: false,
                 wake_token: None,
             };
+            // 1. The claim: the first execution id to write it owns the run.
             let claim = Item::new(keys::run_claim(&space, &tenant, &run_key), json!({"execution_id": execution_id}))
                 .expiring_at(now / 1000 + CLAIM_TTL_SECS);
-            let created = db
-                .store
-                .transact(vec![
-                    WriteOp::Put { item: claim, condition: Condition::IfAbsent },
-                    WriteOp::Put { item: item(&execution, 1), condition: Condition::IfAbsent },
-                ])
-                .await;
-            match created {
-                Ok(()) => Ok(Some((StoredExecution { execution, version: 1 }, true))),
-                Err(PortError::TransactionCancelled { .. }) => {
+            match db.store.put(claim, Condition::IfAbsent).await {
+                Ok(()) => {}
+                Err(PortError::ConditionFailed) => {
                     let holder = db.store.get(&keys::run_claim(&space, &tenant, &run_key)).await?;
                     let held_by = holder.as_ref().and_then(|c| c.data.get("execution_id")).and_then(Value::as_str);
                     if held_by.is_some_and(|h| h != execution_id.as_str()) {
                         tracing::info!(run_key, held_by, "duplicate run dropped: another execution already started it");
                         return Ok(None);
                     }
-                    // Our own claim: a redelivery. Carry on unless a resume chain owns it now.
-                    match get_execution(db, &space, &tenant, &execution_id).await? {
-                        Some(stored) if stored.execution.wake_token.is_none() => Ok(Some((stored, false))),
-                        Some(_) => Ok(None),
-                        None => Err(PortError::Unavailable("run claimed but execution not yet visible".into()).into()),
-                    }
+                    // Our own claim: a redelivery of this message, which got at least this far.
                 }
+                Err(e) => return Err(e.into()),
+            }
+            // 2. The execution, created once: a redelivery that finds it carries on with it
+            // unless a resume chain owns it now.
+            match db.store.put(item(&execution, 1), Condition::IfAbsent).await {
+                Ok(()) => Ok(Some((StoredExecution { execution, version: 1 }, true))),
+                Err(PortError::ConditionFailed) => match get_execution(db, &space, &tenant, &execution_id).await? {
+                    Some(stored) if stored.execution.wake_token.is_none() => Ok(Some((stored, false))),
+                    Some(_) => Ok(None),
+                    None => Err(PortError::Unavailable("execution exists but is not yet visible".into()).into()),
+                },
                 Err(e) => Err(e.into()),
             }
         }
