@@ -28,8 +28,8 @@ pub struct Session {
     /// A random id: signing out records it as ended (`store::sessions`).
     pub sid: String,
     pub sub: SessionSubject,
-    /// The space acted on (`None`: the platform admin has not chosen one, or a member of
-    /// several spaces).
+    /// The space acted on (`None`: a member of several spaces who has not chosen one; the admin
+    /// key names one to sign in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub space: Option<SpaceId>,
     /// Expiry, epoch seconds.
