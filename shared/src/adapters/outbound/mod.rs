@@ -5,7 +5,7 @@ pub mod ssrf;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,6 +21,7 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
 pub const MAX_REDIRECTS: usize = 5;
 
 /// Resolves names with the system resolver and refuses any name with a forbidden address.
+#[derive(Clone)]
 struct GuardedResolver {
     policy: Arc<AddressPolicy>,
     /// Names answered from this table instead of DNS (tests; empty in production).
@@ -63,7 +64,11 @@ impl std::error::Error for Refused {}
 
 /// `Http` over reqwest with the SSRF guard.
 pub struct OutboundClient {
-    client: reqwest::Client,
+    /// Built on the first call out: building it loads the system's TLS roots (a directory of
+    /// certificate files), a large part of a cold start, and many functions' first requests
+    /// (every receiver's) never call out.
+    client: OnceLock<Result<reqwest::Client, String>>,
+    resolver: GuardedResolver,
     policy: Arc<AddressPolicy>,
     max_response_bytes: usize,
 }
@@ -82,17 +87,24 @@ impl OutboundClient {
     pub fn with_hosts(policy: AddressPolicy, hosts: HashMap<String, Vec<IpAddr>>) -> Result<Self, String> {
         let policy = Arc::new(policy);
         let resolver = GuardedResolver { policy: policy.clone(), hosts: Arc::new(hosts) };
-        let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(resolver))
-            .redirect(reqwest::redirect::Policy::none())
-            // A proxy would connect on our behalf to wherever it is told: bypassing the guard.
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(50))
-            .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
-        Ok(OutboundClient { client, policy, max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES })
+        Ok(OutboundClient { client: OnceLock::new(), resolver, policy, max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES })
+    }
+
+    /// The reqwest client, built on first use (see the field).
+    fn client(&self) -> Result<&reqwest::Client, OutboundError> {
+        let built = self.client.get_or_init(|| {
+            reqwest::Client::builder()
+                .dns_resolver(Arc::new(self.resolver.clone()))
+                .redirect(reqwest::redirect::Policy::none())
+                // A proxy would connect on our behalf to wherever it is told: bypassing the guard.
+                .no_proxy()
+                .connect_timeout(Duration::from_secs(5))
+                .pool_idle_timeout(Duration::from_secs(50))
+                .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| format!("HTTP client: {e}"))
+        });
+        built.as_ref().map_err(|e| OutboundError::Connect(e.clone()))
     }
 
     pub fn with_max_response_bytes(mut self, max: usize) -> Self {
@@ -136,7 +148,7 @@ impl OutboundClient {
         body: Option<&Bytes>,
         strip_auth: bool,
     ) -> Result<reqwest::Response, OutboundError> {
-        let mut builder = self.client.request(method.clone(), url.clone()).timeout(request.timeout);
+        let mut builder = self.client()?.request(method.clone(), url.clone()).timeout(request.timeout);
         for (name, value) in &request.headers {
             // After a redirect to another origin only content negotiation headers go on:
             // credentials travel in many custom headers (X-Api-Key, X-Shopify-Access-Token…),
