@@ -149,6 +149,10 @@ async fn faults_lose_nothing(kind: Kind) {
         let sends = instruments.count(Op::Send) - u64::from(op == Op::Send && !lost_reply);
         assert_eq!(sends, enqueued, "{step}: messages enqueued");
         assert_eq!(p.engine.queue.depth(QueueId::Runs).await.unwrap(), 0, "{step}: nothing left behind");
+        // The event log holds the delivery once, a lost reply included; only a failed log write
+        // leaves it out (docs: `store::events::record`).
+        let (log, _) = switchyard::store::events::list(p.db(), &t.space, &t.tenant, 10, None).await.unwrap();
+        assert_eq!(log.len(), usize::from(prefix != "EV#"), "{step}: log entries {log:?}");
     }
 }
 

@@ -19,14 +19,21 @@ async fn wanted(engine: &Engine, space: &SpaceId, tenant: Option<&TenantId>) -> 
             Some(resolved) if &resolved.space.id == space => {
                 config::cascade(&[platform, &resolved.space.config, &resolved.tenant.config])
             }
-            _ => return Ok(PlatformEvents::None),
+            // A tenant deleted meanwhile: its space decides.
+            _ => space_level(engine, space).await?,
         },
-        None => match tenants::get_space(db, space).await? {
-            Some(found) => config::cascade(&[platform, &found.config]),
-            None => return Ok(PlatformEvents::None),
-        },
+        None => space_level(engine, space).await?,
     };
     Ok(config::platform_events(&effective))
+}
+
+/// The platform and space levels (the platform's alone when the space is gone).
+async fn space_level(engine: &Engine, space: &SpaceId) -> Result<serde_json::Value, store::Error> {
+    let platform = &engine.db.deployment.platform_config;
+    Ok(match tenants::get_space(&engine.db, space).await? {
+        Some(found) => config::cascade(&[platform, &found.config]),
+        None => config::cascade(&[platform]),
+    })
 }
 
 /// Publish the events of `space` (and `tenant`) that its configuration asks for; none is one

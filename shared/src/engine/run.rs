@@ -1,14 +1,14 @@
 //! Driving an execution from a run message: the durable part of the workflow runtime.
 //!
 //! Protocol (at-least-once messages, exactly-once starts, no completed step re-run):
-//! 1. `Start` claims its run key (a conditional write naming its execution id), then creates
-//!    the execution (a second conditional write): two plain writes, 4 write units for a 2 KB
-//!    input, where one transaction of both cost 8. A second message for the same run (the
-//!    producer sent it twice) finds the claim held by another execution id and is dropped. A
-//!    redelivery of the same message finds its own claim and creates the execution, or, if an
-//!    earlier attempt did, carries on with it. A start that dies between the two writes leaves
-//!    a claim without its execution; only its own message can complete it, and will (it is
-//!    redelivered until done).
+//! 1. `Start` claims its run key (a conditional put naming its execution id), then creates the
+//!    execution (a second conditional put), outside a transaction: 4 write units for a 2 KB
+//!    input, where one transaction of both cost 8. A redelivery of the same message finds its
+//!    own claim and creates the execution, or, if an earlier attempt did, carries on with it. A
+//!    second message for the same run (the producer sent it twice) finds the claim held by
+//!    another execution id: dropped once that execution exists; until then it fails and is
+//!    retried, so that if the holder's message never creates it (it ends in the DLQ), the run is
+//!    in the DLQ twice rather than lost, and never runs twice.
 //! 2. Every step attempt is checkpointed; a step with a final checkpoint never runs again.
 //! 3. To wait (retry backoff, delay step, out of time), the driver first enqueues a `Resume`
 //!    carrying a fresh token, then saves the execution with that token as `wake_token`. Only a
@@ -172,11 +172,32 @@ async fn take(engine: &Engine, message: RunMessage) -> Result<Option<(StoredExec
                 Err(PortError::ConditionFailed) => {
                     let holder = db.store.get(&keys::run_claim(&space, &tenant, &run_key)).await?;
                     let held_by = holder.as_ref().and_then(|c| c.data.get("execution_id")).and_then(Value::as_str);
-                    if held_by.is_some_and(|h| h != execution_id.as_str()) {
-                        tracing::info!(run_key, held_by, "duplicate run dropped: another execution already started it");
-                        return Ok(None);
+                    match held_by {
+                        // Gone since the write was refused (expired, tenant deleted): try again.
+                        None => return Err(PortError::Unavailable("run claim changed; retrying".into()).into()),
+                        Some(holder) if holder != execution_id.as_str() => {
+                            let holder_id = crate::domain::ids::ExecutionId::parse(holder)
+                                .map_err(|e| store::Error::invalid("bad_claim", e.to_string()))?;
+                            if get_execution(db, &space, &tenant, &holder_id).await?.is_some() {
+                                tracing::info!(
+                                    run_key,
+                                    held_by = holder,
+                                    "duplicate run dropped: another execution started it"
+                                );
+                                return Ok(None);
+                            }
+                            // The holder claimed the run but has not created its execution: it is
+                            // in flight, or its message is failing. Stay in the queue (retried,
+                            // then in the DLQ with it) rather than drop the run's last copy; never
+                            // start a second execution, which could run beside the holder's.
+                            return Err(PortError::Unavailable(format!(
+                                "run {run_key} is claimed by {holder}, whose execution does not exist yet"
+                            ))
+                            .into());
+                        }
+                        // Our own claim: a redelivery of this message, which got at least this far.
+                        Some(_) => {}
                     }
-                    // Our own claim: a redelivery of this message, which got at least this far.
                 }
                 Err(e) => return Err(e.into()),
             }

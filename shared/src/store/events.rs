@@ -1,7 +1,7 @@
 //! Received webhook deliveries: the dedup record of each (by connector and delivery id, kept
 //! for the dedup window) and the tenant's log of received events (metadata only, never the
-//! payload, kept for `EVENT_LOG_TTL_SECS`). Both are written in one conditional write, after
-//! the runs are queued (the receiver's ordering: `usecases::webhooks`).
+//! payload, kept for `EVENT_LOG_TTL_SECS`). The record is a conditional write and the log entry
+//! a plain one, both after the runs are queued (the receiver's ordering: `usecases::webhooks`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -62,13 +62,26 @@ pub async fn record(
     dedup_ttl_secs: i64,
 ) -> Result<Recorded, PortError> {
     let now_secs = db.clock.now_secs();
-    let dedup = Item::new(delivery, json!({"event": event.id, "received_at": event.received_at}))
+    let dedup = Item::new(delivery.clone(), json!({"event": event.id, "received_at": event.received_at}))
         .expiring_at(now_secs + dedup_ttl_secs);
     match db.store.put(dedup, Condition::IfAbsent).await {
         Ok(()) => {}
-        // A concurrent delivery of the same event recorded it (and its log entry) first.
-        Err(PortError::ConditionFailed) => return Ok(Recorded::AlreadyThere),
-        Err(e) => return Err(e),
+        // Refused, or failed: it may be this very write, committed before its reply was lost
+        // (and retried by the SDK). The record names the attempt that wrote it.
+        Err(e) => {
+            let ours = match db.store.get(&delivery).await {
+                Ok(found) => {
+                    found.is_some_and(|r| r.data.get("event").and_then(serde_json::Value::as_str) == Some(&event.id))
+                }
+                Err(_) => false,
+            };
+            match (ours, e) {
+                (true, _) => {}
+                // A concurrent delivery of the same event recorded it (and its log entry) first.
+                (false, PortError::ConditionFailed) => return Ok(Recorded::AlreadyThere),
+                (false, e) => return Err(e),
+            }
+        }
     }
     let entry = Item::new(keys::received_event(space, tenant, &event.id), to_value(event))
         .expiring_at(now_secs + EVENT_LOG_TTL_SECS);
