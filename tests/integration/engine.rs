@@ -421,6 +421,12 @@ async fn crash_and_redelivery(kind: Kind) {
     assert_eq!(instruments.count(Op::Receive) >= 2, true, "the message was delivered again");
 }
 
+/// Every execution item of the tenant, as stored.
+async fn all_executions(p: &Platform, t: &ResolvedTenant) -> Vec<switchyard::ports::Item> {
+    let prefix = Query::prefix(keys::tenant_pk(&t.space.id, &t.tenant.id), keys::EXECUTION_PREFIX);
+    query_all(p.db().store.as_ref(), prefix, 100).await.unwrap()
+}
+
 /// The start's two writes, the claim and the execution, split by failures: a claim whose
 /// execution write failed, a second message for the same run arriving meanwhile, a claim
 /// whose reply was lost. Each time exactly one execution, its steps run once.
@@ -445,13 +451,7 @@ async fn start_split_by_failures(kind: Kind) {
     }
     instruments.fail(Op::Put, "EX#", 1);
     drain(&p).await;
-    let all = query_all(
-        p.db().store.as_ref(),
-        Query::prefix(keys::tenant_pk(&t.space.id, &t.tenant.id), keys::EXECUTION_PREFIX),
-        100,
-    )
-    .await
-    .unwrap();
+    let all = all_executions(&p, &t).await;
     assert_eq!(all.len(), 1, "one execution for the run: {all:?}");
     assert_eq!(all[0].data["status"], "succeeded", "{all:?}");
     assert_eq!(calls.calls.load(Ordering::SeqCst), 1, "its step ran once");
@@ -459,13 +459,7 @@ async fn start_split_by_failures(kind: Kind) {
     runs::start_run(&p.engine, &t, &f, TriggerInfo::manual(), json!({}), Some("other-run")).await.unwrap();
     instruments.fail_after(Op::Put, "RUN#", 1);
     drain(&p).await;
-    let all = query_all(
-        p.db().store.as_ref(),
-        Query::prefix(keys::tenant_pk(&t.space.id, &t.tenant.id), keys::EXECUTION_PREFIX),
-        100,
-    )
-    .await
-    .unwrap();
+    let all = all_executions(&p, &t).await;
     assert_eq!(all.len(), 2, "{all:?}");
     assert!(all.iter().all(|e| e.data["status"] == "succeeded"), "{all:?}");
     assert_eq!(calls.calls.load(Ordering::SeqCst), 2);

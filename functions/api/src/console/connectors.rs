@@ -23,6 +23,18 @@ pub async fn catalog(c: &Ctx<'_>) -> PageResult {
     };
     let connection =
         |id: &str| enabled["items"].as_array().and_then(|all| all.iter().find(|k| text(k, "connector") == id));
+    // Every connector's settings of the tenant in one call, for the editors below.
+    let configured = match enabled.is_null() {
+        true => Value::Null,
+        false => c.get(&["tenants", &tenant, "connectors"], &[]).await?,
+    };
+    let settings_of = |id: &str| {
+        configured["items"]
+            .as_array()
+            .and_then(|all| all.iter().find(|k| text(k, "connector") == id))
+            .map(|k| k["settings"].clone())
+            .unwrap_or(Value::Null)
+    };
     let mut oauth_apps = Vec::new();
     for entry in &entries {
         if text(entry, "auth") == "oauth2" {
@@ -47,7 +59,7 @@ pub async fn catalog(c: &Ctx<'_>) -> PageResult {
                     @let id = text(k, "connector");
                     details {
                         summary { (id) " " (status(text(k, "health"))) }
-                        (settings_form(c, &tenant, id).await)
+                        (settings_form(c, &tenant, id, &settings_of(id)))
                     }
                 }
             }
@@ -104,17 +116,34 @@ pub async fn catalog(c: &Ctx<'_>) -> PageResult {
 }
 
 /// A connector's settings for a tenant as a JSON editor (shown with `connections.update`).
-async fn settings_form(c: &Ctx<'_>, tenant: &str, connector: &str) -> maud::Markup {
-    let current = c.api(Method::GET, &["tenants", tenant, "connectors", connector], &[], None).await;
-    let settings = if current.ok() { current.body["settings"].clone() } else { json!({}) };
+fn settings_form(c: &Ctx<'_>, tenant: &str, connector: &str, settings: &Value) -> maud::Markup {
     view::json_editor(
         c,
         Permission::ConnectionsUpdate,
         &format!("{BASE}/tenants/{}/connectors/{}/settings", seg(tenant), seg(connector)),
         &format!("settings-{connector}"),
         "Settings (JSON, as the connector declares them)",
-        &settings,
+        settings,
     )
+}
+
+/// Write a tenant's connector with `enabled` or `settings` changed and the other kept (the API
+/// replaces both at once).
+async fn put_connector(
+    c: &Ctx<'_>,
+    tenant: &str,
+    connector: &str,
+    enabled: Option<bool>,
+    settings: Option<Value>,
+) -> PageResult {
+    let path = ["tenants", tenant, "connectors", connector];
+    let current = c.api(Method::GET, &path, &[], None).await;
+    let current = if current.ok() { current.body } else { Value::Null };
+    let enabled = enabled.unwrap_or_else(|| current["enabled"].as_bool().unwrap_or(true));
+    let settings =
+        settings.unwrap_or_else(|| Some(current["settings"].clone()).filter(Value::is_object).unwrap_or(json!({})));
+    c.api(Method::PUT, &path, &[], Some(&json!({"enabled": enabled, "settings": settings}))).await.into_ok()?;
+    Ok(view::redirect(&format!("{BASE}/connectors?tenant={}", seg(tenant))))
 }
 
 /// `POST /console/tenants/{t}/connectors/{k}/settings`: the settings in `json`; enablement kept.
@@ -123,17 +152,7 @@ pub async fn set_settings(c: &Ctx<'_>, tenant: &str, connector: &str) -> PageRes
     if !settings.is_object() {
         return Err(super::Failure::Request(400, "The settings are a JSON object.".into()));
     }
-    let current = c.api(Method::GET, &["tenants", tenant, "connectors", connector], &[], None).await.into_ok()?;
-    let enabled = current["enabled"].as_bool().unwrap_or(true);
-    c.api(
-        Method::PUT,
-        &["tenants", tenant, "connectors", connector],
-        &[],
-        Some(&json!({"enabled": enabled, "settings": settings})),
-    )
-    .await
-    .into_ok()?;
-    Ok(view::redirect(&format!("{BASE}/connectors?tenant={}", seg(tenant))))
+    put_connector(c, tenant, connector, None, Some(settings)).await
 }
 
 /// `POST /console/connectors/oauth-app`: `connector`, `client_id`, `client_secret`.
@@ -162,16 +181,5 @@ pub async fn set_oauth_app(c: &Ctx<'_>) -> PageResult {
 /// `POST /console/tenants/{t}/connectors/{k}` with `enabled`: its other settings are kept.
 pub async fn set_enabled(c: &Ctx<'_>, tenant: &str, connector: &str) -> PageResult {
     let enabled = c.form().get("enabled").map(String::as_str) == Some("true");
-    let current = c.api(Method::GET, &["tenants", tenant, "connectors", connector], &[], None).await;
-    let settings = if current.ok() { current.body["settings"].clone() } else { json!({}) };
-    let settings = if settings.is_object() { settings } else { json!({}) };
-    c.api(
-        Method::PUT,
-        &["tenants", tenant, "connectors", connector],
-        &[],
-        Some(&json!({"enabled": enabled, "settings": settings})),
-    )
-    .await
-    .into_ok()?;
-    Ok(view::redirect(&format!("{BASE}/connectors?tenant={}", seg(tenant))))
+    put_connector(c, tenant, connector, Some(enabled), None).await
 }

@@ -39,6 +39,15 @@ fn instant(value: &str) -> String {
     }
 }
 
+/// The tenant a per-tenant page shows: the `tenant` parameter, else the first of `known`.
+pub fn chosen_tenant(q: &HashMap<String, String>, known: &[Value]) -> String {
+    q.get("tenant")
+        .filter(|t| !t.is_empty())
+        .cloned()
+        .or_else(|| known.first().map(|t| text(t, "id").to_string()))
+        .unwrap_or_default()
+}
+
 fn tenant_select(tenants: &[Value], chosen: &str, all_label: Option<&str>) -> Markup {
     html! {
         select #tenant name="tenant" {
@@ -313,12 +322,7 @@ pub async fn rerun(c: &Ctx<'_>, tenant: &str, id: &str) -> PageResult {
 pub async fn events(c: &Ctx<'_>) -> PageResult {
     let q = c.query();
     let known = tenants(c, 200).await?;
-    let tenant = q
-        .get("tenant")
-        .filter(|t| !t.is_empty())
-        .cloned()
-        .or_else(|| known.first().map(|t| text(t, "id").to_string()))
-        .unwrap_or_default();
+    let tenant = chosen_tenant(&q, &known);
     let cursor = q.get("cursor").cloned().unwrap_or_default();
     let body = if tenant.is_empty() {
         html! { p.empty { "No tenants yet: create one on the " a href={(BASE) "/tenants"} { "Tenants" } " page." } }

@@ -124,17 +124,6 @@ pub async fn start(p: &Platform, req: &Request) -> Response {
     response
 }
 
-fn cookie<'r>(req: &'r Request) -> Option<&'r str> {
-    req.headers()
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == COOKIE)
-        .map(|(_, v)| v)
-}
-
 /// The claims of a JWT whose signature was verified already (for its `nonce`).
 fn claims_of(jwt: &str) -> Option<Value> {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jwt.split('.').nth(1)?).ok()?).ok()
@@ -154,7 +143,10 @@ pub async fn callback(p: &Platform, req: &Request) -> Response {
     let expired =
         || session::login_form(p, req, Some((400, "That sign-in attempt expired or was not started here: try again.")));
     let Ok(key) = SigningKey::of(p.admin_key.as_ref(), PURPOSE).await else { return expired() };
-    let Some(pending) = cookie(req).and_then(|c| signed::open::<Pending>(key.as_bytes(), c)) else { return expired() };
+    let Some(pending) = session::cookie_value(req, COOKIE).and_then(|c| signed::open::<Pending>(key.as_bytes(), c))
+    else {
+        return expired();
+    };
     let state_ok = q.get("state").is_some_and(|s| signed::same(s, &pending.state));
     if !state_ok || pending.exp <= p.now_ms() / 1000 {
         return expired();

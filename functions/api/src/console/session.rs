@@ -62,7 +62,8 @@ async fn key(p: &Platform) -> Option<SigningKey> {
     SigningKey::of(p.admin_key.as_ref(), PURPOSE).await.ok()
 }
 
-fn cookie_value<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+/// The value of cookie `name` in the request.
+pub fn cookie_value<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
     req.headers()
         .get_all(http::header::COOKIE)
         .iter()

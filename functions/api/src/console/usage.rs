@@ -5,7 +5,7 @@ use maud::html;
 use serde_json::Value;
 use switchyard::domain::access::Permission;
 
-use super::executions::tenants;
+use super::executions::{chosen_tenant, tenants};
 use super::tenants::usage_bar;
 use super::view::{self, Nav, text};
 use super::{BASE, Ctx, PageResult, graph};
@@ -21,12 +21,7 @@ const RANGES: [(&str, &str, i64, &str); 3] = [
 pub async fn page(c: &Ctx<'_>) -> PageResult {
     let q = c.query();
     let known = tenants(c, 200).await?;
-    let tenant = q
-        .get("tenant")
-        .filter(|t| !t.is_empty())
-        .cloned()
-        .or_else(|| known.first().map(|t| text(t, "id").to_string()))
-        .unwrap_or_default();
+    let tenant = chosen_tenant(&q, &known);
     let range = RANGES.iter().find(|r| Some(r.0) == q.get("range").map(String::as_str)).unwrap_or(&RANGES[0]);
     let flow = q.get("flow").cloned().unwrap_or_default();
     if tenant.is_empty() {
